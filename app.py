@@ -1,0 +1,34 @@
+"""Composition root: `python app.py` serves the studio UI; `python app.py train|validate|chat` runs headless."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str]) -> int:
+    from engine import cli
+
+    if argv and argv[0] in cli.COMMANDS:
+        return cli.main(argv)
+    parser = argparse.ArgumentParser(prog="python app.py", description="Local fine-tuning studio (web UI). "
+                                     f"Headless commands: {', '.join(cli.COMMANDS)}.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default: this computer only)")
+    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--lang", choices=("zh", "en"), default=cli.default_lang())
+    parser.add_argument("--auth", metavar="USER:PASS", help="require a login (always use this with --host 0.0.0.0)")
+    parser.add_argument("--runs-dir", default="runs")
+    args = parser.parse_args(argv)
+    auth = tuple(args.auth.split(":", 1)) if args.auth else None
+    if args.auth and ":" not in args.auth:
+        parser.error("--auth needs the form USER:PASS")
+
+    from engine.studio import Studio
+    from ui import build_app
+
+    app = build_app(Studio(args.runs_dir), lang=args.lang)
+    app.queue(default_concurrency_limit=1).launch(server_name=args.host, server_port=args.port, auth=auth)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

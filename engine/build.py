@@ -1,0 +1,98 @@
+"""Pure factories from TrainConfig to TRL/PEFT/transformers config objects (no model is loaded)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from engine.config import TrainConfig
+
+
+def resolve_dtype(config: TrainConfig, cuda: bool, bf16_supported: bool) -> str:
+    """The weight dtype name: float32 on CPU, bfloat16 (or float16) on CUDA, unless set explicitly."""
+    if config.dtype != "auto":
+        return config.dtype
+    if not cuda:
+        return "float32"
+    return "bfloat16" if bf16_supported else "float16"
+
+
+def bnb_config(config: TrainConfig, compute_dtype: str):
+    """A BitsAndBytesConfig for 4-bit (NF4, double quant) or 8-bit loading, or None."""
+    if not (config.load_in_4bit or config.load_in_8bit):
+        return None
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    if config.load_in_8bit:
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type=config.bnb_4bit_quant_type,
+        bnb_4bit_use_double_quant=config.use_bnb_nested_quant,
+        bnb_4bit_compute_dtype=getattr(torch, compute_dtype),
+    )
+
+
+def model_kwargs(config: TrainConfig, cuda: bool, bf16_supported: bool) -> dict[str, Any]:
+    """Keyword arguments for `from_pretrained` of the base model."""
+    import torch
+
+    dtype = resolve_dtype(config, cuda, bf16_supported)
+    kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype)}
+    quant = bnb_config(config, dtype if dtype != "float32" else "float32")
+    if quant is not None:
+        kwargs["quantization_config"] = quant
+        if cuda:
+            kwargs["device_map"] = {"": 0}
+    return kwargs
+
+
+def lora_config(config: TrainConfig):
+    from peft import LoraConfig
+
+    modules = list(config.lora_target_modules)
+    return LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules="all-linear" if modules == ["all-linear"] else modules,
+        task_type="CAUSAL_LM",
+    )
+
+
+def sft_config(config: TrainConfig, output_dir: str | Path, cuda: bool, has_eval: bool):
+    """The SFTConfig for a run; checkpoints go to `output_dir`."""
+    from trl import SFTConfig
+
+    eval_strategy = config.eval_strategy if has_eval else "no"
+    return SFTConfig(
+        output_dir=str(output_dir),
+        learning_rate=config.learning_rate,
+        num_train_epochs=config.num_train_epochs,
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.per_device_train_batch_size,
+        per_device_eval_batch_size=config.per_device_train_batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        lr_scheduler_type=config.lr_scheduler_type,
+        warmup_steps=config.warmup_steps,
+        weight_decay=config.weight_decay,
+        optim=config.optim,
+        gradient_checkpointing=config.gradient_checkpointing,
+        bf16=config.bf16,
+        fp16=config.fp16,
+        seed=config.seed,
+        logging_steps=config.logging_steps,
+        logging_first_step=True,
+        eval_strategy=eval_strategy,
+        eval_steps=config.eval_steps if eval_strategy == "steps" else None,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=config.save_total_limit,
+        max_length=config.max_length,
+        packing=False,
+        include_num_input_tokens_seen="non_padding",
+        report_to="none",
+        use_cpu=not cuda,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )

@@ -1,0 +1,58 @@
+"""A TrainerCallback that turns trainer logs into events and a stop request into a clean stop."""
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+from transformers import TrainerCallback
+
+from engine.device import memory_in_use_mb
+from engine.events import EventLog, RunState
+
+METRICS = ("loss", "eval_loss", "learning_rate", "grad_norm", "mean_token_accuracy", "entropy")
+
+
+class EventCallback(TrainerCallback):
+    """Emits TRAINING status, one `log` event per trainer log, and honours `stop_requested`."""
+
+    def __init__(self, log: EventLog, stop_requested: threading.Event) -> None:
+        self.log = log
+        self.stop_requested = stop_requested
+        self._last_tokens = 0
+        self._last_time = time.monotonic()
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._last_time = time.monotonic()
+        self._last_tokens = state.num_input_tokens_seen or 0
+        self.log.append("status", state=RunState.TRAINING.value, max_steps=state.max_steps)
+        self._check_stop(control)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self._check_stop(control)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = logs or {}
+        if not any(key in logs for key in METRICS):
+            return  # the end-of-training summary repeats what was already reported
+        data = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4),
+                "max_steps": state.max_steps}
+        for key in METRICS:
+            value = logs.get(key)
+            if isinstance(value, (int, float)):
+                data[key] = float(value) if math.isfinite(value) else None
+        if "loss" in logs:
+            now, tokens = time.monotonic(), state.num_input_tokens_seen or 0
+            if now > self._last_time and tokens > self._last_tokens:
+                data["tokens_per_second"] = (tokens - self._last_tokens) / (now - self._last_time)
+            self._last_time, self._last_tokens = now, tokens
+            data["tokens_seen"] = tokens
+        elif "eval_loss" in logs:
+            self._last_time = time.monotonic()  # evaluation time is not training throughput
+        data["memory_mb"] = round(memory_in_use_mb(), 1)
+        self.log.append("log", **data)
+
+    def _check_stop(self, control) -> None:
+        if self.stop_requested.is_set():
+            control.should_training_stop = True
+            control.should_save = True

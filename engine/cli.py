@@ -1,0 +1,181 @@
+"""The headless command line: `train`, `validate` and `chat`, driving the same engine as the UI.
+
+Exit codes: 0 success; 1 failure (bad data, bad settings, failed run; one sentence and a hint);
+2 bad command-line usage; 130 a training run stopped with Ctrl-C (adapter saved).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from engine.config import TrainConfig, parse_assignments
+from engine.errors import EngineError
+from engine.events import Event, RunState
+from engine.messages import render, render_error
+
+COMMANDS = ("train", "validate", "chat")
+EXIT_OK, EXIT_FAILED, EXIT_STOPPED = 0, 1, 130
+
+
+def default_lang() -> str:
+    return "zh" if os.environ.get("LANG", "").lower().startswith("zh") else "en"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python app.py", description="Local fine-tuning studio")
+    sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--lang", choices=("zh", "en"), default=default_lang())
+    common.add_argument("--debug", action="store_true", help="show technical details on failure")
+
+    train = sub.add_parser("train", parents=[common], help="train an adapter without the browser")
+    train.add_argument("--dataset", help="dataset file (default: the config's, else the bundled sample)")
+    train.add_argument("--preset", help="a preset name from presets/")
+    train.add_argument("--config", help="a config.yaml (e.g. from an earlier run)")
+    train.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
+                       help="override one setting; repeatable")
+    train.add_argument("--run-dir", help="where to write the run (default: runs/<time>)")
+
+    validate = sub.add_parser("validate", parents=[common], help="check a dataset file")
+    validate.add_argument("path")
+    validate.add_argument("--json", action="store_true")
+
+    chat = sub.add_parser("chat", parents=[common], help="base vs adapter answers to one prompt")
+    chat.add_argument("--run", required=True, help="a run folder containing adapter/")
+    chat.add_argument("--prompt", required=True)
+    chat.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    _quiet_libraries(args.debug)
+    try:
+        return {"train": _train, "validate": _validate, "chat": _chat}[args.command](args)
+    except EngineError as error:
+        print(render_error(error, args.lang), file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _quiet_libraries(debug: bool) -> None:
+    if debug:
+        return
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+
+
+# ---- validate ---------------------------------------------------------------------------
+def _validate(args) -> int:
+    from engine.data import load_report
+
+    report = load_report(args.path)
+    if args.json:
+        print(json.dumps(report.to_dict(args.lang), ensure_ascii=False, indent=2))
+    else:
+        print(f"{args.path}: format={report.format or '?'} rows={len(report.rows)} "
+              f"usable={len(report.examples)} errors={len(report.errors)} warnings={len(report.warnings)}")
+        for issue in report.errors + report.warnings:
+            print(f"  [{issue.severity}] {issue.to_dict(args.lang)['message']}")
+    return EXIT_FAILED if report.errors else EXIT_OK
+
+
+# ---- train ------------------------------------------------------------------------------
+def resolve_train_config(args) -> TrainConfig:
+    """Defaults for this machine, then the preset, the config file, --dataset and --set, in that order."""
+    from engine.presets import apply_preset, default_config
+
+    config = default_config()
+    if args.preset:
+        config = apply_preset(args.preset, config)
+    if args.config:
+        config = TrainConfig.from_yaml(args.config, base=config)
+    if args.dataset:
+        config = config.replace(dataset_path=args.dataset)
+    return config.replace(**parse_assignments(args.assignments))
+
+
+def _train(args) -> int:
+    from engine.studio import Studio
+
+    config = resolve_train_config(args)
+    studio = Studio()
+    run_id = studio.start(config, run_dir=args.run_dir)
+    run_dir = studio.runner.run_dir(run_id)
+    print(f"run {run_id} -> {run_dir}", flush=True)
+    interrupted = []
+
+    def on_sigint(_signum, _frame):
+        if interrupted:
+            raise KeyboardInterrupt
+        interrupted.append(True)
+        studio.stop()
+        print("\n" + render("cli_stopping", lang=args.lang), flush=True)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        state = _follow(studio, run_id, args.lang)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if state is RunState.FAILED:
+        error = studio.snapshot(run_id).error or {}
+        print(render_error(EngineError(error.get("code", "train_failed"), error.get("params", {}),
+                                       error.get("hint")), args.lang), file=sys.stderr)
+        if args.debug and (run_dir / "train.log").is_file():
+            print((run_dir / "train.log").read_text(encoding="utf-8"), file=sys.stderr)
+        return EXIT_FAILED
+    print(render("cli_adapter_saved", {"path": str(Path(run_dir) / "adapter")}, args.lang))
+    return EXIT_STOPPED if state is RunState.STOPPED else EXIT_OK
+
+
+def _follow(studio, run_id: str, lang: str) -> RunState:
+    """Print the run's events as they arrive until it reaches a final state."""
+    cursor = 0
+    while True:
+        events, cursor = studio.events_since(run_id, cursor)
+        for event in events:
+            line = format_event(event, lang)
+            if line:
+                print(line, flush=True)
+        state = studio.snapshot(run_id).state
+        if not state.is_live and not studio.runner.is_live():
+            return state
+        time.sleep(0.5)
+
+
+def format_event(event: Event, lang: str) -> str | None:
+    """One terminal line for an event (None for events not worth a line)."""
+    data = event.data
+    if event.kind == "status":
+        return f"[{render('state_' + data['state'], lang=lang)}]"
+    if event.kind == "progress":
+        return f"... {render(data['message'], lang=lang)}"
+    if event.kind == "log":
+        parts = [f"step {data.get('step')}/{data.get('max_steps')}", f"epoch {data.get('epoch', 0):.2f}"]
+        for key, label, fmt in (("loss", "loss", ".4f"), ("eval_loss", "eval_loss", ".4f"),
+                                ("learning_rate", "lr", ".2e"), ("grad_norm", "grad_norm", ".3f"),
+                                ("tokens_per_second", "tok/s", ".0f")):
+            if data.get(key) is not None:
+                parts.append(f"{label} {data[key]:{fmt}}")
+        return "  ".join(parts)
+    return None
+
+
+# ---- chat -------------------------------------------------------------------------------
+def _chat(args) -> int:
+    from engine.inference import ChatModel
+
+    pair = ChatModel().compare(args.run, [{"role": "user", "content": args.prompt}])
+    if args.json:
+        print(json.dumps({"base": pair.base, "adapter": pair.adapter}, ensure_ascii=False))
+    else:
+        print(f"== {render('cli_base', lang=args.lang)} ==\n{pair.base}\n\n"
+              f"== {render('cli_adapter', lang=args.lang)} ==\n{pair.adapter}")
+    return EXIT_OK

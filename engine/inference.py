@@ -1,0 +1,105 @@
+"""Chat with one base model in memory and trained adapters attached to it, base vs adapter.
+
+Both sides use the tokenizer and chat template saved with the adapter (the ones used in training)
+and the same generation settings; the base answer comes from the same weights with the adapter
+disabled, so there is never a second copy of the model.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine import build, device, models
+from engine.config import TrainConfig
+from engine.errors import EngineError
+
+
+@dataclass(frozen=True)
+class GenParams:
+    """Generation settings shared by both sides; temperature 0 means greedy decoding."""
+
+    max_new_tokens: int = 160
+    temperature: float = 0.0
+    top_p: float = 1.0
+    repetition_penalty: float = 1.1
+    seed: int = 0
+    system_prompt: str = ""
+
+
+@dataclass(frozen=True)
+class AnswerPair:
+    base: str
+    adapter: str
+
+
+class ChatModel:
+    """Loads a base model once and attaches adapters by run folder."""
+
+    def __init__(self) -> None:
+        self._base_folder: Path | None = None
+        self._model = None
+        self._tokenizers: dict[str, object] = {}
+        self.loads = 0  # how many times a base model was loaded (tests assert one)
+
+    def compare(self, run_dir: str | Path, messages: list[dict], params: GenParams = GenParams()) -> AnswerPair:
+        """Base and adapter answers to the same conversation, from one model object."""
+        if not device.DEVICE_LOCK.acquire(blocking=False):
+            raise EngineError("busy_generating", hint="hint_wait_or_stop")
+        try:
+            name = self._attach(Path(run_dir))
+            tokenizer = self._tokenizers[name]
+            self._model.set_adapter(name)
+            with self._model.disable_adapter():
+                base = self._generate(tokenizer, messages, params)
+            adapter = self._generate(tokenizer, messages, params)
+            return AnswerPair(base=base, adapter=adapter)
+        finally:
+            device.DEVICE_LOCK.release()
+
+    def _attach(self, run_dir: Path) -> str:
+        adapter_dir = run_dir / "adapter"
+        if not (adapter_dir / "adapter_config.json").is_file() or not (run_dir / "config.yaml").is_file():
+            raise EngineError("run_not_found", {"path": str(run_dir)}, hint="hint_pick_run")
+        config = TrainConfig.from_yaml(run_dir / "config.yaml")
+        folder = models.resolve_model(config.model_name_or_path)
+        name = f"run_{run_dir.resolve().name}"
+        if self._model is None or folder != self._base_folder:
+            self._load_base(folder, config, adapter_dir, name)
+        elif name not in self._model.peft_config:
+            self._model.load_adapter(str(adapter_dir), adapter_name=name)
+        if name not in self._tokenizers:
+            self._tokenizers[name] = models.load_tokenizer(adapter_dir)
+        return name
+
+    def _load_base(self, folder: Path, config: TrainConfig, adapter_dir: Path, name: str) -> None:
+        from peft import PeftModel
+
+        self._model = None
+        device.release_memory()
+        cuda = device.cuda_available()
+        kwargs = build.model_kwargs(config, cuda, device.bf16_supported())
+        if cuda and "device_map" not in kwargs:
+            kwargs["device_map"] = {"": 0}
+        base = models.load_model(folder, kwargs)
+        self._model = PeftModel.from_pretrained(base, str(adapter_dir), adapter_name=name)
+        self._model.eval()
+        self._base_folder = folder
+        self._tokenizers.clear()
+        self.loads += 1
+
+    def _generate(self, tokenizer, messages: list[dict], params: GenParams) -> str:
+        import torch
+
+        if params.system_prompt.strip():
+            messages = [{"role": "system", "content": params.system_prompt}] + \
+                [m for m in messages if m["role"] != "system"]
+        inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                               return_dict=True).to(self._model.device)
+        sampling = params.temperature > 0
+        torch.manual_seed(params.seed)
+        with torch.no_grad():
+            output = self._model.generate(
+                **inputs, max_new_tokens=params.max_new_tokens, do_sample=sampling,
+                temperature=params.temperature if sampling else None, top_p=params.top_p if sampling else None,
+                top_k=None, repetition_penalty=params.repetition_penalty, pad_token_id=tokenizer.pad_token_id)
+        return tokenizer.decode(output[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()

