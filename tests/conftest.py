@@ -1,0 +1,72 @@
+"""Shared fixtures: small datasets made from the bundled sample, a fake training job, a served app."""
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.presets import SAMPLE_DATASET
+
+HELDOUT = SAMPLE_DATASET.with_name("customer_service_heldout.jsonl")
+EN_GREETING = "Thanks for reaching out to Orchard Lane!"
+
+
+def sample_rows(path: Path = SAMPLE_DATASET) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.fixture
+def english_dataset(tmp_path) -> Path:
+    """The English half of the bundled sample (short rows: cheap to train on a CPU)."""
+    path = tmp_path / "english.jsonl"
+    rows = [r for r in sample_rows() if r["output"].startswith(EN_GREETING)]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+class FakeJob:
+    """Stands in for SFTJob: logs a falling loss for a few steps, honours stop, writes an adapter."""
+
+    def __init__(self, config, examples, run_dir, log, stop_requested, steps: int = 5, delay: float = 0.05):
+        self.log, self.stop_requested, self.steps, self.delay = log, stop_requested, steps, delay
+
+    def train(self) -> None:
+        self.log.append("status", state="TRAINING", max_steps=self.steps)
+        for step in range(1, self.steps + 1):
+            if self.stop_requested.is_set():
+                return
+            time.sleep(self.delay)
+            self.log.append("log", step=step, epoch=step / self.steps, max_steps=self.steps, loss=3.0 / step)
+
+    def save(self, adapter_dir: Path) -> None:
+        adapter_dir.mkdir(parents=True, exist_ok=True)
+        (adapter_dir / "adapter_config.json").write_text("{}", encoding="utf-8")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def serve():
+    """Launch a studio's app on a free local port; yields a function returning (url, app)."""
+    apps = []
+
+    def launch(studio, lang: str = "en"):
+        from ui import build_app
+
+        app = build_app(studio, lang=lang)
+        port = free_port()
+        app.queue(default_concurrency_limit=1).launch(server_name="127.0.0.1", server_port=port,
+                                                      prevent_thread_lock=True, quiet=True)
+        apps.append(app)
+        return f"http://127.0.0.1:{port}/", app
+
+    yield launch
+    for app in apps:
+        app.close()

@@ -1,0 +1,133 @@
+"""build: TrainConfig -> SFTConfig / LoraConfig / BitsAndBytesConfig / from_pretrained kwargs."""
+from __future__ import annotations
+
+import pytest
+
+from engine import build
+from engine.config import TrainConfig
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("trl")
+pytest.importorskip("peft")
+
+
+def _value(x):
+    return getattr(x, "value", x)
+
+
+@pytest.fixture(scope="module")
+def default_args(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sft") / "checkpoints"
+    return build.sft_config(TrainConfig(), out, cuda=False, has_eval=False), out
+
+
+def test_sft_config_maps_the_fields(tmp_path):
+    config = TrainConfig(learning_rate=5e-5, num_train_epochs=2.0, per_device_train_batch_size=3,
+                         gradient_accumulation_steps=2, max_length=256, max_steps=11, seed=9,
+                         logging_steps=4, save_steps=7, save_total_limit=3, lr_scheduler_type="linear",
+                         weight_decay=0.01, optim="adafactor")
+    args = build.sft_config(config, tmp_path / "ck", cuda=False, has_eval=False)
+    assert args.output_dir == str(tmp_path / "ck")
+    assert args.learning_rate == 5e-5
+    assert args.num_train_epochs == 2.0
+    assert args.max_steps == 11
+    assert args.per_device_train_batch_size == 3
+    assert args.per_device_eval_batch_size == 3
+    assert args.gradient_accumulation_steps == 2
+    assert args.max_length == 256
+    assert args.seed == 9
+    assert args.logging_steps == 4
+    assert args.save_steps == 7 and args.save_total_limit == 3
+    assert _value(args.lr_scheduler_type) == "linear"
+    assert args.weight_decay == 0.01
+    assert _value(args.optim) == "adafactor"
+
+
+def test_sft_config_defaults(default_args):
+    args, out = default_args
+    assert args.gradient_checkpointing is False
+    assert args.packing is False
+    assert _value(args.eval_strategy) == "no"
+    assert args.use_cpu is True
+    assert args.bf16 is False and args.fp16 is False
+    assert args.report_to in ([], "none", ["none"])  # nothing is sent anywhere
+    assert args.include_num_input_tokens_seen not in (False, "no")  # the callback's tokens/s needs it
+    assert args.output_dir == str(out)
+
+
+def test_sft_config_eval_only_with_an_eval_set(tmp_path):
+    config = TrainConfig(eval_strategy="epoch")
+    assert _value(build.sft_config(config, tmp_path, cuda=False, has_eval=False).eval_strategy) == "no"
+    assert _value(build.sft_config(config, tmp_path, cuda=False, has_eval=True).eval_strategy) == "epoch"
+    steps = build.sft_config(TrainConfig(eval_strategy="steps", eval_steps=13), tmp_path, cuda=False, has_eval=True)
+    assert _value(steps.eval_strategy) == "steps" and steps.eval_steps == 13
+
+
+def test_sft_config_gradient_checkpointing_on(tmp_path):
+    args = build.sft_config(TrainConfig(gradient_checkpointing=True), tmp_path, cuda=False, has_eval=False)
+    assert args.gradient_checkpointing is True
+
+
+def test_lora_config_all_linear():
+    lora = build.lora_config(TrainConfig(lora_r=8, lora_alpha=16, lora_dropout=0.1))
+    assert lora.target_modules == "all-linear"
+    assert (lora.r, lora.lora_alpha, lora.lora_dropout) == (8, 16, 0.1)
+    assert _value(lora.task_type) == "CAUSAL_LM"
+
+
+def test_lora_config_module_list():
+    lora = build.lora_config(TrainConfig(lora_target_modules=("q_proj", "v_proj")))
+    assert set(lora.target_modules) == {"q_proj", "v_proj"}
+
+
+def test_no_bnb_config_without_quantization():
+    assert build.bnb_config(TrainConfig(), "float32") is None
+
+
+def test_bnb_config_4bit_nf4_double_quant():
+    quant = build.bnb_config(TrainConfig(load_in_4bit=True), "bfloat16")
+    assert quant.load_in_4bit is True and quant.load_in_8bit is False
+    assert quant.bnb_4bit_quant_type == "nf4"
+    assert quant.bnb_4bit_use_double_quant is True
+    assert quant.bnb_4bit_compute_dtype == torch.bfloat16
+
+
+def test_bnb_config_follows_the_fields():
+    quant = build.bnb_config(TrainConfig(load_in_4bit=True, bnb_4bit_quant_type="fp4",
+                                         use_bnb_nested_quant=False), "float16")
+    assert quant.bnb_4bit_quant_type == "fp4" and quant.bnb_4bit_use_double_quant is False
+    assert quant.bnb_4bit_compute_dtype == torch.float16
+
+
+def test_bnb_config_8bit():
+    quant = build.bnb_config(TrainConfig(load_in_8bit=True), "float16")
+    assert quant.load_in_8bit is True and quant.load_in_4bit is False
+
+
+@pytest.mark.parametrize("dtype,cuda,bf16,expected", [
+    ("auto", False, False, "float32"),
+    ("auto", False, True, "float32"),
+    ("auto", True, True, "bfloat16"),
+    ("auto", True, False, "float16"),
+    ("float16", False, False, "float16"),
+    ("bfloat16", True, False, "bfloat16"),
+])
+def test_resolve_dtype(dtype, cuda, bf16, expected):
+    assert build.resolve_dtype(TrainConfig(dtype=dtype), cuda, bf16) == expected
+
+
+def test_model_kwargs_cpu():
+    assert build.model_kwargs(TrainConfig(), cuda=False, bf16_supported=False) == {"dtype": torch.float32}
+
+
+def test_model_kwargs_cuda_with_4bit():
+    kwargs = build.model_kwargs(TrainConfig(load_in_4bit=True), cuda=True, bf16_supported=True)
+    assert kwargs["dtype"] == torch.bfloat16
+    assert kwargs["quantization_config"].load_in_4bit is True
+    assert kwargs["quantization_config"].bnb_4bit_compute_dtype == torch.bfloat16
+    assert kwargs["device_map"] == {"": 0}
+
+
+def test_model_kwargs_cuda_without_quantization_has_no_device_map():
+    kwargs = build.model_kwargs(TrainConfig(), cuda=True, bf16_supported=False)
+    assert kwargs == {"dtype": torch.float16}

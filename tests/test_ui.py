@@ -1,0 +1,108 @@
+"""The UI through gradio_client: dataset check, presets, start/poll/stop, language switch, chat."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from gradio_client import Client
+
+from engine.presets import SAMPLE_DATASET
+from engine.studio import Studio
+from tests.conftest import EN_GREETING, FakeJob
+
+
+def poll_until_final(client: Client, timeout: float) -> str:
+    deadline = time.time() + timeout
+    status = ""
+    while time.time() < deadline:
+        status, _plot, _timer = client.predict("en", api_name="/poll")
+        if any(word in status for word in ("**Done**", "**Stopped", "**Failed**")):
+            return status
+        time.sleep(0.5)
+    raise AssertionError(f"run did not finish in {timeout}s; last status: {status}")
+
+
+def plotted_steps(plot: dict) -> list[int]:
+    """The x values of the training-loss trace in a gr.Plot value."""
+    figure = json.loads(plot["plot"])
+    return list(figure["data"][0]["x"])
+
+
+def test_dataset_check_reports_problems_in_both_languages(serve, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"instruction": "Where is my order?", "output": ""}\n{"instruction": "Hi", "output": "Hello"}\n',
+                   encoding="utf-8")
+    url, _app = serve(Studio(tmp_path / "runs", job_factory=FakeJob))
+    client = Client(url, verbose=False)
+    summary, problems, _preview = client.predict("en", str(bad), api_name="/check_dataset")
+    assert "1 errors" in summary and "left out" in summary
+    assert problems["data"][0][1] == 1 and problems["data"][0][2] == "output"
+    summary_zh, problems_zh, _ = client.predict("zh", str(bad), api_name="/check_dataset")
+    assert "错误" in summary_zh and "第 1 行" in problems_zh["data"][0][3]
+
+
+def test_preset_fills_the_form(serve, tmp_path):
+    url, _app = serve(Studio(tmp_path / "runs", job_factory=FakeJob))
+    client = Client(url, verbose=False)
+    values = client.predict("en", "smoke-test", api_name="/apply_preset")
+    assert 2 in values and 128 in values  # max_steps and max_length of the smoke-test preset
+
+
+def test_start_poll_and_busy_with_fake_job(serve, tmp_path):
+    studio = Studio(tmp_path / "runs", job_factory=lambda *a: FakeJob(*a, steps=40, delay=0.1))
+    url, _app = serve(studio)
+    client = Client(url, verbose=False)
+    client.predict(dataset_path=str(SAMPLE_DATASET), api_name="/start_training")
+    with pytest.raises(Exception, match="already in progress"):
+        Client(url, verbose=False).predict(dataset_path=str(SAMPLE_DATASET), api_name="/start_training")
+    client.predict("en", api_name="/stop_training")
+    status = poll_until_final(client, timeout=30)
+    assert "Stopped" in status
+    # a reload (a new session) rebuilds the whole curve from cursor 0
+    status2, plot, _timer = Client(url, verbose=False).predict("en", api_name="/attach")
+    logged = [e.data["step"] for e in studio.events_since(None, 0)[0] if e.kind == "log"]
+    assert logged and plotted_steps(plot) == logged
+    assert studio.runner.current_run_id in status2
+
+
+def test_bad_settings_are_refused_with_the_field_named(serve, tmp_path):
+    url, _app = serve(Studio(tmp_path / "runs", job_factory=FakeJob))
+    client = Client(url, verbose=False)
+    with pytest.raises(Exception, match="learning_rate = 0.5 is outside"):
+        client.predict(dataset_path=str(SAMPLE_DATASET), learning_rate=0.5, api_name="/start_training")
+    with pytest.raises(Exception, match="不存在"):
+        client.predict(lang="zh", dataset_path=str(tmp_path / "missing.jsonl"), api_name="/start_training")
+
+
+def test_language_switch_relabels_every_registered_component(serve, tmp_path):
+    url, _app = serve(Studio(tmp_path / "runs", job_factory=FakeJob), lang="en")
+    client = Client(url, verbose=False)
+    chinese = client.predict("zh", api_name="/set_language")
+    english = client.predict("en", api_name="/set_language")
+    assert len(chinese) == len(english) > 40  # every tab's labels, help texts and buttons
+    same = set()
+    for zh, en in zip(chinese, english):
+        texts = {k: v for k, v in zh.items() if k != "__type__"}
+        assert texts and all(isinstance(v, str) and v for v in texts.values())
+        same |= {v for k, v in texts.items() if en[k] == v}
+    assert same <= {"LoRA", "LoRA alpha", "LoRA dropout"}  # technical terms kept as they are
+    assert any(u.get("label") == "数据集文件路径" for u in chinese)
+
+
+@pytest.mark.slow
+def test_real_short_run_and_both_answers(serve, tmp_path, english_dataset):
+    """Start a short real run through the UI's API, follow it to DONE, then ask base and adapter."""
+    studio = Studio(tmp_path / "runs")
+    url, _app = serve(studio)
+    client = Client(url, verbose=False)
+    client.predict(dataset_path=str(english_dataset), max_steps=2, per_device_train_batch_size=2, max_length=128,
+                   eval_split=0.0, eval_strategy="no", api_name="/start_training")
+    status = poll_until_final(client, timeout=600)
+    assert "Done" in status, status
+    run_id = studio.runner.current_run_id
+    client.predict(api_name="/list_runs")
+    base, adapter = client.predict("en", run_id, "Where is my parcel?", api_name="/ask")
+    assert base.strip() and adapter.strip()
+    assert studio.chat.loads == 1
+    assert EN_GREETING not in base

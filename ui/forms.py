@@ -1,0 +1,95 @@
+"""Form components generated from TrainConfig's field metadata (no hand-written field list).
+
+Booleans become checkboxes, fields with choices dropdowns, numbers sliders (learning rate a dropdown
+of common values that also accepts a typed one); simple fields are shown, the rest sit in
+"Advanced" grouped like the config.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import gradio as gr
+
+from engine.config import BUNDLED_MODEL_ID, FIELDS, GROUPS, TrainConfig, field_kind
+from ui.i18n import Texts, field_help, field_label
+
+# Fields chosen elsewhere in the UI (the Dataset tab picks the file).
+HIDDEN_FIELDS = ("dataset_path",)
+# Slider ends for fields whose valid range is far wider than a slider can show.
+SLIDER_MAX = {"max_steps": 2000, "seed": 9999, "eval_steps": 1000, "save_steps": 1000, "max_length": 4096,
+              "lora_alpha": 256, "per_device_train_batch_size": 64, "gradient_accumulation_steps": 64,
+              "num_train_epochs": 20, "warmup_steps": 1.0, "logging_steps": 100}
+LEARNING_RATES = [1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 2e-3]
+MODEL_CHOICES = [BUNDLED_MODEL_ID, "Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen2.5-7B-Instruct",
+                 "meta-llama/Llama-3.1-8B-Instruct"]
+MODULE_CHOICES = ["all-linear", "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def form_fields() -> list[str]:
+    return [name for name in FIELDS if name not in HIDDEN_FIELDS]
+
+
+def make_component(name: str, value: Any, lang: str):
+    """One input component for field `name`, showing `value`."""
+    meta, kind = FIELDS[name].metadata, field_kind(name)
+    common = {"label": field_label(name, lang), "info": field_help(name, lang), "elem_id": f"field-{name}"}
+    if kind is bool:
+        return gr.Checkbox(value=value, **common)
+    if meta.get("choices"):
+        return gr.Dropdown(choices=list(meta["choices"]), value=value, **common)
+    if name == "learning_rate":
+        return gr.Dropdown(choices=LEARNING_RATES, value=value, allow_custom_value=True, **common)
+    if name == "model_name_or_path":
+        return gr.Dropdown(choices=MODEL_CHOICES, value=value, allow_custom_value=True, **common)
+    if kind is tuple:
+        return gr.Dropdown(choices=MODULE_CHOICES, value=list(value), multiselect=True,
+                           allow_custom_value=True, **common)
+    if kind in (int, float):
+        top = SLIDER_MAX.get(name, meta.get("max"))
+        return gr.Slider(minimum=meta.get("min"), maximum=top, value=value, step=meta.get("step") or 1, **common)
+    return gr.Textbox(value=value, **common)
+
+
+def build_form(config: TrainConfig, texts: Texts) -> dict[str, Any]:
+    """Render the form inside the current Blocks context; returns {field name: component}."""
+    components: dict[str, Any] = {}
+    simple = [n for n in form_fields() if FIELDS[n].metadata.get("simple")]
+    with gr.Row(equal_height=False):
+        for name in simple:
+            components[name] = texts.add_field(make_component(name, getattr(config, name), texts.lang), name)
+    advanced = texts.add(gr.Accordion(label="", open=False), label="advanced")
+    with advanced:
+        for group in GROUPS:
+            names = [n for n in form_fields() if FIELDS[n].metadata["group"] == group and n not in simple]
+            if not names:
+                continue
+            texts.add(gr.Markdown(), value=f"group_{group}")
+            with gr.Row(equal_height=False):
+                for name in names:
+                    components[name] = texts.add_field(make_component(name, getattr(config, name), texts.lang), name)
+    return components
+
+
+def values_of(config: TrainConfig, names: list[str]) -> list[Any]:
+    """Component values for `config`, in the order of `names` (tuples as lists)."""
+    return [list(v) if isinstance(v := getattr(config, name), tuple) else v for name in names]
+
+
+def named_form_handler(handler, leading: list[str], names: list[str]):
+    """`handler(*leading, *values)` exposed with a signature naming each field, so API clients
+    (gradio_client, scripts) can pass `max_steps=2` instead of `param_17`."""
+    def wrapper(*args):
+        return handler(*args)
+
+    params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in leading + names]
+    wrapper.__signature__ = inspect.Signature(params)
+    wrapper.__doc__, wrapper.__name__ = handler.__doc__, handler.__name__
+    return wrapper
+
+
+def config_from(base: TrainConfig, names: list[str], values: list[Any]) -> TrainConfig:
+    """`base` with the form's values; raises EngineError naming a field that does not fit."""
+    changes = {name: value for name, value in zip(names, values) if value is not None}
+    return base.replace(**changes)
+

@@ -1,0 +1,184 @@
+"""Every visible UI string in English and 中文, and the registry that relabels the page on a switch.
+
+Strings are rendered on the server so that the language chosen in the app (or with `--lang`) also
+applies to messages built at run time (status lines, engine errors worded from their codes).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from engine.messages import render
+
+LANG_CHOICES = [("中文", "zh"), ("English", "en")]
+
+STRINGS: dict[str, tuple[str, str]] = {
+    "title": ("## Fine-tuning studio", "## 微调工作室"),
+    "subtitle": ("Turn your own examples into a LoRA adapter, watch it learn, and compare it with the base model.",
+                 "用您自己的示例训练 LoRA 适配器，实时观察学习过程，并与基础模型对比。"),
+    "language": ("Language", "语言"),
+    # tabs
+    "tab_dataset": ("1. Dataset", "1. 数据集"),
+    "tab_params": ("2. Hyperparameters", "2. 超参数"),
+    "tab_training": ("3. Training", "3. 训练"),
+    "tab_chat": ("4. Chat", "4. 对话"),
+    # dataset tab
+    "dataset_intro": ("Pick a dataset file. The bundled customer-service sample is preselected so you can click straight through.",
+                      "选择数据集文件。已预选内置的客服示例数据，可以直接点下一步。"),
+    "dataset_path": ("Dataset file path", "数据集文件路径"),
+    "dataset_path_info": ("JSONL, JSON, CSV, TSV or Parquet on this computer.", "本机上的 JSONL、JSON、CSV、TSV 或 Parquet 文件。"),
+    "dataset_upload": ("…or upload a file", "……或上传文件"),
+    "dataset_check": ("Load and check", "加载并检查"),
+    "dataset_summary": ("**{path}**: format **{format}**, {rows} rows, {usable} usable, {errors} errors, {warnings} warnings.",
+                        "**{path}**：格式 **{format}**，共 {rows} 行，可用 {usable} 行，错误 {errors} 个，警告 {warnings} 个。"),
+    "dataset_ok": ("Ready to train.", "可以开始训练。"),
+    "dataset_bad": ("Not usable yet: fix the errors listed below.", "暂不可用：请先修正下面列出的错误。"),
+    "dataset_some_bad": ("Rows with errors will be left out of training.", "有错误的行将不参与训练。"),
+    "issues_table": ("Problems found", "发现的问题"),
+    "preview_table": ("First rows", "前几行"),
+    "col_severity": ("Severity", "级别"),
+    "col_row": ("Row", "行"),
+    "col_field": ("Field", "字段"),
+    "col_message": ("Message", "说明"),
+    "severity_error": ("error", "错误"),
+    "severity_warning": ("warning", "警告"),
+    # hyperparameters tab
+    "params_intro": ("Start from a preset; the main settings are shown, the rest are under Advanced. Hover the labels for help.",
+                     "从预设开始；这里显示主要设置，其余在“高级”中。每个设置下方都有说明。"),
+    "preset": ("Preset", "预设"),
+    "preset_info": ("Fills in the settings below; you can still change them.", "自动填好下面的设置，之后仍可修改。"),
+    "advanced": ("Advanced", "高级"),
+    "group_model": ("Model and quantization", "模型与量化"),
+    "group_data": ("Data", "数据"),
+    "group_lora": ("LoRA", "LoRA"),
+    "group_training": ("Training", "训练"),
+    "group_evaluation": ("Evaluation and saving", "评估与保存"),
+    "show_yaml": ("Show as YAML", "以 YAML 显示"),
+    # training tab
+    "start": ("Start training", "开始训练"),
+    "stop": ("Stop", "停止"),
+    "status_idle": ("No run yet. Press **Start training**.", "还没有训练。请点击 **开始训练**。"),
+    "status_line": ("**{state}** · run `{run_id}` · step {step}/{max_steps} · epoch {epoch:.2f} · loss {loss} · eval loss {eval_loss}",
+                    "**{state}** · 训练 `{run_id}` · 第 {step}/{max_steps} 步 · 第 {epoch:.2f} 轮 · 损失 {loss} · 评估损失 {eval_loss}"),
+    "status_error": ("**{message}** {hint}", "**{message}** {hint}"),
+    "loss_plot": ("Loss", "损失"),
+    "plot_step": ("step", "步数"),
+    "plot_loss": ("training loss", "训练损失"),
+    "plot_eval_loss": ("eval loss", "评估损失"),
+    "started": ("Training started: {run_id}", "训练已开始：{run_id}"),
+    "stop_requested": ("Stopping after the current step; the adapter will be saved.", "将在当前步骤结束后停止，并保存适配器。"),
+    "nothing_to_stop": ("No run is in progress.", "当前没有正在进行的训练。"),
+    # chat tab
+    "chat_intro": ("Ask one question; the base model and your adapter answer with the same template and settings.",
+                   "提一个问题；基础模型和您的适配器使用相同的模板和设置回答。"),
+    "run": ("Trained run", "已训练的运行"),
+    "refresh": ("Refresh", "刷新"),
+    "prompt": ("Your question", "您的问题"),
+    "prompt_placeholder": ("e.g. My parcel has not arrived after five days. What can I do?", "例如：包裹五天了还没到，怎么办？"),
+    "ask": ("Ask both", "同时提问"),
+    "answer_base": ("Base model", "基础模型"),
+    "answer_adapter": ("With adapter", "加载适配器后"),
+    "no_runs": ("No finished run yet: train one on the Training tab.", "还没有完成的训练：请先在“训练”页训练。"),
+    "empty_prompt": ("Type a question first.", "请先输入问题。"),
+}
+
+FIELD_TEXT: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
+    "model_name_or_path": (("Base model", "基础模型"),
+                           ("The bundled SmolLM2-135M works offline; a local folder, a .gguf file or a hub id also work.",
+                            "内置 SmolLM2-135M 可离线使用；也可填本地文件夹、.gguf 文件或 Hub 模型名。")),
+    "load_in_4bit": (("4-bit quantization (QLoRA)", "4 位量化（QLoRA）"),
+                     ("Loads the base model in 4-bit NF4 to save memory; needed for 7-8B models on a 24 GB card.",
+                      "以 4 位 NF4 加载基础模型以节省显存；在 24 GB 显卡上训练 7-8B 模型需要开启。")),
+    "load_in_8bit": (("8-bit quantization", "8 位量化"), ("Loads the base model in 8-bit (CUDA only).", "以 8 位加载基础模型（仅限 CUDA）。")),
+    "bnb_4bit_quant_type": (("4-bit type", "4 位类型"), ("NF4 suits normally distributed weights; keep it.", "NF4 适合正态分布的权重，建议保持。")),
+    "use_bnb_nested_quant": (("Double quantization", "双重量化"), ("Quantizes the scales too; saves about 0.4 bits per weight.",
+                                                                "对量化常数再量化，每个参数约节省 0.4 位。")),
+    "dtype": (("Weight precision", "权重精度"), ("auto: float32 on CPU, bfloat16 on recent GPUs.", "auto：CPU 上用 float32，新显卡上用 bfloat16。")),
+    "dataset_path": (("Dataset", "数据集"), ("Chosen on the Dataset tab.", "在“数据集”页选择。")),
+    "eval_split": (("Eval split", "评估集比例"), ("Share of rows held out to measure eval loss (0 turns evaluation off).",
+                                                "留出多少比例的数据用于计算评估损失（0 表示不评估）。")),
+    "max_length": (("Max length (tokens)", "最大长度（词元）"), ("Longer rows are cut; longer means more memory.",
+                                                              "超出的部分会被截断；越长越占内存。")),
+    "lora_r": (("LoRA rank r", "LoRA 秩 r"), ("Capacity of the adapter: 8-16 is typical; larger can overfit small data.",
+                                           "适配器的容量：常用 8-16；太大在小数据上容易过拟合。")),
+    "lora_alpha": (("LoRA alpha", "LoRA alpha"), ("Scales the adapter's effect; usually 1-2 times the rank.", "缩放适配器的作用，通常为秩的 1-2 倍。")),
+    "lora_dropout": (("LoRA dropout", "LoRA dropout"), ("Randomly drops adapter inputs to reduce overfitting.", "随机丢弃部分输入以减少过拟合。")),
+    "lora_target_modules": (("Target modules", "目标模块"), ("Layers that get an adapter: all-linear, or e.g. q_proj and v_proj.",
+                                                          "加装适配器的层：all-linear，或例如 q_proj 和 v_proj。")),
+    "learning_rate": (("Learning rate", "学习率"), ("2e-4 is the usual LoRA start; too high makes the loss jump around.",
+                                                   "LoRA 常用 2e-4；太高会让损失上下震荡。")),
+    "num_train_epochs": (("Epochs", "训练轮数"), ("Passes over the data: 1-3 is typical; more can overfit.", "遍历数据的次数：常用 1-3；太多会过拟合。")),
+    "max_steps": (("Max steps", "最大步数"), ("If above 0, stops after this many steps (overrides epochs).", "大于 0 时，训练到该步数即停止（覆盖轮数）。")),
+    "per_device_train_batch_size": (("Batch size", "批大小"), ("Rows per step; lower it if memory runs out.", "每步处理的行数；内存不够时调小。")),
+    "gradient_accumulation_steps": (("Gradient accumulation", "梯度累积"), ("Adds up several batches before each update: a larger effective batch without more memory.",
+                                                                          "累积多个批次再更新一次：不增加内存也能得到更大的有效批大小。")),
+    "lr_scheduler_type": (("LR schedule", "学习率调度"), ("How the learning rate changes over the run.", "学习率在训练中如何变化。")),
+    "warmup_steps": (("Warmup", "预热"), ("Below 1: share of steps; 1 or more: number of steps with a rising learning rate.",
+                                        "小于 1：占总步数的比例；大于等于 1：学习率逐步升高的步数。")),
+    "weight_decay": (("Weight decay", "权重衰减"), ("A mild pull of weights towards zero.", "对权重的轻微约束，使其趋向 0。")),
+    "optim": (("Optimizer", "优化器"), ("paged_adamw_8bit saves GPU memory; adamw_torch works everywhere.", "paged_adamw_8bit 节省显存；adamw_torch 到处可用。")),
+    "gradient_checkpointing": (("Gradient checkpointing", "梯度检查点"), ("Saves memory by recomputing activations (about 30-60% slower).",
+                                                                       "通过重新计算激活值节省内存（慢约 30-60%）。")),
+    "bf16": (("bf16 mixed precision", "bf16 混合精度"), ("Faster on recent NVIDIA GPUs; leave off on CPU.", "在新 NVIDIA 显卡上更快；CPU 上请关闭。")),
+    "fp16": (("fp16 mixed precision", "fp16 混合精度"), ("For older GPUs without bf16.", "用于不支持 bf16 的旧显卡。")),
+    "seed": (("Seed", "随机种子"), ("Same seed, same data split and same run.", "相同的种子得到相同的数据划分和训练结果。")),
+    "logging_steps": (("Log every N steps", "每 N 步记录"), ("How often the loss is reported.", "多久报告一次损失。")),
+    "eval_strategy": (("Evaluate", "评估时机"), ("When to compute eval loss: every epoch, every N steps, or never.", "何时计算评估损失：每轮、每 N 步或从不。")),
+    "eval_steps": (("Eval every N steps", "每 N 步评估"), ("Used when Evaluate is 'steps'.", "评估时机为 steps 时使用。")),
+    "save_steps": (("Checkpoint every N steps", "每 N 步保存检查点"), ("Checkpoints let a stopped run resume.", "检查点可用于恢复训练。")),
+    "save_total_limit": (("Checkpoints kept", "保留检查点数"), ("Older checkpoints are deleted.", "更早的检查点会被删除。")),
+}
+
+
+def t(key: str, lang: str, **params: Any) -> str:
+    """A UI string (or an engine message code) in `lang`, with params filled in."""
+    pair = STRINGS.get(key)
+    if pair is None:
+        return render(key, params, lang)
+    text = pair[1] if lang == "zh" else pair[0]
+    return text.format(**params) if params else text
+
+
+def field_label(name: str, lang: str) -> str:
+    return FIELD_TEXT[name][0][lang == "zh"]
+
+
+def field_help(name: str, lang: str) -> str:
+    return FIELD_TEXT[name][1][lang == "zh"]
+
+
+class Texts:
+    """Remembers which component shows which string, so a language switch can relabel them all."""
+
+    def __init__(self, lang: str) -> None:
+        self.lang = lang
+        self._entries: list[tuple[gr.components.Component, dict[str, tuple[str, str]]]] = []
+
+    def add(self, component, **props: str):
+        """Word `component`'s props (label=key, value=key, ...) in the current language and register it."""
+        for prop, key in props.items():
+            setattr(component, prop, t(key, self.lang))
+        self._entries.append((component, {prop: ("ui", key) for prop, key in props.items()}))
+        return component
+
+    def add_field(self, component, name: str):
+        self._entries.append((component, {"label": ("label", name), "info": ("help", name)}))
+        return component
+
+    @property
+    def components(self) -> list:
+        return [component for component, _props in self._entries]
+
+    def updates(self, lang: str) -> list:
+        """One `gr.update` per registered component, worded in `lang`."""
+        return [gr.update(**{prop: self._word(kind, key, lang) for prop, (kind, key) in props.items()})
+                for _component, props in self._entries]
+
+    @staticmethod
+    def _word(kind: str, key: str, lang: str) -> str:
+        if kind == "label":
+            return field_label(key, lang)
+        if kind == "help":
+            return field_help(key, lang)
+        return t(key, lang)
