@@ -18,9 +18,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--auth", metavar="USER:PASS", help="require a login (always use this with --host 0.0.0.0)")
     parser.add_argument("--runs-dir", default="runs")
     args = parser.parse_args(argv)
-    auth = tuple(args.auth.split(":", 1)) if args.auth else None
     if args.auth and ":" not in args.auth:
         parser.error("--auth needs the form USER:PASS")
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not args.auth:
+        parser.error(f"--host {args.host} would expose the studio to your network: add --auth USER:PASS")
+    auth = tuple(args.auth.split(":", 1)) if args.auth else None
 
     from engine.studio import Studio
     from ui import build_app

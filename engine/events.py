@@ -59,6 +59,7 @@ class RunSnapshot:
     last_loss: float | None = None
     last_eval_loss: float | None = None
     error: dict[str, Any] | None = None
+    progress: str | None = None  # message code of the latest slow step (conversion, model loading)
 
 
 class EventLog:
@@ -106,7 +107,7 @@ def snapshot(run_id: str | None, events: list[Event]) -> RunSnapshot:
     """Fold events into the current picture of a run."""
     state, step, max_steps, epoch = RunState.IDLE, 0, 0, 0.0
     loss = eval_loss = None
-    error = None
+    error = progress = None
     for event in events:
         data = event.data
         if event.kind == "status":
@@ -119,4 +120,6 @@ def snapshot(run_id: str | None, events: list[Event]) -> RunSnapshot:
             eval_loss = data.get("eval_loss", eval_loss)
         elif event.kind == "error":
             error = data
-    return RunSnapshot(run_id, state, step, max_steps, epoch, loss, eval_loss, error)
+        elif event.kind == "progress":
+            progress = data.get("message")
+    return RunSnapshot(run_id, state, step, max_steps, epoch, loss, eval_loss, error, progress)

@@ -74,6 +74,8 @@ def status_text(snapshot: RunSnapshot, lang: str) -> str:
     line = t("status_line", lang, state=t(f"state_{snapshot.state.value}", lang), run_id=snapshot.run_id,
              step=snapshot.step, max_steps=snapshot.max_steps or "?", epoch=snapshot.epoch,
              loss=number(snapshot.last_loss), eval_loss=number(snapshot.last_eval_loss))
+    if snapshot.state is RunState.LOADING and snapshot.progress:
+        line += f"\n\n⏳ {t(snapshot.progress, lang)}…"
     if snapshot.error:
         error = EngineError(snapshot.error.get("code", "train_failed"), snapshot.error.get("params", {}),
                             snapshot.error.get("hint"))
