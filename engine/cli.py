@@ -131,7 +131,9 @@ def _train(args) -> int:
         if args.debug and (run_dir / "train.log").is_file():
             print((run_dir / "train.log").read_text(encoding="utf-8"), file=sys.stderr)
         return EXIT_FAILED
-    print(render("cli_adapter_saved", {"path": str(Path(run_dir) / "adapter")}, args.lang))
+    adapter_dir = Path(run_dir) / "adapter"
+    if (adapter_dir / "adapter_config.json").is_file():
+        print(render("cli_adapter_saved", {"path": str(adapter_dir)}, args.lang))
     return EXIT_STOPPED if state is RunState.STOPPED else EXIT_OK
 
 

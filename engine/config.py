@@ -176,7 +176,7 @@ def coerce(name: str, value: Any) -> Any:
         if kind is float:
             return float(value)
         return str(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise EngineError("config_type", {"key": name, "value": value, "type": kind.__name__}) from None
 
 

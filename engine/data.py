@@ -26,6 +26,7 @@ class DatasetReport:
     path: str
     format: str | None
     rows: list[dict[str, Any]] = field(default_factory=list)
+    row_numbers: list[int] = field(default_factory=list)  # the number a user sees for each row
     examples: list[dict[str, Any]] = field(default_factory=list)
     example_rows: list[int] = field(default_factory=list)
     issues: list[Issue] = field(default_factory=list)
@@ -55,10 +56,12 @@ def load_report(path: str | Path) -> DatasetReport:
     path = Path(path)
     report = DatasetReport(path=str(path), format=None)
     try:
-        report.rows = read_rows(path, report.issues)
+        numbered = read_rows(path, report.issues)
     except EngineError as exc:
         report.issues.append(Issue("error", exc.code, params=exc.params))
         return report
+    report.row_numbers = [number for number, _row in numbered]
+    report.rows = [row for _number, row in numbered]
     if not report.rows:
         if not report.errors:
             report.issues.append(Issue("error", "dataset_empty"))
@@ -69,7 +72,7 @@ def load_report(path: str | Path) -> DatasetReport:
         report.issues.append(Issue("error", "dataset_unknown_format", params={"columns": ", ".join(columns)}))
         return report
     seen: dict[str, int] = {}
-    for number, row in enumerate(report.rows, start=1):
+    for number, row in numbered:
         try:
             example = to_example(row, report.format, number)
         except RowProblem as problem:
@@ -86,8 +89,12 @@ def load_report(path: str | Path) -> DatasetReport:
     return report
 
 
-def read_rows(path: Path, issues: list[Issue]) -> list[dict[str, Any]]:
-    """Rows of a JSONL/JSON/CSV/TSV/Parquet file as dicts; unreadable JSONL lines become issues."""
+def read_rows(path: Path, issues: list[Issue]) -> list[tuple[int, dict[str, Any]]]:
+    """(row number, row) pairs of a JSONL/JSON/CSV/TSV/Parquet file.
+
+    Row numbers are what the user finds in the file: the line number in JSONL, the position in a
+    JSON list, the data row (header excluded) in CSV/TSV/Parquet. Unreadable JSONL lines become issues.
+    """
     if not path.is_file():
         raise EngineError("dataset_not_found", {"path": str(path)}, hint="hint_check_path")
     suffix = path.suffix.lower()
@@ -97,23 +104,39 @@ def read_rows(path: Path, issues: list[Issue]) -> list[dict[str, Any]]:
         if suffix == ".jsonl":
             return _read_jsonl(path, issues)
         if suffix == ".json":
-            data = json.loads(path.read_text(encoding="utf-8-sig"))
-            if isinstance(data, dict):
-                data = next((v for v in data.values() if isinstance(v, list)), [data])
-            return [row if isinstance(row, dict) else {"text": row} for row in data]
+            return list(enumerate(_json_rows(path.read_text(encoding="utf-8-sig")), start=1))
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            return list(enumerate(pq.read_table(path).to_pylist(), start=1))
         import pandas as pd
 
-        if suffix == ".parquet":
-            frame = pd.read_parquet(path)
-        else:
+        try:
             frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str,
                                 keep_default_na=False, encoding="utf-8-sig")
-        return frame.to_dict(orient="records")
+        except pd.errors.EmptyDataError:
+            return []
+        return list(enumerate(frame.to_dict(orient="records"), start=1))
     except (UnicodeDecodeError, ValueError, OSError) as exc:
         raise EngineError("dataset_unreadable", {"path": str(path), "detail": str(exc).splitlines()[0][:200]}) from None
 
 
-def _read_jsonl(path: Path, issues: list[Issue]) -> list[dict[str, Any]]:
+def _json_rows(text: str) -> list[dict[str, Any]]:
+    """Rows of a JSON document: a list of rows, one row object, or an object wrapping a list of rows."""
+    if not text.strip():
+        return []
+    data = json.loads(text)
+    if isinstance(data, dict):
+        if detect_format([data]) is None:
+            data = next((v for v in data.values() if isinstance(v, list)), [data])
+        else:
+            data = [data]
+    if not isinstance(data, list):
+        raise ValueError("expected a list of rows")
+    return [row if isinstance(row, dict) else {"text": row} for row in data]
+
+
+def _read_jsonl(path: Path, issues: list[Issue]) -> list[tuple[int, dict[str, Any]]]:
     rows = []
     for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
         if not line.strip():
@@ -123,7 +146,7 @@ def _read_jsonl(path: Path, issues: list[Issue]) -> list[dict[str, Any]]:
         except json.JSONDecodeError as exc:
             issues.append(Issue("error", "dataset_bad_json", row=number, params={"detail": exc.msg}))
             continue
-        rows.append(row if isinstance(row, dict) else {"text": row})
+        rows.append((number, row if isinstance(row, dict) else {"text": row}))
     return rows
 
 

@@ -93,7 +93,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "state_TRAINING": ("Training", "训练中"),
     "state_SAVING": ("Saving the adapter", "正在保存适配器"),
     "state_DONE": ("Done", "已完成"),
-    "state_STOPPED": ("Stopped (adapter saved)", "已停止（适配器已保存）"),
+    "state_STOPPED": ("Stopped", "已停止"),
     "state_FAILED": ("Failed", "失败"),
     "progress_convert": ("Converting the bundled model (first run only, about 30 s)",
                          "正在转换内置模型（仅首次运行，约 30 秒）"),

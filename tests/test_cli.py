@@ -172,9 +172,6 @@ def test_train_unusable_dataset_and_bad_value_in_process(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="engine/config.py coerce(): `--set lora_r=inf` raises OverflowError "
-                                       "(int(float('inf'))), which cli.main does not catch: a traceback "
-                                       "instead of exit 1 with config_type")
 def test_train_infinite_int_value(capsys):
     assert cli.main(["train", "--set", "lora_r=inf", "--lang", "en"]) == 1
 

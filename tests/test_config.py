@@ -186,8 +186,6 @@ def test_coerce_bad_values(name, value):
     assert info.value.params["type"] == field_kind(name).__name__
 
 
-@pytest.mark.xfail(strict=True, reason="engine/config.py coerce(): int(float('inf')) raises OverflowError, "
-                                       "which is not caught, instead of EngineError config_type")
 @pytest.mark.parametrize("value", ["inf", "-inf", "1e400"])
 def test_coerce_infinite_int_is_a_config_type_error(value):
     with pytest.raises(EngineError) as info:

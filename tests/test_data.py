@@ -181,9 +181,6 @@ def test_parquet_wrong_type(tmp_path):
         ("dataset_wrong_type", 1, "completion"), ("dataset_wrong_type", 2, "completion")]
 
 
-@pytest.mark.xfail(strict=True, reason="engine/data.py read_rows(): pandas gives list columns of a parquet file "
-                                       "as numpy arrays, and _conversation() accepts only `list`, so every "
-                                       "messages/conversations row is rejected as dataset_missing_field")
 @pytest.mark.parametrize("column,turns", [
     ("messages", [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]),
     ("conversations", [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "yo"}]),
@@ -373,9 +370,6 @@ def test_broken_json_file_is_unreadable(tmp_path):
     assert [i.code for i in load_report(path).issues] == ["dataset_unreadable"]
 
 
-@pytest.mark.xfail(strict=True, reason="engine/data.py read_rows(): a .json file holding a scalar (42, null) "
-                                       "raises TypeError ('int' object is not iterable) out of load_report, "
-                                       "which promises never to raise for bad content")
 @pytest.mark.parametrize("content", ["42", "null", "true"])
 def test_json_scalar_does_not_raise(tmp_path, content):
     path = tmp_path / "scalar.json"
@@ -412,10 +406,6 @@ def test_some_bad_rows_stay_usable(tmp_path):
     assert report.errors[0].row == 2
 
 
-@pytest.mark.xfail(strict=True, reason="engine/data.py: dataset_bad_json rows are file line numbers "
-                                       "(_read_jsonl), but load_report numbers the remaining rows by their "
-                                       "index among parsed rows, so after a bad line every later row issue "
-                                       "(and example_rows) is off by one and collides with the bad line's number")
 def test_bad_json_line_number_with_later_row_error(tmp_path):
     path = tmp_path / "lines.jsonl"
     path.write_text('{"instruction": "a", "output": "b"}\n{bad\n{"instruction": "c"}\n'
