@@ -44,6 +44,9 @@ class TrainConfig:
     # data
     dataset_path: str = _field("", "data", simple=True)
     eval_split: float = _field(0.1, "data", min=0.0, max=0.5, step=0.01)
+    eval_rows: int = _field(0, "data", min=0, max=100_000, step=1)
+    mix_dataset_path: str = _field("", "data")
+    mix_ratio: float = _field(0.0, "data", min=0.0, max=1.0, step=0.05)
     max_length: int = _field(512, "data", min=32, max=32768, step=32, simple=True)
     # LoRA
     lora_r: int = _field(16, "lora", min=1, max=256, step=1, simple=True)
@@ -126,13 +129,18 @@ class TrainConfig:
         elif not Path(self.dataset_path).exists():
             issues.append(Issue("error", "dataset_not_found", field="dataset_path",
                                 params={"path": self.dataset_path}))
+        if self.mix_dataset_path and not Path(self.mix_dataset_path).exists():
+            issues.append(Issue("error", "dataset_not_found", field="mix_dataset_path",
+                                params={"path": self.mix_dataset_path}))
+        if self.mix_ratio > 0 and not self.mix_dataset_path:
+            issues.append(Issue("warning", "config_mix_without_dataset", field="mix_ratio"))
         if self.load_in_4bit and self.load_in_8bit:
             issues.append(Issue("error", "config_both_quant", field="load_in_8bit"))
         if self.bf16 and self.fp16:
             issues.append(Issue("error", "config_both_precisions", field="fp16"))
         if not self.lora_target_modules:
             issues.append(Issue("error", "config_no_target_modules", field="lora_target_modules"))
-        if self.eval_strategy != "no" and self.eval_split == 0:
+        if self.eval_strategy != "no" and self.eval_split == 0 and self.eval_rows == 0:
             issues.append(Issue("warning", "config_eval_without_split", field="eval_split"))
         return issues
 

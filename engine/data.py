@@ -8,13 +8,14 @@ Plain `text` rows stay language-modelling rows. Problems come back as `Issue`s n
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError, Issue, errors_of, warnings_of
+from engine.mapping import ColumnMapping, propose_mapping
 
-SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet")
+SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet", ".xlsx")
 ROLE_ALIASES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
                 "model": "assistant", "bot": "assistant", "system": "system"}
 
@@ -30,6 +31,12 @@ class DatasetReport:
     examples: list[dict[str, Any]] = field(default_factory=list)
     example_rows: list[int] = field(default_factory=list)
     issues: list[Issue] = field(default_factory=list)
+    mapping: ColumnMapping = field(default_factory=lambda: ColumnMapping(None))
+
+    @property
+    def columns(self) -> list[str]:
+        """The file's column names, in first-seen order."""
+        return list(dict.fromkeys(key for row in self.rows[:200] for key in row))
 
     @property
     def errors(self) -> list[Issue]:
@@ -51,8 +58,8 @@ class DatasetReport:
                 "warnings": [i.to_dict(lang) for i in self.warnings]}
 
 
-def load_report(path: str | Path) -> DatasetReport:
-    """Read `path`, detect its format and check every row. Never raises for bad content."""
+def load_report(path: str | Path, mapping: ColumnMapping | None = None) -> DatasetReport:
+    """Read `path`, map its columns (proposed unless given), check every row. Never raises for bad content."""
     path = Path(path)
     report = DatasetReport(path=str(path), format=None)
     try:
@@ -66,17 +73,18 @@ def load_report(path: str | Path) -> DatasetReport:
         if not report.errors:
             report.issues.append(Issue("error", "dataset_empty"))
         return report
-    report.format = detect_format(report.rows)
-    if report.format is None:
-        columns = sorted({key for row in report.rows[:50] for key in row})
-        report.issues.append(Issue("error", "dataset_unknown_format", params={"columns": ", ".join(columns)}))
+    report.mapping = mapping or propose_mapping(report.columns)
+    report.format = report.mapping.format
+    if report.format is None or report.mapping.missing():
+        report.format = None
+        report.issues.append(Issue("error", "dataset_unknown_format", params={"columns": ", ".join(report.columns)}))
         return report
     seen: dict[str, int] = {}
     for number, row in numbered:
         try:
-            example = to_example(row, report.format, number)
+            example = to_example(report.mapping.apply(row), report.format, number)
         except RowProblem as problem:
-            report.issues.append(problem.issue)
+            report.issues.append(replace(problem.issue, field=report.mapping.column_of(problem.issue.field)))
             continue
         key = json.dumps(example, ensure_ascii=False, sort_keys=True)
         if key in seen:
@@ -111,13 +119,17 @@ def read_rows(path: Path, issues: list[Issue]) -> list[tuple[int, dict[str, Any]
             return list(enumerate(pq.read_table(path).to_pylist(), start=1))
         import pandas as pd
 
+        if suffix == ".xlsx":
+            frame = pd.read_excel(path, dtype=str, keep_default_na=False)
+            return list(enumerate(frame.to_dict(orient="records"), start=1))
+
         try:
             frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str,
                                 keep_default_na=False, encoding="utf-8-sig")
         except pd.errors.EmptyDataError:
             return []
         return list(enumerate(frame.to_dict(orient="records"), start=1))
-    except (UnicodeDecodeError, ValueError, OSError) as exc:
+    except (UnicodeDecodeError, ValueError, OSError, ImportError) as exc:
         raise EngineError("dataset_unreadable", {"path": str(path), "detail": str(exc).splitlines()[0][:200]}) from None
 
 
@@ -151,19 +163,8 @@ def _read_jsonl(path: Path, issues: list[Issue]) -> list[tuple[int, dict[str, An
 
 
 def detect_format(rows: list[dict[str, Any]]) -> str | None:
-    """The format most rows follow, judged by column names."""
-    columns = {key for row in rows[:200] for key in row}
-    if "conversations" in columns:
-        return "sharegpt"
-    if "messages" in columns:
-        return "messages"
-    if "instruction" in columns and "output" in columns:
-        return "alpaca"
-    if "prompt" in columns and "completion" in columns:
-        return "prompt_completion"
-    if "text" in columns:
-        return "text"
-    return None
+    """The format the column names suggest (see `engine.mapping.propose_mapping`)."""
+    return propose_mapping(list(dict.fromkeys(key for row in rows[:200] for key in row))).format
 
 
 class RowProblem(Exception):
@@ -244,18 +245,54 @@ def _conversation(row: dict[str, Any], key: str, number: int) -> dict[str, Any]:
     return {"prompt": messages[:-1], "completion": messages[-1:]}
 
 
-def split_examples(examples: list[dict[str, Any]], eval_split: float, seed: int):
-    """A `datasets` train set and an eval set (None when eval_split is 0), shuffled with `seed`."""
+def split_examples(examples: list[dict[str, Any]], eval_split: float, seed: int, eval_rows: int = 0):
+    """A `datasets` train set and an eval set (None when nothing is held out), shuffled with `seed`.
+
+    `eval_rows` > 0 holds out that many rows; otherwise `eval_split` is the share held out.
+    """
     from datasets import Dataset
 
     dataset = Dataset.from_list(examples)
-    eval_rows = int(round(len(examples) * eval_split))
-    if eval_split <= 0 or eval_rows == 0:
+    held_out = eval_rows if eval_rows > 0 else int(round(len(examples) * eval_split))
+    if held_out == 0:
         return dataset, None
-    if len(examples) - eval_rows < 1:
+    if len(examples) - held_out < 1:
         raise EngineError("dataset_too_small_for_eval", {"rows": len(examples)}, hint="hint_fix_config")
-    parts = dataset.train_test_split(test_size=eval_rows, seed=seed)
+    parts = dataset.train_test_split(test_size=held_out, seed=seed)
     return parts["train"], parts["test"]
+
+
+def mix_in(train, extra: list[dict[str, Any]], ratio: float, seed: int):
+    """`train` plus round(len(train) * ratio) rows drawn from `extra` with `seed`, shuffled together.
+
+    Mixing general data into a narrow task set is the guides' advice against forgetting; the eval
+    set is left alone so it keeps measuring the task itself.
+    """
+    import random
+
+    from datasets import Dataset, concatenate_datasets
+
+    count = min(len(extra), int(round(len(train) * ratio)))
+    if count == 0:
+        return train
+    drawn = random.Random(seed).sample(extra, count)
+    extra_set = Dataset.from_list(drawn)
+    if set(extra_set.column_names) != set(train.column_names):
+        raise EngineError("dataset_mix_mismatch", hint="hint_fix_config")
+    return concatenate_datasets([train, extra_set.cast(train.features)]).shuffle(seed=seed)
+
+
+def build_splits(config, examples: list[dict[str, Any]]):
+    """Train and eval sets for a run: split the main rows, then mix in the second dataset if chosen."""
+    train, evaluation = split_examples(examples, config.eval_split, config.seed, config.eval_rows)
+    if config.mix_dataset_path and config.mix_ratio > 0:
+        extra = load_report(config.mix_dataset_path)
+        if not extra.usable:
+            first = extra.errors[0]
+            raise EngineError(first.code, {**first.params, "row": first.row, "field": first.field},
+                              hint="hint_fix_rows")
+        train = mix_in(train, extra.examples, config.mix_ratio, config.seed)
+    return train, evaluation
 
 
 def first_question(example: dict[str, Any]) -> str:

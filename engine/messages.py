@@ -28,6 +28,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
                                  "请至少选择一个 LoRA 目标模块（或 all-linear）。"),
     "config_eval_without_split": ("Evaluation is on but the eval split is 0, so no eval loss will be reported.",
                                   "已开启评估，但评估集比例为 0，因此不会有评估损失。"),
+    "config_mix_without_dataset": ("A mix ratio is set but no second dataset is chosen; nothing will be mixed in.",
+                                   "设置了混合比例，但没有选择第二个数据集，因此不会混入任何数据。"),
+    "dataset_mix_mismatch": ("The second dataset has a different shape (chat rows vs plain text) and cannot be mixed in.",
+                             "第二个数据集的形式不同（对话与纯文本），无法混合。"),
     "config_file_missing": ("Config file {path} does not exist.", "配置文件 {path} 不存在。"),
     "config_file_invalid": ("Config file {path} is not valid YAML: {detail}.", "配置文件 {path} 不是有效的 YAML：{detail}。"),
     "config_invalid": ("The settings have {count} problem(s): {first}", "设置中有 {count} 个问题：{first}"),
@@ -36,8 +40,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     # dataset
     "dataset_not_found": ("Dataset file {path} does not exist.", "数据集文件 {path} 不存在。"),
     "dataset_unreadable": ("Could not read {path}: {detail}.", "无法读取 {path}：{detail}。"),
-    "dataset_bad_type": ("Files of type '{suffix}' are not supported. Use .jsonl, .json, .csv, .tsv or .parquet.",
-                         "不支持“{suffix}”类型的文件。请使用 .jsonl、.json、.csv、.tsv 或 .parquet。"),
+    "dataset_bad_type": ("Files of type '{suffix}' are not supported. Use .jsonl, .json, .csv, .tsv, .parquet or .xlsx.",
+                         "不支持“{suffix}”类型的文件。请使用 .jsonl、.json、.csv、.tsv、.parquet 或 .xlsx。"),
     "dataset_bad_json": ("Row {row} is not valid JSON ({detail}).", "第 {row} 行不是有效的 JSON（{detail}）。"),
     "dataset_empty": ("The dataset has no rows.", "数据集中没有任何数据行。"),
     "dataset_unknown_format": (

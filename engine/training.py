@@ -19,7 +19,7 @@ class SFTJob:
         from trl import SFTTrainer
 
         log.append("progress", message="progress_load_data")
-        train_set, eval_set = data.split_examples(examples, config.eval_split, config.seed)
+        train_set, eval_set = data.build_splits(config, examples)
         folder = models.resolve_model(config.model_name_or_path,
                                       progress=lambda code: log.append("progress", message=code))
         log.append("progress", message="progress_load_model")

@@ -114,10 +114,12 @@ def test_text(tmp_path):
     ({"conversations", "text"}, "sharegpt"),
     ({"messages"}, "messages"),
     ({"instruction", "output", "input"}, "alpaca"),
-    ({"instruction", "response"}, None),
+    ({"instruction", "response"}, "alpaca"),  # response is a synonym of output
     ({"prompt", "completion"}, "prompt_completion"),
     ({"text", "meta"}, "text"),
-    ({"question", "answer"}, None),
+    ({"question", "answer"}, "prompt_completion"),  # proposed mapping: question -> prompt, answer -> completion
+    ({"问题", "答案"}, "prompt_completion"),
+    ({"foo", "bar"}, None),
 ])
 def test_detect_format(columns, expected):
     assert data.detect_format([{c: "x" for c in columns}]) == expected
@@ -304,10 +306,35 @@ def test_conversation_empty_turn(tmp_path):
 
 
 def test_unknown_columns(tmp_path):
-    report = load_report(write_jsonl(tmp_path / "u.jsonl", [{"question": "q", "answer": "a"}]))
+    report = load_report(write_jsonl(tmp_path / "u.jsonl", [{"query_text": "q", "reply_text": "a"}]))
     assert report.format is None and not report.usable
     assert [i.code for i in report.issues] == ["dataset_unknown_format"]
-    assert report.issues[0].params["columns"] == "answer, question"
+    assert report.issues[0].params["columns"] == "query_text, reply_text"
+
+
+def test_proposed_mapping_and_a_user_mapping(tmp_path):
+    from engine.mapping import ColumnMapping
+
+    path = write_jsonl(tmp_path / "qa.jsonl", [{"question": "Where is it?", "answer": "On its way.", "note": "x"}])
+    report = load_report(path)
+    assert report.format == "prompt_completion"
+    assert report.mapping.columns == {"prompt": "question", "completion": "answer"}
+    assert report.examples[0]["completion"][0]["content"] == "On its way."
+    chosen = load_report(path, ColumnMapping("prompt_completion", {"prompt": "question", "completion": "note"}))
+    assert chosen.examples[0]["completion"][0]["content"] == "x"
+    missing = load_report(write_jsonl(tmp_path / "m.jsonl", [{"question": "q", "answer": ""}]))
+    assert missing.issues[0].field == "answer"  # issues name the user's column, not the canonical field
+
+
+def test_excel_with_json_history_cells(tmp_path):
+    import pandas as pd
+
+    path = tmp_path / "rows.xlsx"
+    pd.DataFrame([{"instruction": "退货怎么办？", "output": "您好，感谢联系果园巷！",
+                   "history": '[["你好", "您好"]]'}]).to_excel(path, index=False)
+    report = load_report(path)
+    assert report.format == "alpaca" and report.issues == []
+    assert [m["content"] for m in report.examples[0]["prompt"]] == ["你好", "您好", "退货怎么办？"]
 
 
 def test_empty_file(tmp_path):

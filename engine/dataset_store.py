@@ -1,0 +1,402 @@
+"""Editing a dataset's raw rows for the grid: edits, undo, and atomic, versioned saves.
+
+`DatasetEditor` holds the rows of one dataset file as a pandas DataFrame of the file's own columns
+(object dtype, so nested values such as ShareGPT `conversations` stay Python lists/dicts). Positions
+are 1-based everywhere: the numbers a user sees. Every change pushes an undo record that holds only
+what changed (old cells, removed rows, inserted positions), never a copy of the whole frame.
+
+Saves go to `<data_root>/<dataset name>/v0001.jsonl`, `v0002.jsonl`, ... (an existing version is never
+overwritten) and refresh `<data_root>/<dataset name>/latest.jsonl`; every write is atomic.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import re
+import threading
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+
+from engine.data import read_rows
+from engine.errors import EngineError, Issue
+from engine.files import write_text_atomic
+
+UNDO_LIMIT = 50
+LATEST = "latest.jsonl"
+_VERSION = re.compile(r"^v(\d{4,})\.jsonl$")
+_HAY = "\x00search"  # hidden, lazily filled column: one lower-cased search string per row (None = stale)
+_SEP = "\x1f"        # between cells in the search string, so a query never spans two cells
+
+
+def _nested(value: Any) -> bool:
+    return isinstance(value, (list, dict, tuple))
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _clean(value: Any) -> Any:
+    """A cell as written out: no None/NaN (empty string instead)."""
+    return "" if _missing(value) else value
+
+
+def _cell_text(value: Any) -> str:
+    if _missing(value):
+        return ""
+    if isinstance(value, str):
+        return value
+    if _nested(value):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return str(value)
+
+
+def _is_empty(value: Any) -> bool:
+    if _missing(value):
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    if _nested(value):
+        return len(value) == 0
+    return False
+
+
+def _strip(value: Any) -> Any:
+    """`value` with leading/trailing whitespace removed from every string in it (new objects, never in place)."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, list):
+        return [_strip(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_strip(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _strip(v) for k, v in value.items()}
+    return value
+
+
+def _column(values: list[Any], index: Any = None) -> pd.Series:
+    return pd.Series(values, dtype=object, index=index)
+
+
+def dataset_name(path: Path, data_root: Path) -> str:
+    """The folder name under `data_root`: a saved version or latest.jsonl keeps its folder's name."""
+    try:
+        inside = path.resolve().parent.parent == data_root.resolve()
+    except OSError:
+        inside = False
+    if inside and (path.name == LATEST or _VERSION.match(path.name)):
+        return path.parent.name
+    name = re.sub(r"[^\w.-]+", "_", path.stem).strip("._")
+    return name or "dataset"
+
+
+class DatasetEditor:
+    """Holds the rows of one dataset (as a pandas DataFrame of the file's own columns), edits them,
+    undoes the last changes, and saves versions atomically under a data folder."""
+
+    def __init__(self, rows: list[dict[str, Any]], data_root: str | Path, name: str,
+                 source: Path | None = None, issues: list[Issue] | None = None) -> None:
+        self.data_root = Path(data_root)
+        self.name = name
+        self.source = source
+        self.issues: list[Issue] = issues or []  # lines that could not be read (they are not kept)
+        self._columns: list[str] = list(dict.fromkeys(key for row in rows for key in row))
+        data = {col: _column([row.get(col) for row in rows]) for col in self._columns}
+        data[_HAY] = _column([None] * len(rows))
+        self._frame = pd.DataFrame(data)
+        self._undo: list[tuple] = []
+        self._lock = threading.RLock()
+
+    @classmethod
+    def open(cls, path: str | Path, data_root: str | Path, name: str | None = None) -> "DatasetEditor":
+        """Read `path` (any supported file type); raises EngineError when it cannot be read at all."""
+        path, data_root = Path(path), Path(data_root)
+        issues: list[Issue] = []
+        numbered = read_rows(path, issues)
+        return cls([row for _number, row in numbered], data_root, name or dataset_name(path, data_root),
+                   source=path, issues=issues)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    @property
+    def rows(self) -> int:
+        return len(self._frame)
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self._columns)
+
+    @property
+    def can_undo(self) -> bool:
+        return bool(self._undo)
+
+    def row(self, position: int) -> dict[str, Any]:
+        """One row as a dict (missing cells as empty strings)."""
+        with self._lock:
+            i = self._index(position)
+            return {col: _clean(self._frame[col].iat[i]) for col in self._columns}
+
+    def page(self, number: int, size: int = 20, query: str = "") -> tuple[pd.DataFrame, int]:
+        """Rows of page `number` (1-based, clamped) among rows matching `query`, and the page count.
+
+        The frame starts with a "#" column: each row's 1-based position in the whole dataset.
+        """
+        size = max(1, int(size))
+        with self._lock:
+            if query and query.strip():
+                positions = np.flatnonzero(self._matches(query.strip().lower()))
+            else:
+                positions = None
+            total = self.rows if positions is None else len(positions)
+            pages = max(1, math.ceil(total / size))
+            number = min(max(1, int(number)), pages)
+            start = (number - 1) * size
+            chosen = np.arange(start, min(start + size, total)) if positions is None \
+                else positions[start:start + size]
+            frame = self._frame.iloc[chosen][self._columns].copy()
+            frame.insert(0, "#", (chosen + 1).astype(int))
+            return frame.reset_index(drop=True), pages
+
+    def _matches(self, needle: str) -> np.ndarray:
+        hay = self._frame[_HAY]
+        stale = hay.isna().to_numpy()
+        if stale.any():
+            idx = np.flatnonzero(stale)
+            sub = self._frame.iloc[idx]
+            texts = [_SEP.join(_cell_text(v) for v in cells).lower()
+                     for cells in zip(*(sub[col].to_numpy() for col in self._columns))] \
+                if self._columns else [""] * len(idx)
+            values = hay.to_numpy(dtype=object, copy=True)
+            values[idx] = np.array(texts, dtype=object)
+            self._frame[_HAY] = _column(list(values), self._frame.index)
+            hay = self._frame[_HAY]
+        return np.fromiter((needle in text for text in hay.to_numpy()), dtype=bool, count=len(hay))
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """Rows as dicts in column order, missing cells as "" (nested values are shared: read only)."""
+        with self._lock:
+            return list(self._records())
+
+    def _records(self) -> Iterator[dict[str, Any]]:
+        arrays = [self._frame[col].to_numpy() for col in self._columns]
+        for cells in zip(*arrays):
+            yield {col: _clean(value) for col, value in zip(self._columns, cells)}
+        if not self._columns:
+            for _ in range(self.rows):
+                yield {}
+
+    def to_jsonl(self) -> str:
+        return "".join(json.dumps(record, ensure_ascii=False, default=str) + "\n" for record in self._records())
+
+    # -- editing -------------------------------------------------------------------------------
+
+    def update_row(self, position: int, values: dict[str, Any]) -> None:
+        """Set some cells of one row. A JSON string given for a cell that holds a list/dict is parsed."""
+        with self._lock:
+            i = self._index(position)
+            self._check_columns(values)
+            changes: dict[str, list[tuple[int, Any]]] = {}
+            for col, value in values.items():
+                old = self._frame[col].iat[i]
+                if _nested(old) and isinstance(value, str):
+                    try:
+                        parsed = json.loads(value)
+                    except ValueError:
+                        parsed = None
+                    if _nested(parsed):
+                        value = parsed
+                if value is old or (type(value) is type(old) and value == old):
+                    continue
+                changes[col] = [(i, value)]
+            if changes:
+                self._push(("cells", self._set_cells(changes)))
+
+    def add_row(self, values: dict[str, Any] | None = None) -> int:
+        """Append a row (unnamed cells empty); returns its position."""
+        with self._lock:
+            values = values or {}
+            self._check_columns(values)
+            row = {col: values.get(col, "") for col in self._columns}
+            position = self.rows + 1
+            self._insert(np.array([position - 1]), self._row_frame([row]))
+            self._push(("delete", np.array([position - 1])))
+            return position
+
+    def duplicate_row(self, position: int) -> int:
+        """Insert a copy right after the row; returns the copy's position."""
+        with self._lock:
+            i = self._index(position)
+            row = {col: copy.deepcopy(self._frame[col].iat[i]) for col in self._columns}
+            self._insert(np.array([i + 1]), self._row_frame([row]))
+            self._push(("delete", np.array([i + 1])))
+            return i + 2
+
+    def delete_rows(self, positions: list[int]) -> int:
+        with self._lock:
+            idx = np.array(sorted({self._index(p) for p in positions}), dtype=int)
+            return self._delete_recorded(idx)
+
+    def remove_exact_duplicates(self) -> int:
+        """Remove rows equal to an earlier row in every cell; returns how many were removed."""
+        with self._lock:
+            seen: set[str] = set()
+            dup = []
+            arrays = [self._frame[col].to_numpy() for col in self._columns]
+            for i, cells in enumerate(zip(*arrays)):
+                key = json.dumps([_clean(v) for v in cells], ensure_ascii=False, sort_keys=True, default=str)
+                if key in seen:
+                    dup.append(i)
+                seen.add(key)
+            return self._delete_recorded(np.array(dup, dtype=int))
+
+    def strip_whitespace(self) -> int:
+        """Strip leading/trailing whitespace in text cells and inside nested values; returns cells changed."""
+        with self._lock:
+            changes: dict[str, list[tuple[int, Any]]] = {}
+            for col in self._columns:
+                for i, value in enumerate(self._frame[col].to_numpy()):
+                    if isinstance(value, str) or _nested(value):
+                        new = _strip(value)
+                        if new != value:
+                            changes.setdefault(col, []).append((i, new))
+            if not changes:
+                return 0
+            old = self._set_cells(changes)
+            self._push(("cells", old))
+            return sum(len(v) for v in old.values())
+
+    def drop_empty_rows(self) -> int:
+        """Remove rows whose every cell is empty, whitespace or missing; returns how many."""
+        with self._lock:
+            arrays = [self._frame[col].to_numpy() for col in self._columns]
+            empty = [i for i, cells in enumerate(zip(*arrays)) if all(_is_empty(v) for v in cells)]
+            return self._delete_recorded(np.array(empty, dtype=int))
+
+    def undo(self) -> bool:
+        """Revert the last change; False when there is nothing to undo."""
+        with self._lock:
+            if not self._undo:
+                return False
+            record = self._undo.pop()
+            if record[0] == "cells":
+                self._set_cells(record[1])
+            elif record[0] == "delete":
+                self._delete(record[1])
+            else:  # "insert"
+                self._insert(record[1], record[2])
+            return True
+
+    # -- saving --------------------------------------------------------------------------------
+
+    @property
+    def folder(self) -> Path:
+        return self.data_root / self.name
+
+    def versions(self) -> list[Path]:
+        """Saved versions, oldest first."""
+        if not self.folder.is_dir():
+            return []
+        found = [(int(m.group(1)), p) for p in self.folder.iterdir() if (m := _VERSION.match(p.name))]
+        return [p for _n, p in sorted(found)]
+
+    def save(self) -> Path:
+        """Write the next version (never overwriting one) and refresh latest.jsonl; returns the version."""
+        with self._lock:
+            text = self.to_jsonl()
+            self.folder.mkdir(parents=True, exist_ok=True)
+            existing = self.versions()
+            number = int(_VERSION.match(existing[-1].name).group(1)) + 1 if existing else 1
+            while True:
+                target = self.folder / f"v{number:04d}.jsonl"
+                try:  # claim the name first, so a concurrent save can never replace this version
+                    with open(target, "x", encoding="utf-8"):
+                        pass
+                except FileExistsError:
+                    number += 1
+                    continue
+                break
+            try:
+                write_text_atomic(target, text)
+            except BaseException:
+                target.unlink(missing_ok=True)
+                raise
+            write_text_atomic(self.folder / LATEST, text)
+            return target
+
+    def export_jsonl(self, path: str | Path) -> Path:
+        path = Path(path)
+        with self._lock:
+            write_text_atomic(path, self.to_jsonl())
+        return path
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _index(self, position: Any) -> int:
+        """0-based index of a 1-based position, or EngineError row_out_of_range."""
+        try:
+            number = int(position)
+            valid = number == position or str(number) == str(position).strip()
+        except (TypeError, ValueError):
+            number, valid = 0, False
+        if not valid or not 1 <= number <= self.rows:
+            raise EngineError("row_out_of_range", {"position": position, "rows": self.rows})
+        return number - 1
+
+    def _check_columns(self, values: dict[str, Any]) -> None:
+        for col in values:
+            if col not in self._columns:
+                raise EngineError("column_unknown", {"column": col, "columns": ", ".join(self._columns)})
+
+    def _push(self, record: tuple) -> None:
+        self._undo.append(record)
+        del self._undo[:-UNDO_LIMIT]
+
+    def _row_frame(self, rows: list[dict[str, Any]]) -> pd.DataFrame:
+        data = {col: _column([row.get(col) for row in rows]) for col in self._columns}
+        data[_HAY] = _column([None] * len(rows))
+        return pd.DataFrame(data)
+
+    def _set_cells(self, changes: dict[str, list[tuple[int, Any]]]) -> dict[str, list[tuple[int, Any]]]:
+        """Apply {column: [(index, value)]}; returns the same shape holding the old values."""
+        old: dict[str, list[tuple[int, Any]]] = {}
+        touched: set[int] = set()
+        for col, cells in changes.items():
+            values = self._frame[col].to_numpy(dtype=object, copy=True)
+            old[col] = [(i, values[i]) for i, _v in cells]
+            for i, value in cells:
+                values[i] = value
+                touched.add(i)
+            self._frame[col] = _column(list(values), self._frame.index)
+        if touched:
+            hay = self._frame[_HAY].to_numpy(dtype=object, copy=True)
+            hay[list(touched)] = None
+            self._frame[_HAY] = _column(list(hay), self._frame.index)
+        return old
+
+    def _delete(self, idx: np.ndarray) -> pd.DataFrame:
+        """Remove rows at 0-based `idx` (sorted); returns them."""
+        keep = np.ones(self.rows, dtype=bool)
+        keep[idx] = False
+        removed = self._frame.iloc[idx]
+        self._frame = self._frame.iloc[keep].reset_index(drop=True)
+        return removed
+
+    def _delete_recorded(self, idx: np.ndarray) -> int:
+        if not len(idx):
+            return 0
+        removed = self._delete(idx)
+        self._push(("insert", idx, removed))
+        return len(idx)
+
+    def _insert(self, idx: np.ndarray, rows: pd.DataFrame) -> None:
+        """Put `rows` back so that they end up at 0-based `idx` (sorted) of the grown frame."""
+        total = self.rows + len(idx)
+        kept = np.setdiff1d(np.arange(total), idx, assume_unique=True)
+        both = pd.concat([self._frame, rows], ignore_index=True)
+        order = np.empty(total, dtype=int)
+        order[np.concatenate([kept, idx])] = np.arange(total)
+        self._frame = both.iloc[order].reset_index(drop=True)
