@@ -29,6 +29,7 @@ UNDO_LIMIT = 50
 LATEST = "latest.jsonl"
 _VERSION = re.compile(r"^v(\d{4,})\.jsonl$")
 _HAY = "\x00search"  # hidden, lazily filled column: one lower-cased search string per row (None = stale)
+_FEW = 16           # up to this many changed cells in a column are set in place
 _SEP = "\x1f"        # between cells in the search string, so a query never spans two cells
 
 
@@ -53,6 +54,12 @@ def _cell_text(value: Any) -> str:
     if _nested(value):
         return json.dumps(value, ensure_ascii=False, default=str)
     return str(value)
+
+
+def _dedup_key(value: Any) -> Any:
+    """A hashable stand-in for a cell: equal only for cells written out identically."""
+    value = _clean(value)
+    return value if type(value) is str else (type(value).__name__, _cell_text(value))
 
 
 def _is_empty(value: Any) -> bool:
@@ -243,11 +250,11 @@ class DatasetEditor:
     def remove_exact_duplicates(self) -> int:
         """Remove rows equal to an earlier row in every cell; returns how many were removed."""
         with self._lock:
-            seen: set[str] = set()
+            seen: set[tuple] = set()
             dup = []
             arrays = [self._frame[col].to_numpy() for col in self._columns]
             for i, cells in enumerate(zip(*arrays)):
-                key = json.dumps([_clean(v) for v in cells], ensure_ascii=False, sort_keys=True, default=str)
+                key = tuple(_dedup_key(v) for v in cells)
                 if key in seen:
                     dup.append(i)
                 seen.add(key)
@@ -365,13 +372,23 @@ class DatasetEditor:
         old: dict[str, list[tuple[int, Any]]] = {}
         touched: set[int] = set()
         for col, cells in changes.items():
-            values = self._frame[col].to_numpy(dtype=object, copy=True)
-            old[col] = [(i, values[i]) for i, _v in cells]
-            for i, value in cells:
-                values[i] = value
-                touched.add(i)
-            self._frame[col] = _column(list(values), self._frame.index)
-        if touched:
+            j = self._frame.columns.get_loc(col)
+            if len(cells) <= _FEW:  # a few cells: set in place (no column rebuild)
+                old[col] = [(i, self._frame.iat[i, j]) for i, _v in cells]
+                for i, value in cells:
+                    self._frame.iat[i, j] = value
+            else:
+                values = self._frame[col].to_numpy(dtype=object, copy=True)
+                old[col] = [(i, values[i]) for i, _v in cells]
+                for i, value in cells:
+                    values[i] = value
+                self._frame[col] = _column(list(values), self._frame.index)
+            touched.update(i for i, _v in cells)
+        if len(touched) <= _FEW:
+            j = self._frame.columns.get_loc(_HAY)
+            for i in touched:
+                self._frame.iat[i, j] = None
+        else:
             hay = self._frame[_HAY].to_numpy(dtype=object, copy=True)
             hay[list(touched)] = None
             self._frame[_HAY] = _column(list(hay), self._frame.index)

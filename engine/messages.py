@@ -59,8 +59,45 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "dataset_duplicate": ("Row {row} repeats row {first} exactly.", "第 {row} 行与第 {first} 行完全重复。"),
     "dataset_nothing_usable": ("No usable rows remain after removing rows with errors.",
                                "去掉有错误的行之后，没有可用的数据了。"),
+    "row_out_of_range": ("Row {position} does not exist: the dataset has {rows} row(s).",
+                         "第 {position} 行不存在：数据集共有 {rows} 行。"),
+    "column_unknown": ("There is no column named '{column}' in this dataset (columns: {columns}).",
+                       "此数据集中没有名为“{column}”的列（现有列：{columns}）。"),
     "dataset_too_small_for_eval": ("Only {rows} usable row(s): too few to hold out an eval split.",
                                    "只有 {rows} 行可用数据，太少，无法划分评估集。"),
+    # dataset quality checks (engine/checks.py)
+    "dataset_near_duplicate": (
+        "Row {row} asks the same as row {first} with the same answer, differing only in case, spaces or "
+        "punctuation. Remove one of them so this example does not count twice.",
+        "第 {row} 行与第 {first} 行的问题和回答相同，只是大小写、空格或标点不同。请删除其中一行，以免该样本被重复学习。"),
+    "dataset_conflicting_answers": (
+        "Row {row} asks the same question as row {first} but gives a different answer. Keep the answer you "
+        "want the model to learn and remove or merge the other.",
+        "第 {row} 行与第 {first} 行的问题相同，但回答不同。请保留希望模型学会的回答，删除或合并另一行。"),
+    "dataset_too_long": (
+        "{count} row(s) are longer than the max length of {max_length} tokens (longest {longest}); on average "
+        "{mean_excess} tokens at their end are cut off and not learned. Raise max_length or shorten those rows.",
+        "有 {count} 行超过最大长度 {max_length} 个 token（最长 {longest}），平均每行末尾有 {mean_excess} 个 token "
+        "被截掉、不会被学习。请调大 max_length，或缩短这些行。"),
+    "dataset_row_too_long": (
+        "Row {row} is {length} tokens long, more than the max length of {max_length}; its end will be cut off. "
+        "Shorten the row or raise max_length.",
+        "第 {row} 行长 {length} 个 token，超过最大长度 {max_length}，末尾会被截掉。请缩短该行或调大 max_length。"),
+    "dataset_short_answer": (
+        "Row {row}: the answer is very short. Check that it is complete; the model learns to answer just as briefly.",
+        "第 {row} 行：回答非常短。请确认回答是完整的，模型会学着同样简短地回答。"),
+    "dataset_control_chars": (
+        "Row {row}: the {field} message contains invisible control characters ({chars}). Remove them from the file.",
+        "第 {row} 行：{field} 消息中含有不可见的控制字符（{chars}）。请从文件中删除这些字符。"),
+    "dataset_eval_overlap": (
+        "{count} evaluation example(s) also appear in the training data, so the eval loss looks better than it is. "
+        "Remove them from one of the two sets.",
+        "有 {count} 条评估样本同时出现在训练数据中，评估损失会显得比实际更好。请从其中一个数据集中删除它们。"),
+    "dataset_too_few_rows": (
+        "Only {rows} usable row(s) for {epochs} epoch(s): the model will barely change, or will memorise these "
+        "rows. Add more examples (at least a few dozen) or raise the number of epochs.",
+        "只有 {rows} 行可用数据、训练 {epochs} 轮：模型几乎不会变化，或者会死记硬背这些数据。"
+        "请增加样本（至少几十条），或增加训练轮数。"),
     # models
     "model_not_found": ("The model '{name}' was not found as a local folder, a .gguf file or a downloaded hub model.",
                         "找不到模型“{name}”：它不是本地文件夹、.gguf 文件，也不是已下载的 Hub 模型。"),
