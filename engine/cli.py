@@ -74,9 +74,9 @@ def _quiet_libraries(debug: bool) -> None:
 
 # ---- validate ---------------------------------------------------------------------------
 def _validate(args) -> int:
-    from engine.data import load_report
+    from engine.studio import Studio
 
-    report = load_report(args.path)
+    report = Studio().check_dataset(args.path).report
     if args.json:
         print(json.dumps(report.to_dict(args.lang), ensure_ascii=False, indent=2))
     else:

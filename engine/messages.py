@@ -63,6 +63,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
                          "第 {position} 行不存在：数据集共有 {rows} 行。"),
     "column_unknown": ("There is no column named '{column}' in this dataset (columns: {columns}).",
                        "此数据集中没有名为“{column}”的列（现有列：{columns}）。"),
+    "dataset_no_token_count": ("Token lengths were not counted: the tokenizer of '{model}' is not available ({reason}).",
+                               "未统计词元长度：无法获取模型“{model}”的分词器（{reason}）。"),
     "dataset_too_small_for_eval": ("Only {rows} usable row(s): too few to hold out an eval split.",
                                    "只有 {rows} 行可用数据，太少，无法划分评估集。"),
     # dataset quality checks (engine/checks.py)

@@ -3,20 +3,36 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine import data, presets
+from dataclasses import dataclass
+
+from engine import checks, data, models, presets
 from engine.config import TrainConfig
-from engine.errors import EngineError
+from engine.dataset_store import DatasetEditor
+from engine.errors import EngineError, Issue
+from engine.mapping import ColumnMapping
 from engine.events import Event, RunSnapshot
 from engine.inference import AnswerPair, ChatModel, GenParams
 from engine.runner import JobFactory, Runner, RunSummary, real_job_factory
 
 
+@dataclass
+class DatasetCheck:
+    """A dataset's row report (with the dataset-level warnings added) and its summary."""
+
+    report: data.DatasetReport
+    summary: checks.DatasetSummary
+
+
 class Studio:
     """Everything a front end needs, as typed objects; raises EngineError with codes."""
 
-    def __init__(self, runs_root: str | Path = "runs", job_factory: JobFactory = real_job_factory) -> None:
+    def __init__(self, runs_root: str | Path = "runs", job_factory: JobFactory = real_job_factory,
+                 data_root: str | Path = "data") -> None:
         self.runner = Runner(runs_root, job_factory)
         self.chat = ChatModel()
+        self.data_root = Path(data_root)
+        self.editor: DatasetEditor | None = None
+        self._tokenizers: dict[str, object] = {}
 
     # configuration
     def default_config(self) -> TrainConfig:
@@ -31,6 +47,50 @@ class Studio:
     # data
     def inspect_dataset(self, path: str | Path) -> data.DatasetReport:
         return data.load_report(path)
+
+    def check_dataset(self, path: str | Path, config: TrainConfig | None = None,
+                      mapping: ColumnMapping | None = None) -> DatasetCheck:
+        """Row checks, then dataset checks with token counts for the config's model and max length.
+
+        The same function serves the Dataset tab and `python app.py validate`; when the model's
+        tokenizer cannot be had (offline hub id), token counts are skipped with a warning.
+        """
+        config = config or self.default_config()
+        report = data.load_report(path, mapping)
+        tokenizer = None
+        if report.usable:
+            try:
+                tokenizer = self.tokenizer(config.model_name_or_path)
+            except EngineError as error:
+                report.issues.append(Issue("warning", "dataset_no_token_count",
+                                           params={"model": config.model_name_or_path, "reason": error.code}))
+        evaluation = None
+        if report.usable and (config.eval_split > 0 or config.eval_rows > 0) and len(report.examples) > 1:
+            _train, held_out = data.split_examples(report.examples, config.eval_split, config.seed, config.eval_rows)
+            evaluation = list(held_out) if held_out is not None else None
+        extra, summary = checks.check_dataset(report, tokenizer, config.max_length, config.num_train_epochs,
+                                              evaluation)
+        report.issues.extend(extra)
+        return DatasetCheck(report, summary)
+
+    def tokenizer(self, model_name: str):
+        """The tokenizer (with chat template) of a model, loaded once per model."""
+        if model_name not in self._tokenizers:
+            self._tokenizers[model_name] = models.load_tokenizer(models.resolve_model(model_name))
+        return self._tokenizers[model_name]
+
+    def open_editor(self, path: str | Path) -> DatasetEditor:
+        """Load a dataset into the row editor (the one dataset being edited)."""
+        self.editor = DatasetEditor.open(path, self.data_root)
+        return self.editor
+
+    def training_view(self, example: dict, config: TrainConfig | None = None):
+        """Segments (text, kind) of one example as the config's model will be trained on it."""
+        from engine import preview
+
+        config = config or self.default_config()
+        tokenizer = self.tokenizer(config.model_name_or_path)
+        return preview.segments(preview.training_view(example, tokenizer, config.max_length), tokenizer)
 
     # training
     def start(self, config: TrainConfig, run_dir: str | Path | None = None) -> str:

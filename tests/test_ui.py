@@ -35,10 +35,10 @@ def test_dataset_check_reports_problems_in_both_languages(serve, tmp_path):
                    encoding="utf-8")
     url, _app = serve(Studio(tmp_path / "runs", job_factory=FakeJob))
     client = Client(url, verbose=False)
-    summary, problems, _preview = client.predict("en", str(bad), api_name="/check_dataset")
+    summary, _histogram, problems, *_rest = client.predict("en", str(bad), api_name="/check_dataset")
     assert "1 errors" in summary and "left out" in summary
     assert problems["data"][0][1] == 1 and problems["data"][0][2] == "output"
-    summary_zh, problems_zh, _ = client.predict("zh", str(bad), api_name="/check_dataset")
+    summary_zh, _histogram, problems_zh, *_rest = client.predict("zh", str(bad), api_name="/check_dataset")
     assert "错误" in summary_zh and "第 1 行" in problems_zh["data"][0][3]
 
 

@@ -32,9 +32,17 @@ def preview_rows(report: DatasetReport) -> list[list[Any]]:
     return rows
 
 
-def dataset_summary(report: DatasetReport, lang: str) -> str:
+def dataset_summary(result, lang: str) -> str:
+    """Markdown for a DatasetCheck: counts, verdict, languages and token figures."""
+    report, summary = result.report, result.summary
     head = t("dataset_summary", lang, path=report.path, format=report.format or "?", rows=len(report.rows),
              usable=len(report.examples), errors=len(report.errors), warnings=len(report.warnings))
+    languages = summary.languages
+    head += "\n\n" + t("dataset_languages", lang, zh=languages.get("zh", 0), en=languages.get("en", 0),
+                        other=languages.get("other", 0))
+    if summary.token_lengths:
+        head += " " + t("dataset_tokens", lang, tokens=summary.tokens_per_epoch, longest=max(summary.token_lengths),
+                        truncated=summary.truncated_rows, max_length=summary.max_length)
     if not report.usable:
         verdict = t("dataset_bad", lang)
     elif report.errors:
@@ -42,6 +50,17 @@ def dataset_summary(report: DatasetReport, lang: str) -> str:
     else:
         verdict = t("dataset_ok", lang)
     return f"{head}\n\n{verdict}"
+
+
+def length_histogram(summary, lang: str) -> go.Figure:
+    """Token lengths of the rows against the max length (a dashed line)."""
+    figure = go.Figure(go.Histogram(x=summary.token_lengths, nbinsx=40, name=t("length_rows", lang)))
+    if summary.max_length and summary.token_lengths:
+        figure.add_vline(x=summary.max_length, line_dash="dash", line_color="red",
+                         annotation_text=f"max_length {summary.max_length}")
+    figure.update_layout(xaxis_title=t("length_tokens", lang), yaxis_title=t("length_rows", lang),
+                         margin=dict(l=40, r=10, t=30, b=40), height=260, showlegend=False)
+    return figure
 
 
 def error_message(error: EngineError, lang: str) -> str:
