@@ -37,6 +37,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "config_invalid": ("The settings have {count} problem(s): {first}", "设置中有 {count} 个问题：{first}"),
     "preset_unknown": ("There is no preset named '{name}'. Available: {available}.",
                        "没有名为“{name}”的预设。可用的预设：{available}。"),
+    "preset_bad_name": ("'{name}' cannot be a preset name: use lower-case letters, digits, - and _ (up to 40).",
+                        "“{name}”不能作为预设名：请使用小写字母、数字、- 和 _（最多 40 个字符）。"),
+    "preset_builtin": ("'{name}' is a preset that ships with the studio; save yours under another name.",
+                       "“{name}”是工作室自带的预设，请换一个名字保存。"),
     # dataset
     "dataset_not_found": ("Dataset file {path} does not exist.", "数据集文件 {path} 不存在。"),
     "dataset_unreadable": ("Could not read {path}: {detail}.", "无法读取 {path}：{detail}。"),

@@ -7,12 +7,20 @@ from typing import Any
 
 import yaml
 
+import re
+
 from engine.config import TrainConfig
 from engine.errors import EngineError
+from engine.files import write_text_atomic
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
 SAMPLE_DATASET = Path(__file__).resolve().parent / "samples" / "customer_service.jsonl"
 CPU_PRESET = "cpu-demo"
+
+
+PRESET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}$")
+# Settings a preset never carries: they belong to one dataset, not to a recipe.
+NOT_IN_PRESETS = ("dataset_path", "mix_dataset_path")
 
 
 @dataclass(frozen=True)
@@ -20,24 +28,42 @@ class Preset:
     name: str
     description: dict[str, str]
     settings: dict[str, Any]
+    user: bool = False  # saved from the app; only these may be overwritten
 
 
-def list_presets(folder: Path = PRESETS_DIR) -> list[Preset]:
+def list_presets(folder: Path | None = None) -> list[Preset]:
+    folder = folder or PRESETS_DIR
     return [load_preset(path.stem, folder) for path in sorted(folder.glob("*.yaml"))]
 
 
-def load_preset(name: str, folder: Path = PRESETS_DIR) -> Preset:
+def load_preset(name: str, folder: Path | None = None) -> Preset:
+    folder = folder or PRESETS_DIR
     path = folder / f"{name}.yaml"
     if not path.is_file():
         available = ", ".join(p.stem for p in sorted(folder.glob("*.yaml")))
         raise EngineError("preset_unknown", {"name": name, "available": available})
     raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    return Preset(name, raw.get("description", {}), raw.get("settings", {}))
+    return Preset(name, raw.get("description", {}), raw.get("settings", {}), bool(raw.get("user", False)))
+
+
+def save_preset(name: str, config: TrainConfig, description: str = "", folder: Path | None = None) -> Path:
+    """Save `config`'s differences from the defaults as a user preset (never over a shipped one)."""
+    folder = folder or PRESETS_DIR
+    name = name.strip().lower()
+    if not PRESET_NAME.match(name):
+        raise EngineError("preset_bad_name", {"name": name})
+    path = folder / f"{name}.yaml"
+    if path.is_file() and not load_preset(name, folder).user:
+        raise EngineError("preset_builtin", {"name": name})
+    settings = {k: v for k, v in config.diff().items() if k not in NOT_IN_PRESETS}
+    document = {"user": True, "description": {"en": description, "zh": description}, "settings": settings}
+    write_text_atomic(path, yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
+    return path
 
 
 def apply_preset(name: str, base: TrainConfig) -> TrainConfig:
     """`base` with the preset's settings on top (unknown keys in the preset are refused)."""
-    return base.replace(**load_preset(name).settings)
+    return base.replace(**load_preset(name).settings)  # unknown keys in a preset are refused here
 
 
 def default_config(cuda: bool | None = None) -> TrainConfig:

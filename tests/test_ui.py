@@ -45,7 +45,8 @@ def test_dataset_check_reports_problems_in_both_languages(serve, tmp_path):
 def test_preset_fills_the_form(serve, tmp_path):
     url, _app = serve(Studio(tmp_path / "runs", job_factory=FakeJob))
     client = Client(url, verbose=False)
-    values = client.predict("en", "smoke-test", api_name="/apply_preset")
+    about, *values = client.predict("en", "smoke-test", api_name="/apply_preset")
+    assert "smoke test" in about.lower()
     assert 2 in values and 128 in values  # max_steps and max_length of the smoke-test preset
 
 
@@ -106,3 +107,25 @@ def test_real_short_run_and_both_answers(serve, tmp_path, english_dataset):
     assert base.strip() and adapter.strip()
     assert studio.chat.loads == 1
     assert EN_GREETING not in base
+
+
+def test_save_a_user_preset_and_load_it_back(serve, tmp_path, monkeypatch):
+    import shutil
+
+    from engine import presets
+
+    folder = tmp_path / "presets"
+    shutil.copytree(presets.PRESETS_DIR, folder)
+    monkeypatch.setattr(presets, "PRESETS_DIR", folder)
+    url, _app = serve(Studio(tmp_path / "runs", job_factory=FakeJob))
+    client = Client(url, verbose=False)
+    client.predict(name="my-recipe", lora_r=8, learning_rate=5e-4, api_name="/save_preset")
+    saved = presets.load_preset("my-recipe")
+    assert saved.user and saved.settings["lora_r"] == 8 and saved.settings["learning_rate"] == 5e-4
+    assert "dataset_path" not in saved.settings
+    _about, *values = client.predict("en", "my-recipe", api_name="/apply_preset")
+    assert 8 in values and 5e-4 in values
+    with pytest.raises(Exception, match="ships with the studio"):
+        client.predict(name="cpu-demo", api_name="/save_preset")
+    with pytest.raises(Exception, match="cannot be a preset name"):
+        client.predict(name="../evil", api_name="/save_preset")

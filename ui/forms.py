@@ -14,6 +14,7 @@ import gradio as gr
 from engine.config import BUNDLED_MODEL_ID, FIELDS, GROUPS, TrainConfig, field_kind
 from ui.i18n import Texts, field_help, field_label
 
+FIELD_MIN_WIDTH = 280  # rows of fields wrap instead of squeezing labels into narrow columns
 # Fields chosen elsewhere in the UI (the Dataset tab picks the file).
 HIDDEN_FIELDS = ("dataset_path",)
 # Slider ends for fields whose valid range is far wider than a slider can show.
@@ -33,7 +34,8 @@ def form_fields() -> list[str]:
 def make_component(name: str, value: Any, lang: str):
     """One input component for field `name`, showing `value`."""
     meta, kind = FIELDS[name].metadata, field_kind(name)
-    common = {"label": field_label(name, lang), "info": field_help(name, lang), "elem_id": f"field-{name}"}
+    common = {"label": field_label(name, lang), "info": field_help(name, lang), "elem_id": f"field-{name}",
+              "min_width": FIELD_MIN_WIDTH}
     if kind is bool:
         return gr.Checkbox(value=value, **common)
     if meta.get("choices"):

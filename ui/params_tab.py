@@ -1,15 +1,16 @@
-"""Hyperparameters tab: a preset picker and the form generated from TrainConfig."""
+"""Hyperparameters tab: presets (shipped and saved), the form generated from TrainConfig, the YAML view."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import gradio as gr
 
+from engine import presets
 from engine.config import TrainConfig
 from engine.errors import EngineError
 from engine.studio import Studio
 from ui import forms, present
-from ui.i18n import Texts
+from ui.i18n import Texts, t
 
 
 @dataclass
@@ -18,24 +19,58 @@ class ParamsTab:
     components: list
 
 
+def preset_choices(studio: Studio) -> list[str]:
+    return [""] + [p.name for p in studio.presets()]
+
+
 def build(studio: Studio, texts: Texts, config: TrainConfig, lang_input: gr.Radio) -> ParamsTab:
     texts.add(gr.Markdown(), value="params_intro")
-    preset_names = [p.name for p in studio.presets()]
-    preset = texts.add(gr.Dropdown(choices=[""] + preset_names, value="", elem_id="preset"),
-                       label="preset", info="preset_info")
+    with gr.Row():
+        preset = texts.add(gr.Dropdown(choices=preset_choices(studio), value="", elem_id="preset", scale=3),
+                           label="preset", info="preset_info")
+        preset_about = gr.Markdown(elem_id="preset-about")
     fields = forms.build_form(config, texts)
     names = list(fields)
     components = [fields[name] for name in names]
+    with gr.Row():
+        new_name = texts.add(gr.Textbox(elem_id="preset-name", scale=2), label="preset_name", info="preset_name_info")
+        save = texts.add(gr.Button(elem_id="preset-save", scale=1), value="preset_save")
+    with texts.add(gr.Accordion(open=False, elem_id="as-yaml"), label="show_yaml"):
+        as_yaml = gr.Code(language="yaml", elem_id="config-yaml")
 
     def apply_preset(lang: str, name: str):
-        """Inputs: language, preset name. Outputs: every form field, set to the defaults plus the preset."""
-        chosen = studio.default_config()
+        """Inputs: language, preset name. Outputs: its description and every form field (defaults + preset)."""
+        chosen, about = studio.default_config(), ""
         if name:
             try:
                 chosen = studio.apply_preset(name, chosen)
+                description = presets.load_preset(name).description
+                about = description.get(lang) or description.get("en", "")
             except EngineError as error:
                 raise gr.Error(present.error_message(error, lang)) from None
-        return forms.values_of(chosen, names)
+        return [about] + forms.values_of(chosen, names)
 
-    preset.change(apply_preset, [lang_input, preset], components, api_name="apply_preset")
+    def save_preset(lang: str, name: str, *values):
+        """Inputs: language, new preset name, form values. Output: the preset list with the new one chosen."""
+        try:
+            config = forms.config_from(studio.default_config(), names, list(values))
+            presets.save_preset(name, config)
+        except EngineError as error:
+            raise gr.Error(present.error_message(error, lang)) from None
+        gr.Info(t("preset_saved", lang, name=name.strip().lower()))
+        return gr.Dropdown(choices=preset_choices(studio), value=name.strip().lower())
+
+    def show_yaml(lang: str, *values) -> str:
+        """Inputs: language, form values. Output: the run's config as YAML (what config.yaml will hold)."""
+        try:
+            return forms.config_from(studio.default_config(), names, list(values)).to_yaml()
+        except EngineError as error:
+            return f"# {present.error_message(error, lang)}"
+
+    preset.change(apply_preset, [lang_input, preset], [preset_about] + components, api_name="apply_preset")
+    save.click(forms.named_form_handler(save_preset, ["lang", "name"], names), [lang_input, new_name] + components,
+               [preset], api_name="save_preset")
+    for component in components:
+        component.change(show_yaml, [lang_input] + components, [as_yaml], api_visibility="private",
+                         show_progress="hidden")
     return ParamsTab(names=names, components=components)
