@@ -14,6 +14,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from engine.files import write_text_atomic
+
 
 class RunState(str, Enum):
     IDLE = "IDLE"
@@ -23,6 +25,7 @@ class RunState(str, Enum):
     DONE = "DONE"
     STOPPED = "STOPPED"
     FAILED = "FAILED"
+    INTERRUPTED = "INTERRUPTED"  # the app process died mid-run; the run can be resumed from a checkpoint
 
     @property
     def is_live(self) -> bool:
@@ -100,6 +103,15 @@ class EventLog:
                 log._events.append(Event.from_json(line))
             except (ValueError, KeyError):
                 continue
+        return log
+
+    @classmethod
+    def reopen(cls, path: str | Path) -> "EventLog":
+        """An existing run's log that new events continue (sequence numbers go on from the last)."""
+        log = cls.read(path)
+        log._events = [Event(i, e.time, e.kind, e.data) for i, e in enumerate(log._events)]
+        log._path = Path(path)
+        write_text_atomic(log._path, "".join(e.to_json() + "\n" for e in log._events))
         return log
 
 

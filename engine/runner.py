@@ -7,6 +7,8 @@ lifecycle with a fake job in milliseconds.
 """
 from __future__ import annotations
 
+import os
+import shutil
 import threading
 import time
 import traceback
@@ -23,8 +25,11 @@ from engine.files import write_text_atomic
 
 
 class Job(Protocol):
-    def train(self) -> None: ...
+    def train(self, resume_from: str | None = None) -> None: ...
     def save(self, adapter_dir: Path) -> None: ...
+
+
+OWNER_FILE = "owner.pid"  # the process training a run; a run whose owner is gone was interrupted
 
 
 JobFactory = Callable[[TrainConfig, list, Path, EventLog, threading.Event], Job]
@@ -44,6 +49,10 @@ class RunSummary:
     started: float
     has_adapter: bool
     last_loss: float | None
+    last_eval_loss: float | None = None
+    step: int = 0
+    duration: float = 0.0
+    can_resume: bool = False
 
 
 class Runner:
@@ -58,38 +67,85 @@ class Runner:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.current_run_id: str | None = None
+        self.recover_interrupted()
 
     # ---- control ------------------------------------------------------------------------
     def start(self, config: TrainConfig, run_dir: str | Path | None = None) -> str:
         """Pre-flight the config and data, then train in the background. Returns the run id."""
-        problems = [i for i in config.validate() if i.severity == "error"]
-        if problems:
-            first = problems[0]
-            raise EngineError(first.code, {**first.params, "field": first.field}, hint="hint_fix_config")
-        report = data.load_report(config.dataset_path)
-        if not report.usable:
-            first = report.errors[0]
-            raise EngineError(first.code, {**first.params, "row": first.row, "field": first.field},
-                              hint="hint_fix_rows")
-        if not self.lock.acquire(blocking=False):
-            raise EngineError("busy", {"run_id": self.current_run_id or "-"}, hint="hint_wait_or_stop")
+        report = _preflight(config)
+        self._acquire()
         try:
             run_dir = Path(run_dir) if run_dir else self.runs_root / time.strftime("%Y%m%d-%H%M%S")
             run_dir = _unique(run_dir)
             run_dir.mkdir(parents=True, exist_ok=True)
             write_text_atomic(run_dir / "config.yaml", config.to_yaml())
             log = EventLog(run_dir / "events.jsonl")
-            run_id = run_dir.name
-            self._logs[run_id] = (run_dir, log)
-            self.current_run_id = run_id
-            self._stop.clear()
             log.append("status", state=RunState.LOADING.value, rows=len(report.examples))
-            self._thread = threading.Thread(target=self._run, name=f"train-{run_id}", daemon=True,
-                                            args=(config, report.examples, run_dir, log))
-            self._thread.start()
+            return self._launch(run_dir, log, config, report.examples, None)
         except BaseException:
             self.lock.release()
             raise
+
+    def resume(self, run_id: str) -> str:
+        """Continue a stopped, failed or interrupted run from its latest checkpoint (optimizer and
+        scheduler state included), appending to the same event log."""
+        run_dir = self.run_dir(run_id)
+        if run_dir is None:
+            raise EngineError("run_not_found", {"path": run_id}, hint="hint_pick_run")
+        if self.is_live() and self.current_run_id == run_id:
+            raise EngineError("run_is_live", {"run_id": run_id}, hint="hint_wait_or_stop")
+        checkpoint = latest_checkpoint(run_dir)
+        if checkpoint is None:
+            raise EngineError("no_checkpoint", {"run_id": run_id})
+        config = TrainConfig.from_yaml(run_dir / "config.yaml")
+        report = _preflight(config)
+        self._acquire()
+        try:
+            log = EventLog.reopen(run_dir / "events.jsonl")
+            log.append("status", state=RunState.LOADING.value, rows=len(report.examples),
+                       resumed_from=checkpoint.name)
+            return self._launch(run_dir, log, config, report.examples, str(checkpoint))
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def delete(self, run_id: str) -> None:
+        """Remove a run's folder (refused while it trains)."""
+        run_dir = self.run_dir(run_id)
+        if run_dir is None:
+            raise EngineError("run_not_found", {"path": run_id}, hint="hint_pick_run")
+        if self.is_live() and self.current_run_id == run_id:
+            raise EngineError("run_is_live", {"run_id": run_id}, hint="hint_wait_or_stop")
+        shutil.rmtree(run_dir)
+        self._logs.pop(run_id, None)
+        if self.current_run_id == run_id:
+            self.current_run_id = None
+
+    def recover_interrupted(self) -> list[str]:
+        """Mark runs left live by a process that no longer exists as INTERRUPTED; returns their ids."""
+        marked = []
+        for events_file in self.runs_root.glob("*/events.jsonl"):
+            run_dir = events_file.parent
+            if _owner_alive(run_dir) or not snapshot(run_dir.name, EventLog.read(events_file).since(0)[0]).state.is_live:
+                continue
+            EventLog.reopen(events_file).append("status", state=RunState.INTERRUPTED.value)
+            (run_dir / OWNER_FILE).unlink(missing_ok=True)
+            marked.append(run_dir.name)
+        return marked
+
+    def _acquire(self) -> None:
+        if not self.lock.acquire(blocking=False):
+            raise EngineError("busy", {"run_id": self.current_run_id or "-"}, hint="hint_wait_or_stop")
+
+    def _launch(self, run_dir: Path, log: EventLog, config: TrainConfig, examples: list, resume_from: str | None) -> str:
+        run_id = run_dir.name
+        self._logs[run_id] = (run_dir, log)
+        self.current_run_id = run_id
+        self._stop.clear()
+        (run_dir / OWNER_FILE).write_text(str(os.getpid()), encoding="utf-8")
+        self._thread = threading.Thread(target=self._run, name=f"train-{run_id}", daemon=True,
+                                        args=(config, examples, run_dir, log, resume_from))
+        self._thread.start()
         return run_id
 
     def stop(self) -> bool:
@@ -130,9 +186,15 @@ class Runner:
         dirs.update({run_id: path for run_id, (path, _log) in self._logs.items()})
         summaries = []
         for run_id, path in dirs.items():
-            snap = self.snapshot(run_id)
-            summaries.append(RunSummary(run_id, str(path), snap.state, path.stat().st_mtime,
-                                        (path / "adapter" / "adapter_config.json").is_file(), snap.last_loss))
+            events = self.events_since(run_id, 0)[0]
+            snap = snapshot(run_id, events)
+            started = events[0].time if events else path.stat().st_mtime
+            duration = events[-1].time - started if events else 0.0
+            can_resume = not snap.state.is_live and snap.state is not RunState.DONE and \
+                latest_checkpoint(path) is not None
+            summaries.append(RunSummary(run_id, str(path), snap.state, started,
+                                        (path / "adapter" / "adapter_config.json").is_file(), snap.last_loss,
+                                        snap.last_eval_loss, snap.step, duration, can_resume))
         return sorted(summaries, key=lambda s: s.started, reverse=True)
 
     def _log(self, run_id: str | None) -> EventLog | None:
@@ -144,12 +206,13 @@ class Runner:
         return EventLog.read(path) if path.is_file() else None
 
     # ---- the thread ---------------------------------------------------------------------
-    def _run(self, config: TrainConfig, examples: list[dict[str, Any]], run_dir: Path, log: EventLog) -> None:
+    def _run(self, config: TrainConfig, examples: list[dict[str, Any]], run_dir: Path, log: EventLog,
+             resume_from: str | None) -> None:
         job = None
         try:
             job = self.job_factory(config, examples, run_dir, log, self._stop)
             if not self._stop.is_set():
-                job.train()
+                job.train(resume_from) if resume_from else job.train()
                 log.append("status", state=RunState.SAVING.value)
                 job.save(run_dir / "adapter")
             final = RunState.STOPPED if self._stop.is_set() else RunState.DONE
@@ -162,7 +225,41 @@ class Runner:
         finally:
             del job
             release_memory()
+            (run_dir / OWNER_FILE).unlink(missing_ok=True)
             self.lock.release()
+
+
+def _preflight(config: TrainConfig) -> data.DatasetReport:
+    """Refuse a config with errors or a dataset without usable rows, naming the first problem."""
+    problems = [i for i in config.validate() if i.severity == "error"]
+    if problems:
+        first = problems[0]
+        raise EngineError(first.code, {**first.params, "field": first.field}, hint="hint_fix_config")
+    report = data.load_report(config.dataset_path)
+    if not report.usable:
+        first = report.errors[0]
+        raise EngineError(first.code, {**first.params, "row": first.row, "field": first.field}, hint="hint_fix_rows")
+    return report
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint with the highest step under `run_dir/checkpoints`, if any."""
+    found = [p for p in (run_dir / "checkpoints").glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
+    return max(found, key=lambda p: int(p.name.rsplit("-", 1)[-1]), default=None)
+
+
+def _owner_alive(run_dir: Path) -> bool:
+    try:
+        pid = int((run_dir / OWNER_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _unique(path: Path) -> Path:

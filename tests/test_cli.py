@@ -68,7 +68,9 @@ def test_validate_errors_json(tmp_path):
     assert set(report) == {"format", "rows", "errors", "warnings"}
     assert report["rows"] == 3
     assert [(e["code"], e["row"], e["field"]) for e in report["errors"]] == [("dataset_missing_field", 2, "output")]
-    assert [(w["code"], w["row"]) for w in report["warnings"]] == [("dataset_duplicate", 3)]
+    warnings = [(w["code"], w["row"]) for w in report["warnings"]]
+    assert ("dataset_duplicate", 3) in warnings
+    assert ("dataset_too_few_rows", None) in warnings  # the dataset-level checks run too
     for issue in report["errors"] + report["warnings"]:
         assert set(issue) == {"code", "row", "field", "message"}
     assert "Row 2" in report["errors"][0]["message"]
@@ -77,7 +79,8 @@ def test_validate_errors_json(tmp_path):
 def test_validate_errors_text(tmp_path):
     result = app("validate", str(write_bad_dataset(tmp_path)))
     assert result.returncode == 1
-    assert "errors=1" in result.stdout and "warnings=1" in result.stdout
+    assert "errors=1" in result.stdout and "dataset_duplicate" not in result.stdout
+    assert "[warning] Row 3 repeats row 1 exactly." in result.stdout
     assert "[error] Row 2: the field 'output' is missing or empty." in result.stdout
     assert "Traceback" not in output(result)
 
