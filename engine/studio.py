@@ -99,6 +99,12 @@ class Studio:
     def stop(self) -> bool:
         return self.runner.stop()
 
+    def resume(self, run_id: str) -> str:
+        return self.runner.resume(run_id)
+
+    def delete_run(self, run_id: str) -> None:
+        self.runner.delete(run_id)
+
     def events_since(self, run_id: str | None, cursor: int) -> tuple[list[Event], int]:
         return self.runner.events_since(run_id, cursor)
 

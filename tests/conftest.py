@@ -28,18 +28,24 @@ def english_dataset(tmp_path) -> Path:
 
 
 class FakeJob:
-    """Stands in for SFTJob: logs a falling loss for a few steps, honours stop, writes an adapter."""
+    """Stands in for SFTJob: logs a falling loss for a few steps, writes a checkpoint per step,
+    honours stop, resumes after a checkpoint's step, writes an adapter."""
 
     def __init__(self, config, examples, run_dir, log, stop_requested, steps: int = 5, delay: float = 0.05):
         self.log, self.stop_requested, self.steps, self.delay = log, stop_requested, steps, delay
+        self.run_dir = Path(run_dir)
 
-    def train(self) -> None:
+    def train(self, resume_from: str | None = None) -> None:
+        first = int(resume_from.rsplit("-", 1)[-1]) + 1 if resume_from else 1
         self.log.append("status", state="TRAINING", max_steps=self.steps)
-        for step in range(1, self.steps + 1):
+        for step in range(first, self.steps + 1):
             if self.stop_requested.is_set():
                 return
             time.sleep(self.delay)
             self.log.append("log", step=step, epoch=step / self.steps, max_steps=self.steps, loss=3.0 / step)
+            checkpoint = self.run_dir / "checkpoints" / f"checkpoint-{step}"
+            checkpoint.mkdir(parents=True, exist_ok=True)
+            (checkpoint / "trainer_state.json").write_text("{}", encoding="utf-8")
 
     def save(self, adapter_dir: Path) -> None:
         adapter_dir.mkdir(parents=True, exist_ok=True)

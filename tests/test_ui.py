@@ -16,7 +16,7 @@ def poll_until_final(client: Client, timeout: float) -> str:
     deadline = time.time() + timeout
     status = ""
     while time.time() < deadline:
-        status, _plot, _timer = client.predict("en", api_name="/poll")
+        status, _progress, _diagnosis, _plot, _metrics, _timer = client.predict("en", api_name="/poll")
         if any(word in status for word in ("**Done**", "**Stopped", "**Failed**")):
             return status
         time.sleep(0.5)
@@ -61,7 +61,7 @@ def test_start_poll_and_busy_with_fake_job(serve, tmp_path):
     status = poll_until_final(client, timeout=30)
     assert "Stopped" in status
     # a reload (a new session) rebuilds the whole curve from cursor 0
-    status2, plot, _timer = Client(url, verbose=False).predict("en", api_name="/attach")
+    status2, _progress, _diagnosis, plot, _metrics, _timer = Client(url, verbose=False).predict("en", api_name="/attach")
     logged = [e.data["step"] for e in studio.events_since(None, 0)[0] if e.kind == "log"]
     assert logged and plotted_steps(plot) == logged
     assert studio.runner.current_run_id in status2

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from engine.data import DatasetReport, first_question
+from engine.diagnosis import diagnose, smooth
 from engine.errors import EngineError
 from engine.events import Event, RunSnapshot, RunState
 from engine.messages import render_error
@@ -68,31 +71,94 @@ def error_message(error: EngineError, lang: str) -> str:
 
 
 def metric_points(events: list[Event]) -> list[dict[str, Any]]:
-    """The log events' data, for plotting."""
-    return [event.data for event in events if event.kind == "log"]
+    """The log events' data with their time, for plots, progress and the diagnosis."""
+    return [{**event.data, "time": event.time} for event in events if event.kind == "log"]
 
 
-def loss_figure(points: list[dict[str, Any]], lang: str) -> go.Figure:
+def _series(points: list[dict[str, Any]], key: str) -> tuple[list, list]:
+    chosen = [p for p in points if p.get(key) is not None]
+    return [p["step"] for p in chosen], [p[key] for p in chosen]
+
+
+def loss_figure(points: list[dict[str, Any]], lang: str, overlay: list[dict[str, Any]] | None = None,
+                overlay_name: str = "") -> go.Figure:
+    """Training loss (raw and smoothed) and eval loss on one axis; optionally another run's losses."""
     figure = go.Figure()
-    for key, name in (("loss", "plot_loss"), ("eval_loss", "plot_eval_loss")):
-        xs = [p["step"] for p in points if p.get(key) is not None]
-        ys = [p[key] for p in points if p.get(key) is not None]
-        figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=t(name, lang)))
+    steps, losses = _series(points, "loss")
+    figure.add_trace(go.Scatter(x=steps, y=losses, mode="lines", name=t("plot_loss", lang), opacity=0.35))
+    figure.add_trace(go.Scatter(x=steps, y=smooth(losses), mode="lines", name=t("plot_smoothed", lang)))
+    eval_steps, eval_losses = _series(points, "eval_loss")
+    figure.add_trace(go.Scatter(x=eval_steps, y=eval_losses, mode="lines+markers", name=t("plot_eval_loss", lang)))
+    if overlay:
+        for key, name in (("loss", "plot_loss"), ("eval_loss", "plot_eval_loss")):
+            xs, ys = _series(overlay, key)
+            ys = smooth(ys) if key == "loss" else ys
+            figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(dash="dot"),
+                                        name=f"{overlay_name}: {t(name, lang)}"))
     figure.update_layout(xaxis_title=t("plot_step", lang), yaxis_title=t("loss_plot", lang),
                          margin=dict(l=40, r=10, t=30, b=40), height=360, legend=dict(orientation="h"))
     return figure
+
+
+def metrics_figure(points: list[dict[str, Any]], lang: str) -> go.Figure:
+    """Learning rate, gradient norm, tokens per second and memory, one small chart each."""
+    panels = (("learning_rate", "plot_lr"), ("grad_norm", "plot_grad_norm"),
+              ("tokens_per_second", "plot_tokens_per_second"), ("memory_mb", "plot_memory"))
+    figure = make_subplots(rows=2, cols=2, subplot_titles=[t(name, lang) for _key, name in panels])
+    for index, (key, _name) in enumerate(panels):
+        xs, ys = _series(points, key)
+        figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", showlegend=False), row=index // 2 + 1, col=index % 2 + 1)
+    figure.update_layout(margin=dict(l=40, r=10, t=40, b=30), height=420)
+    return figure
+
+
+def progress_text(snapshot: RunSnapshot, points: list[dict[str, Any]], lang: str) -> str:
+    """Step, epoch, elapsed time and the time left, from the run's log times."""
+    timed = [p for p in points if p.get("loss") is not None]
+    if not timed or not snapshot.max_steps:
+        return ""
+    done = snapshot.step / snapshot.max_steps
+    elapsed = timed[-1]["time"] - timed[0]["time"]
+    steps_timed = timed[-1]["step"] - timed[0]["step"]
+    left = (snapshot.max_steps - snapshot.step) * elapsed / steps_timed if steps_timed > 0 else None
+    bar = "█" * int(done * 20) + "░" * (20 - int(done * 20))
+    eta = _duration(left) if left is not None and snapshot.state.is_live else "-"
+    return t("progress_line", lang, bar=bar, pct=int(done * 100), step=snapshot.step, max_steps=snapshot.max_steps,
+             epoch=snapshot.epoch, elapsed=_duration(elapsed), eta=eta)
+
+
+def diagnosis_text(points: list[dict[str, Any]], lang: str) -> str:
+    found = diagnose(points)
+    return f"**{t(found.title_code, lang, **found.params)}** {t(found.advice_code, lang, **found.params)}"
+
+
+def runs_table(runs: list, lang: str) -> pd.DataFrame:
+    """Past runs with their state, steps, final losses, duration and whether an adapter exists."""
+    columns = [t(key, lang) for key in ("col_run", "col_state", "col_steps", "col_loss", "col_eval_loss",
+                                          "col_duration", "col_adapter")]
+    rows = [[run.run_id, t(f"state_{run.state.value}", lang), run.step, _number(run.last_loss),
+             _number(run.last_eval_loss), _duration(run.duration), "✓" if run.has_adapter else ""] for run in runs]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
 def status_text(snapshot: RunSnapshot, lang: str) -> str:
     if snapshot.run_id is None or snapshot.state is RunState.IDLE:
         return t("status_idle", lang)
 
-    def number(value: float | None) -> str:
-        return "-" if value is None else f"{value:.4f}"
-
     line = t("status_line", lang, state=t(f"state_{snapshot.state.value}", lang), run_id=snapshot.run_id,
              step=snapshot.step, max_steps=snapshot.max_steps or "?", epoch=snapshot.epoch,
-             loss=number(snapshot.last_loss), eval_loss=number(snapshot.last_eval_loss))
+             loss=_number(snapshot.last_loss), eval_loss=_number(snapshot.last_eval_loss))
     if snapshot.state is RunState.LOADING and snapshot.progress:
         line += f"\n\n⏳ {t(snapshot.progress, lang)}…"
     if snapshot.error:
