@@ -65,6 +65,10 @@ def sft_config(config: TrainConfig, output_dir: str | Path, cuda: bool, has_eval
     from trl import SFTConfig
 
     eval_strategy = config.eval_strategy if has_eval else "no"
+    keep_best = eval_strategy != "no" and (config.load_best_model_at_end or config.early_stopping_patience > 0)
+    # Keeping the best checkpoint needs a checkpoint at every evaluation.
+    save_strategy = eval_strategy if keep_best else "steps"
+    save_steps = config.eval_steps if keep_best and eval_strategy == "steps" else config.save_steps
     return SFTConfig(
         output_dir=str(output_dir),
         learning_rate=config.learning_rate,
@@ -85,9 +89,12 @@ def sft_config(config: TrainConfig, output_dir: str | Path, cuda: bool, has_eval
         logging_first_step=True,
         eval_strategy=eval_strategy,
         eval_steps=config.eval_steps if eval_strategy == "steps" else None,
-        save_strategy="steps",
-        save_steps=config.save_steps,
+        save_strategy=save_strategy,
+        save_steps=save_steps,
         save_total_limit=config.save_total_limit,
+        load_best_model_at_end=keep_best,
+        metric_for_best_model="eval_loss" if keep_best else None,
+        greater_is_better=False if keep_best else None,
         max_length=config.max_length,
         packing=False,
         include_num_input_tokens_seen="non_padding",

@@ -75,6 +75,8 @@ class TrainConfig:
     eval_steps: int = _field(50, "evaluation", min=1, max=1_000_000, step=1)
     save_steps: int = _field(50, "evaluation", min=1, max=1_000_000, step=1)
     save_total_limit: int = _field(2, "evaluation", min=1, max=100, step=1)
+    load_best_model_at_end: bool = _field(False, "evaluation")
+    early_stopping_patience: int = _field(0, "evaluation", min=0, max=100, step=1)
 
     # ---- construction -------------------------------------------------------------------
     def replace(self, **changes: Any) -> "TrainConfig":
@@ -140,6 +142,8 @@ class TrainConfig:
             issues.append(Issue("error", "config_both_precisions", field="fp16"))
         if not self.lora_target_modules:
             issues.append(Issue("error", "config_no_target_modules", field="lora_target_modules"))
+        if (self.load_best_model_at_end or self.early_stopping_patience) and self.eval_strategy == "no":
+            issues.append(Issue("error", "config_best_needs_eval", field="eval_strategy"))
         if self.eval_strategy != "no" and self.eval_split == 0 and self.eval_rows == 0:
             issues.append(Issue("warning", "config_eval_without_split", field="eval_split"))
         return issues

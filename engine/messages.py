@@ -32,6 +32,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
                                    "设置了混合比例，但没有选择第二个数据集，因此不会混入任何数据。"),
     "dataset_mix_mismatch": ("The second dataset has a different shape (chat rows vs plain text) and cannot be mixed in.",
                              "第二个数据集的形式不同（对话与纯文本），无法混合。"),
+    "config_best_needs_eval": ("Keeping the best checkpoint and early stopping need evaluation: set Evaluate to 'epoch' or 'steps'.",
+                               "保留最佳检查点和提前停止需要评估：请把“评估时机”设为 epoch 或 steps。"),
     "config_file_missing": ("Config file {path} does not exist.", "配置文件 {path} 不存在。"),
     "config_file_invalid": ("Config file {path} is not valid YAML: {detail}.", "配置文件 {path} 不是有效的 YAML：{detail}。"),
     "config_invalid": ("The settings have {count} problem(s): {first}", "设置中有 {count} 个问题：{first}"),

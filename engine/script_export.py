@@ -33,6 +33,7 @@ def python_script(config: TrainConfig, output_dir: str = "output") -> str:
         "eval_split": repr(config.eval_split),
         "eval_rows": repr(config.eval_rows),
         "seed": repr(config.seed),
+        "patience": repr(config.early_stopping_patience),
         "format_fields": _table(mapping.FORMAT_FIELDS),
         "synonyms": _table(mapping.SYNONYMS),
         "detection_order": repr(mapping.DETECTION_ORDER),
@@ -130,9 +131,12 @@ def _sft_kwargs(config: TrainConfig) -> str:
         ("logging_first_step", "True"),
         ("eval_strategy", "eval_strategy"),
         ("eval_steps", f'{c.eval_steps!r} if eval_strategy == "steps" else None'),
-        ("save_strategy", '"steps"'),
-        ("save_steps", repr(c.save_steps)),
+        ("save_strategy", "save_strategy"),
+        ("save_steps", "save_steps"),
         ("save_total_limit", repr(c.save_total_limit)),
+        ("load_best_model_at_end", "keep_best"),
+        ("metric_for_best_model", '"eval_loss" if keep_best else None'),
+        ("greater_is_better", "False if keep_best else None"),
         ("max_length", repr(c.max_length)),
         ("packing", "False"),
         ("include_num_input_tokens_seen", '"non_padding"'),
@@ -141,7 +145,11 @@ def _sft_kwargs(config: TrainConfig) -> str:
         ("disable_tqdm", "True"),
         ("dataloader_num_workers", "0"),
     ]
+    wants_best = c.load_best_model_at_end or c.early_stopping_patience > 0
     return (f"    eval_strategy = {c.eval_strategy!r} if has_eval else \"no\"\n"
+            f"    keep_best = eval_strategy != \"no\" and {wants_best!r}  # keeping the best needs a save per eval\n"
+            "    save_strategy = eval_strategy if keep_best else \"steps\"\n"
+            f"    save_steps = {c.eval_steps!r} if keep_best and eval_strategy == \"steps\" else {c.save_steps!r}\n"
             "    sft = SFTConfig(\n" + _kwargs(pairs, " " * 8) + "    )")
 
 
@@ -185,6 +193,7 @@ MIX_RATIO = {mix_ratio}
 EVAL_SPLIT = {eval_split}  # share of rows held out for evaluation (EVAL_ROWS > 0 holds out that many)
 EVAL_ROWS = {eval_rows}
 SEED = {seed}
+EARLY_STOPPING_PATIENCE = {patience}  # stop after this many evaluations without a better eval loss (0: off)
 
 # ---- data: every format becomes TRL conversational prompt/completion rows ----------------------
 # Canonical fields of each format (name, required), alternative column names, detection order.
@@ -423,8 +432,13 @@ def main(argv=None):
     model = AutoModelForCausalLM.from_pretrained(args.model, **model_kwargs(cuda, bf16_supported))
     output = Path(args.output)
     sft, lora = build_configs(output / "checkpoints", cuda, has_eval=evaluation is not None)
+    callbacks = []
+    if EARLY_STOPPING_PATIENCE > 0 and sft.load_best_model_at_end:
+        from transformers import EarlyStoppingCallback
+
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=EARLY_STOPPING_PATIENCE))
     trainer = SFTTrainer(model=model, args=sft, train_dataset=train, eval_dataset=evaluation,
-                         processing_class=tokenizer, peft_config=lora)
+                         processing_class=tokenizer, peft_config=lora, callbacks=callbacks)
     trainer.train()
     trainer.save_model(str(output / "adapter"))
     tokenizer.save_pretrained(str(output / "adapter"))

@@ -15,7 +15,7 @@ class SFTJob:
 
     def __init__(self, config: TrainConfig, examples: list[dict], run_dir: Path, log: EventLog,
                  stop_requested: threading.Event) -> None:
-        from transformers import PrinterCallback
+        from transformers import EarlyStoppingCallback, PrinterCallback
         from trl import SFTTrainer
 
         log.append("progress", message="progress_load_data")
@@ -27,6 +27,9 @@ class SFTJob:
         self.tokenizer = models.load_tokenizer(folder)
         model = models.load_model(folder, build.model_kwargs(config, cuda, device.bf16_supported()))
         args = build.sft_config(config, run_dir / "checkpoints", cuda, has_eval=eval_set is not None)
+        callbacks = [EventCallback(log, stop_requested)]
+        if config.early_stopping_patience > 0 and args.load_best_model_at_end:
+            callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
         self.trainer = SFTTrainer(
             model=model,
             args=args,
@@ -34,7 +37,7 @@ class SFTJob:
             eval_dataset=eval_set,
             processing_class=self.tokenizer,
             peft_config=build.lora_config(config),
-            callbacks=[EventCallback(log, stop_requested)],
+            callbacks=callbacks,
         )
         self.trainer.remove_callback(PrinterCallback)  # the runner's events replace its prints
 

@@ -131,3 +131,24 @@ def test_model_kwargs_cuda_with_4bit():
 def test_model_kwargs_cuda_without_quantization_has_no_device_map():
     kwargs = build.model_kwargs(TrainConfig(), cuda=True, bf16_supported=False)
     assert kwargs == {"dtype": torch.float16}
+
+
+def test_keeping_the_best_checkpoint_saves_at_every_evaluation(tmp_path):
+    from engine import build
+    from engine.config import TrainConfig
+
+    args = build.sft_config(TrainConfig(eval_strategy="steps", eval_steps=7, save_steps=50,
+                                        early_stopping_patience=2), tmp_path, cuda=False, has_eval=True)
+    assert args.load_best_model_at_end and args.metric_for_best_model == "eval_loss"
+    assert args.save_strategy == "steps" and args.save_steps == 7 and args.greater_is_better is False
+    plain = build.sft_config(TrainConfig(eval_strategy="epoch"), tmp_path, cuda=False, has_eval=True)
+    assert not plain.load_best_model_at_end and plain.save_steps == 50
+    no_eval = build.sft_config(TrainConfig(load_best_model_at_end=True), tmp_path, cuda=False, has_eval=False)
+    assert not no_eval.load_best_model_at_end
+
+
+def test_early_stopping_without_evaluation_is_refused():
+    from engine.config import TrainConfig
+
+    issues = TrainConfig(early_stopping_patience=2, eval_strategy="no").validate()
+    assert ("config_best_needs_eval", "eval_strategy") in [(i.code, i.field) for i in issues]

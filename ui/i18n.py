@@ -210,6 +210,12 @@ FIELD_TEXT: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
     "eval_strategy": (("Evaluate", "评估时机"), ("When to compute eval loss: every epoch, every N steps, or never.", "何时计算评估损失：每轮、每 N 步或从不。")),
     "eval_steps": (("Eval every N steps", "每 N 步评估"), ("Used when Evaluate is 'steps'.", "评估时机为 steps 时使用。")),
     "save_steps": (("Checkpoint every N steps", "每 N 步保存检查点"), ("Checkpoints let a stopped run resume.", "检查点可用于恢复训练。")),
+    "load_best_model_at_end": (("Keep the best checkpoint", "保留最佳检查点"),
+                               ("At the end, the adapter is the one with the lowest eval loss, not the last.",
+                                "训练结束时使用评估损失最低的适配器，而不是最后一个。")),
+    "early_stopping_patience": (("Early stopping patience", "提前停止耐心值"),
+                                ("Stop when the eval loss has not improved for this many evaluations (0 = off).",
+                                 "评估损失连续这么多次没有改善时停止训练（0 表示关闭）。")),
     "save_total_limit": (("Checkpoints kept", "保留检查点数"), ("Older checkpoints are deleted.", "更早的检查点会被删除。")),
 }
 
