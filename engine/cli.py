@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
                        help="override one setting; repeatable")
     train.add_argument("--run-dir", help="where to write the run (default: runs/<time>)")
+    train.add_argument("--dry-run", action="store_true",
+                       help="print the resolved config, the warnings and the memory/time estimate; do not train")
 
     validate = sub.add_parser("validate", parents=[common], help="check a dataset file")
     validate.add_argument("path")
@@ -107,6 +109,8 @@ def _train(args) -> int:
 
     config = resolve_train_config(args)
     studio = Studio()
+    if args.dry_run:
+        return _dry_run(studio, config, args.lang)
     run_id = studio.start(config, run_dir=args.run_dir)
     run_dir = studio.runner.run_dir(run_id)
     print(f"run {run_id} -> {run_dir}", flush=True)
@@ -137,15 +141,35 @@ def _train(args) -> int:
     return EXIT_STOPPED if state is RunState.STOPPED else EXIT_OK
 
 
+def _dry_run(studio, config: TrainConfig, lang: str) -> int:
+    """Print the config as YAML and the pre-training check; exit 1 when it has errors."""
+    from engine.plan_text import plan_lines
+
+    plan = studio.plan(config)
+    print(config.to_yaml())
+    for line in plan_lines(plan, lang):
+        print(line.replace("**", ""))
+    return EXIT_FAILED if plan.errors else EXIT_OK
+
+
 def _follow(studio, run_id: str, lang: str) -> RunState:
-    """Print the run's events as they arrive until it reaches a final state."""
-    cursor = 0
+    """Print the run's events as they arrive, and the diagnosis whenever it changes, until the run ends."""
+    from engine.diagnosis import diagnose
+
+    cursor, points, said = 0, [], "warming_up"
     while True:
         events, cursor = studio.events_since(run_id, cursor)
         for event in events:
             line = format_event(event, lang)
             if line:
                 print(line, flush=True)
+            if event.kind == "log":
+                points.append(event.data)
+                found = diagnose(points)
+                if found.kind != said:
+                    said = found.kind
+                    print(f">> {render(found.title_code, found.params, lang)} "
+                          f"{render(found.advice_code, found.params, lang)}", flush=True)
         state = studio.snapshot(run_id).state
         if not state.is_live and not studio.runner.is_live():
             return state

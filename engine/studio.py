@@ -23,6 +23,22 @@ class DatasetCheck:
     summary: checks.DatasetSummary
 
 
+@dataclass
+class RunPlan:
+    """Everything known before training: problems, the data check, advice and the estimates."""
+
+    config: TrainConfig
+    issues: list[Issue]
+    dataset: DatasetCheck | None = None
+    memory: object | None = None      # engine.estimate.MemoryEstimate
+    time: object | None = None        # engine.estimate.TimeEstimate
+    trainable: tuple[int, int] | None = None
+
+    @property
+    def errors(self) -> list[Issue]:
+        return [i for i in self.issues if i.severity == "error"]
+
+
 class Studio:
     """Everything a front end needs, as typed objects; raises EngineError with codes."""
 
@@ -72,6 +88,35 @@ class Studio:
                                               evaluation)
         report.issues.extend(extra)
         return DatasetCheck(report, summary)
+
+    def plan(self, config: TrainConfig) -> RunPlan:
+        """Validate the config and data, give the guides' advice, estimate memory and time (no training).
+
+        Shared by the Hyperparameters tab and `python app.py train --dry-run`.
+        """
+        from engine import advice, estimate
+
+        issues = config.validate()
+        plan = RunPlan(config, issues)
+        tokens = None
+        if config.dataset_path and Path(config.dataset_path).is_file():
+            plan.dataset = self.check_dataset(config.dataset_path, config)
+            summary = plan.dataset.summary
+            issues += [i for i in plan.dataset.report.errors if i.row is None]
+            tokens = summary.tokens_per_epoch or None
+            issues += advice.advise(config, rows=summary.rows,
+                                    longest_tokens=max(summary.token_lengths) if summary.token_lengths else None,
+                                    truncated_rows=summary.truncated_rows if summary.token_lengths else None)
+        else:
+            issues += advice.advise(config)
+        shape = estimate.shape_of(config.model_name_or_path)
+        if shape is not None:
+            device = estimate.detect_device()
+            plan.memory = estimate.estimate_memory(config, shape, device)
+            plan.trainable = estimate.trainable_parameters(config, shape)
+            if tokens:
+                plan.time = estimate.estimate_time(config, shape, tokens, device)
+        return plan
 
     def tokenizer(self, model_name: str):
         """The tokenizer (with chat template) of a model, loaded once per model."""

@@ -22,7 +22,7 @@ def build_app(studio: Studio, lang: str = "en") -> gr.Blocks:
             with texts.add(gr.Tab(elem_id="tab-dataset"), label="tab_dataset"):
                 data = dataset_tab.build(studio, texts, language, config.dataset_path)
             with texts.add(gr.Tab(elem_id="tab-params"), label="tab_params"):
-                params = params_tab.build(studio, texts, config, language)
+                params = params_tab.build(studio, texts, config, language, data.path)
             data.wire(params.names, params.components)
             with texts.add(gr.Tab(elem_id="tab-training"), label="tab_training"):
                 training_tab.build(demo, studio, texts, language, data.path, params.names, params.components)

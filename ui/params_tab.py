@@ -23,7 +23,7 @@ def preset_choices(studio: Studio) -> list[str]:
     return [""] + [p.name for p in studio.presets()]
 
 
-def build(studio: Studio, texts: Texts, config: TrainConfig, lang_input: gr.Radio) -> ParamsTab:
+def build(studio: Studio, texts: Texts, config: TrainConfig, lang_input: gr.Radio, dataset_path: gr.Textbox) -> ParamsTab:
     texts.add(gr.Markdown(), value="params_intro")
     with gr.Row():
         preset = texts.add(gr.Dropdown(choices=preset_choices(studio), value="", elem_id="preset", scale=3),
@@ -32,11 +32,19 @@ def build(studio: Studio, texts: Texts, config: TrainConfig, lang_input: gr.Radi
     fields = forms.build_form(config, texts)
     names = list(fields)
     components = [fields[name] for name in names]
+    check = texts.add(gr.Button(variant="primary", elem_id="plan-check"), value="plan_check")
+    plan_md = gr.Markdown(elem_id="plan")
     with gr.Row():
         new_name = texts.add(gr.Textbox(elem_id="preset-name", scale=2), label="preset_name", info="preset_name_info")
         save = texts.add(gr.Button(elem_id="preset-save", scale=1), value="preset_save")
     with texts.add(gr.Accordion(open=False, elem_id="as-yaml"), label="show_yaml"):
         as_yaml = gr.Code(language="yaml", elem_id="config-yaml")
+    with texts.add(gr.Accordion(open=False, elem_id="as-script"), label="as_script"):
+        as_script = gr.Code(language="python", elem_id="config-script")
+
+    def current(path: str, values: list) -> TrainConfig:
+        config = forms.config_from(studio.default_config(), names, values)
+        return config.replace(dataset_path=path.strip()) if path and path.strip() else config
 
     def apply_preset(lang: str, name: str):
         """Inputs: language, preset name. Outputs: its description and every form field (defaults + preset)."""
@@ -60,17 +68,31 @@ def build(studio: Studio, texts: Texts, config: TrainConfig, lang_input: gr.Radi
         gr.Info(t("preset_saved", lang, name=name.strip().lower()))
         return gr.Dropdown(choices=preset_choices(studio), value=name.strip().lower())
 
-    def show_yaml(lang: str, *values) -> str:
-        """Inputs: language, form values. Output: the run's config as YAML (what config.yaml will hold)."""
+    def show_config(lang: str, path: str, *values):
+        """Inputs: language, dataset path, form values. Outputs: the config as YAML (what config.yaml
+        will hold) and as a standalone TRL + PEFT script."""
+        from engine.script_export import python_script
+
         try:
-            return forms.config_from(studio.default_config(), names, list(values)).to_yaml()
+            config = current(path, list(values))
         except EngineError as error:
-            return f"# {present.error_message(error, lang)}"
+            message = present.error_message(error, lang)
+            return f"# {message}", f"# {message}"
+        return config.to_yaml(), python_script(config)
+
+    def check_plan(lang: str, path: str, *values) -> str:
+        """Inputs: language, dataset path, form values. Output: problems, advice, memory and time estimate."""
+        try:
+            return present.plan_markdown(studio.plan(current(path, list(values))), lang)
+        except EngineError as error:
+            raise gr.Error(present.error_message(error, lang)) from None
 
     preset.change(apply_preset, [lang_input, preset], [preset_about] + components, api_name="apply_preset")
     save.click(forms.named_form_handler(save_preset, ["lang", "name"], names), [lang_input, new_name] + components,
                [preset], api_name="save_preset")
     for component in components:
-        component.change(show_yaml, [lang_input] + components, [as_yaml], api_visibility="private",
-                         show_progress="hidden")
+        component.change(show_config, [lang_input, dataset_path] + components, [as_yaml, as_script],
+                         api_visibility="private", show_progress="hidden")
+    check.click(forms.named_form_handler(check_plan, ["lang", "dataset_path"], names),
+                [lang_input, dataset_path] + components, [plan_md], api_name="plan")
     return ParamsTab(names=names, components=components)

@@ -10,6 +10,7 @@ from plotly.subplots import make_subplots
 from engine.data import DatasetReport, first_question
 from engine.diagnosis import diagnose, smooth
 from engine.errors import EngineError
+from engine.plan_text import duration as _duration, plan_lines
 from engine.events import Event, RunSnapshot, RunState
 from engine.messages import render_error
 from ui.i18n import t
@@ -145,13 +146,6 @@ def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = int(seconds)
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-
-
 def status_text(snapshot: RunSnapshot, lang: str) -> str:
     if snapshot.run_id is None or snapshot.state is RunState.IDLE:
         return t("status_idle", lang)
@@ -166,3 +160,8 @@ def status_text(snapshot: RunSnapshot, lang: str) -> str:
                             snapshot.error.get("hint"))
         line += "\n\n" + error_message(error, lang)
     return line
+
+
+def plan_markdown(plan, lang: str) -> str:
+    """The pre-training check as a Markdown list (the same lines `train --dry-run` prints)."""
+    return "\n".join(f"- {line}" if not line.startswith("  ") else line for line in plan_lines(plan, lang))
