@@ -293,9 +293,3 @@ def build_splits(config, examples: list[dict[str, Any]]):
                               hint="hint_fix_rows")
         train = mix_in(train, extra.examples, config.mix_ratio, config.seed)
     return train, evaluation
-
-
-def first_question(example: dict[str, Any]) -> str:
-    """The last user message of an example (for previews and chat prompts)."""
-    users = [m["content"] for m in example.get("prompt", []) if m["role"] == "user"]
-    return users[-1] if users else example.get("text", "")[:200]

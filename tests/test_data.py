@@ -450,24 +450,6 @@ def test_to_example_raises_row_problem():
         "dataset_missing_field", 7, "output")
 
 
-@pytest.mark.parametrize("row,fmt", [
-    ({"instruction": "q", "input": "ctx", "output": "a", "system": "s"}, "alpaca"),
-    ({"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]}, "sharegpt"),
-    ({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}, "messages"),
-    ({"prompt": "q", "completion": "a"}, "prompt_completion"),
-])
-def test_to_example_shapes(row, fmt):
-    example = to_example(row, fmt, 1)
-    assert set(example) == {"prompt", "completion"}
-    check_prompt_completion(example)
-    assert example["completion"][0]["content"] == "a"
-    assert data.first_question(example).startswith("q")
-
-
-def test_first_question_of_text():
-    assert data.first_question({"text": "x" * 500}) == "x" * 200
-
-
 # ---- split ----------------------------------------------------------------------------------
 def sample_examples():
     return load_report(SAMPLE).examples

@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from engine.data import DatasetReport, first_question
+from engine.data import DatasetReport
 from engine.diagnosis import diagnose, smooth
 from engine.errors import EngineError
 from engine.plan_text import duration as _duration, plan_lines
@@ -15,7 +15,7 @@ from engine.events import Event, RunSnapshot, RunState
 from engine.messages import render_error
 from ui.i18n import t
 
-PREVIEW_ROWS = 50
+SMOOTHING = 0.6  # TensorBoard's default weight: smooth enough to read, little lag on short runs
 
 
 def issue_rows(report: DatasetReport, lang: str) -> list[list[Any]]:
@@ -25,15 +25,6 @@ def issue_rows(report: DatasetReport, lang: str) -> list[list[Any]]:
 
 def issue_headers(lang: str) -> list[str]:
     return [t(key, lang) for key in ("col_severity", "col_row", "col_field", "col_message")]
-
-
-def preview_rows(report: DatasetReport) -> list[list[Any]]:
-    """Row number, question and answer of the first usable rows, as the model will see them."""
-    rows = []
-    for number, example in list(zip(report.example_rows, report.examples))[:PREVIEW_ROWS]:
-        answer = example["completion"][0]["content"] if "completion" in example else ""
-        rows.append([number, first_question(example), answer])
-    return rows
 
 
 def dataset_summary(result, lang: str) -> str:
@@ -87,13 +78,13 @@ def loss_figure(points: list[dict[str, Any]], lang: str, overlay: list[dict[str,
     figure = go.Figure()
     steps, losses = _series(points, "loss")
     figure.add_trace(go.Scatter(x=steps, y=losses, mode="lines", name=t("plot_loss", lang), opacity=0.35))
-    figure.add_trace(go.Scatter(x=steps, y=smooth(losses), mode="lines", name=t("plot_smoothed", lang)))
+    figure.add_trace(go.Scatter(x=steps, y=smooth(losses, SMOOTHING), mode="lines", name=t("plot_smoothed", lang)))
     eval_steps, eval_losses = _series(points, "eval_loss")
     figure.add_trace(go.Scatter(x=eval_steps, y=eval_losses, mode="lines+markers", name=t("plot_eval_loss", lang)))
     if overlay:
         for key, name in (("loss", "plot_loss"), ("eval_loss", "plot_eval_loss")):
             xs, ys = _series(overlay, key)
-            ys = smooth(ys) if key == "loss" else ys
+            ys = smooth(ys, SMOOTHING) if key == "loss" else ys
             figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(dash="dot"),
                                         name=f"{overlay_name}: {t(name, lang)}"))
     figure.update_layout(xaxis_title=t("plot_step", lang), yaxis_title=t("loss_plot", lang),

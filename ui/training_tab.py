@@ -121,5 +121,7 @@ def build(demo: gr.Blocks, studio: Studio, texts: Texts, lang_input: gr.Radio, d
     resume.click(resume_run, [lang_input, pick], followed, api_name="resume_run").then(
         list_runs, [lang_input], history_outputs, api_visibility="private")
     delete.click(delete_run, [lang_input, pick], history_outputs, api_name="delete_run")
+    timer.tick(lambda lang: present.runs_table(studio.list_runs(), lang), [lang_input], [runs],
+               api_visibility="private", show_progress="hidden")
     demo.load(attach, [lang_input], followed, api_name="attach")
     demo.load(list_runs, [lang_input], history_outputs, api_name="list_training_runs")
