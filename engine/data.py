@@ -242,7 +242,21 @@ def _conversation(row: dict[str, Any], key: str, number: int) -> dict[str, Any]:
         raise RowProblem(Issue("error", "dataset_no_assistant", row=number, field=key))
     if messages[-1]["role"] != "assistant":
         raise RowProblem(Issue("error", "dataset_last_not_assistant", row=number, field=key))
+    _check_role_order(messages, key, number)
+    system = row.get("system")
+    if isinstance(system, str) and system.strip() and messages[0]["role"] != "system":
+        messages.insert(0, {"role": "system", "content": system})
     return {"prompt": messages[:-1], "completion": messages[-1:]}
+
+
+def _check_role_order(messages: list[dict[str, str]], key: str, number: int) -> None:
+    """After an optional first system message, turns alternate user, assistant, user, ..."""
+    start = 1 if messages[0]["role"] == "system" else 0
+    for index, message in enumerate(messages[start:]):
+        expected = "user" if index % 2 == 0 else "assistant"
+        if message["role"] != expected:
+            raise RowProblem(Issue("error", "dataset_role_order", row=number, field=key,
+                                   params={"turn": start + index + 1, "role": message["role"], "expected": expected}))
 
 
 def split_examples(examples: list[dict[str, Any]], eval_split: float, seed: int, eval_rows: int = 0):

@@ -58,6 +58,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "dataset_missing_field": ("Row {row}: the field '{field}' is missing or empty.", "第 {row} 行：字段“{field}”缺失或为空。"),
     "dataset_wrong_type": ("Row {row}: the field '{field}' should be {expected}.", "第 {row} 行：字段“{field}”应为{expected}。"),
     "dataset_bad_role": ("Row {row}: turn {turn} has the unknown role '{role}'.", "第 {row} 行：第 {turn} 轮的角色“{role}”无法识别。"),
+    "dataset_role_order": ("Row {row}: turn {turn} is from '{role}' but '{expected}' should come next; turns must alternate user and assistant (a system message may only come first).",
+                           "第 {row} 行：第 {turn} 轮的角色是“{role}”，但此处应为“{expected}”；对话应由用户和助手交替进行（系统消息只能在最前面）。"),
     "dataset_no_assistant": ("Row {row}: the conversation has no assistant answer to learn from.",
                              "第 {row} 行：对话中没有可供学习的助手回答。"),
     "dataset_last_not_assistant": ("Row {row}: the conversation does not end with an assistant answer.",

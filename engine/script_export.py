@@ -332,6 +332,13 @@ def to_example(row, fmt):
         messages.append({{"role": role, "content": content}})
     if not any(m["role"] == "assistant" for m in messages) or messages[-1]["role"] != "assistant":
         raise BadRow("the conversation does not end with an assistant answer")
+    start = 1 if messages[0]["role"] == "system" else 0
+    for index, message in enumerate(messages[start:]):
+        if message["role"] != ("user" if index % 2 == 0 else "assistant"):
+            raise BadRow("turns do not alternate user and assistant")
+    system = row.get("system")
+    if isinstance(system, str) and system.strip() and messages[0]["role"] != "system":
+        messages.insert(0, {{"role": "system", "content": system}})
     return {{"prompt": messages[:-1], "completion": messages[-1:]}}
 
 

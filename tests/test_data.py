@@ -508,3 +508,25 @@ def test_report_to_dict_of_missing_file(tmp_path):
     result = load_report(tmp_path / "x.jsonl").to_dict()
     assert result["format"] is None and result["rows"] == 0 and result["warnings"] == []
     assert result["errors"][0]["code"] == "dataset_not_found" and result["errors"][0]["row"] is None
+
+
+@pytest.mark.parametrize("turns,turn,expected", [
+    ([("assistant", "hi"), ("user", "q"), ("assistant", "a")], 1, "user"),
+    ([("user", "q1"), ("user", "q2"), ("assistant", "a")], 2, "assistant"),
+    ([("user", "q"), ("system", "s"), ("assistant", "a")], 2, "assistant"),
+])
+def test_out_of_order_roles_are_errors(tmp_path, turns, turn, expected):
+    row = {"messages": [{"role": r, "content": c} for r, c in turns]}
+    report = load_report(write_jsonl(tmp_path / "order.jsonl", [row, {"messages": [
+        {"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}]))
+    issue = report.errors[0]
+    assert (issue.code, issue.row, issue.params["turn"], issue.params["expected"]) == \
+        ("dataset_role_order", 1, turn, expected)
+    assert report.usable and len(report.examples) == 1
+
+
+def test_sharegpt_system_column_becomes_the_system_message(tmp_path):
+    row = {"system": "You are Orchard Lane's assistant.",
+           "conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello"}]}
+    example = load_report(write_jsonl(tmp_path / "sys.jsonl", [row])).examples[0]
+    assert example["prompt"][0] == {"role": "system", "content": "You are Orchard Lane's assistant."}
