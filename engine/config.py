@@ -53,6 +53,8 @@ class TrainConfig:
     lora_alpha: int = _field(32, "lora", min=1, max=1024, step=1)
     lora_dropout: float = _field(0.05, "lora", min=0.0, max=0.5, step=0.01)
     lora_target_modules: tuple[str, ...] = _field(("all-linear",), "lora")
+    use_rslora: bool = _field(False, "lora")
+    use_dora: bool = _field(False, "lora")
     # training
     learning_rate: float = _field(2e-4, "training", min=1e-7, max=1e-2, simple=True, log=True)
     num_train_epochs: float = _field(3.0, "training", min=0.1, max=100.0, step=0.5, simple=True)

@@ -160,6 +160,8 @@ def _lora_kwargs(config: TrainConfig) -> str:
         ("lora_alpha", repr(config.lora_alpha)),
         ("lora_dropout", repr(config.lora_dropout)),
         ("target_modules", '"all-linear"' if modules == ["all-linear"] else repr(modules)),
+        ("use_rslora", repr(config.use_rslora)),
+        ("use_dora", repr(config.use_dora)),
         ("task_type", '"CAUSAL_LM"'),
     ]
     return "    lora = LoraConfig(\n" + _kwargs(pairs, " " * 8) + "    )"

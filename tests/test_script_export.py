@@ -26,6 +26,7 @@ CONFIGS = {
     "quantized": {"load_in_4bit": True, "bnb_4bit_quant_type": "fp4", "use_bnb_nested_quant": False,
                   "dtype": "float16", "bf16": True},
     "8bit": {"load_in_8bit": True, "optim": "paged_adamw_8bit", "fp16": True},
+    "rs_dora": {"use_rslora": True, "use_dora": True, "lora_target_modules": ("q_proj", "k_proj")},
     "keep_best": {"eval_strategy": "steps", "eval_steps": 15, "save_steps": 40, "early_stopping_patience": 2},
 }
 

@@ -87,7 +87,7 @@ def test_language_switch_relabels_every_registered_component(serve, tmp_path):
         texts = {k: v for k, v in zh.items() if k != "__type__"}
         assert texts and all(isinstance(v, str) and v for v in texts.values())
         same |= {v for k, v in texts.items() if en[k] == v}
-    assert same <= {"LoRA", "LoRA alpha", "LoRA dropout"}  # technical terms kept as they are
+    assert same <= {"LoRA", "LoRA alpha", "LoRA dropout", "DoRA", "◀", "▶"}  # technical terms and arrows
     assert any(u.get("label") == "数据集文件路径" for u in chinese)
 
 
