@@ -84,6 +84,7 @@ def sft_config(config: TrainConfig, output_dir: str | Path, cuda: bool, has_eval
         weight_decay=config.weight_decay,
         optim=config.optim,
         gradient_checkpointing=config.gradient_checkpointing,
+        train_sampling_strategy=config.train_sampling_strategy,
         bf16=config.bf16,
         fp16=config.fp16,
         seed=config.seed,

@@ -68,6 +68,7 @@ class TrainConfig:
     optim: str = _field("adamw_torch", "training",
                         choices=("adamw_torch", "paged_adamw_8bit", "adamw_8bit", "adafactor", "sgd"))
     gradient_checkpointing: bool = _field(False, "training")
+    train_sampling_strategy: str = _field("group_by_length", "training", choices=("group_by_length", "random"))
     bf16: bool = _field(False, "training")
     fp16: bool = _field(False, "training")
     seed: int = _field(42, "training", min=0, max=2**31 - 1, step=1)
@@ -144,6 +145,8 @@ class TrainConfig:
             issues.append(Issue("error", "config_both_precisions", field="fp16"))
         if not self.lora_target_modules:
             issues.append(Issue("error", "config_no_target_modules", field="lora_target_modules"))
+        elif "all-linear" in self.lora_target_modules and len(self.lora_target_modules) > 1:
+            issues.append(Issue("error", "config_all_linear_mixed", field="lora_target_modules"))
         if (self.load_best_model_at_end or self.early_stopping_patience) and self.eval_strategy == "no":
             issues.append(Issue("error", "config_best_needs_eval", field="eval_strategy"))
         if self.eval_strategy != "no" and self.eval_split == 0 and self.eval_rows == 0:

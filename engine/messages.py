@@ -26,6 +26,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "config_both_precisions": ("bf16 and fp16 cannot both be on. Keep one.", "bf16 和 fp16 不能同时开启，请只保留一个。"),
     "config_no_target_modules": ("Choose at least one LoRA target module (or 'all-linear').",
                                  "请至少选择一个 LoRA 目标模块（或 all-linear）。"),
+    "config_all_linear_mixed": ("'all-linear' already covers every linear layer: choose it alone, or pick layers by name.",
+                                "“all-linear”已包含所有线性层：请单独选择它，或按名称选择层。"),
     "config_eval_without_split": ("Evaluation is on but the eval split is 0, so no eval loss will be reported.",
                                   "已开启评估，但评估集比例为 0，因此不会有评估损失。"),
     "config_mix_without_dataset": ("A mix ratio is set but no second dataset is chosen; nothing will be mixed in.",

@@ -174,6 +174,17 @@ def load_model(folder: Path, model_kwargs: dict):
                           hint="hint_local_model") from None
 
 
+def linear_names_of(name: str) -> list[str]:
+    """LoRA-targetable linear layer names of a model, read from its config without loading weights."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    folder = resolve_model(name)
+    with torch.device("meta"):
+        skeleton = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder))
+    return linear_module_names(skeleton)
+
+
 def linear_module_names(model) -> list[str]:
     """Names of the model's linear layers that LoRA can target (the output head excluded)."""
     import torch

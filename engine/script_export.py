@@ -124,6 +124,7 @@ def _sft_kwargs(config: TrainConfig) -> str:
         ("weight_decay", repr(c.weight_decay)),
         ("optim", repr(c.optim)),
         ("gradient_checkpointing", repr(c.gradient_checkpointing)),
+        ("train_sampling_strategy", repr(c.train_sampling_strategy)),
         ("bf16", repr(c.bf16)),
         ("fp16", repr(c.fp16)),
         ("seed", repr(c.seed)),

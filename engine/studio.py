@@ -118,6 +118,17 @@ class Studio:
                 plan.time = estimate.estimate_time(config, shape, tokens, device)
         return plan
 
+    def linear_names(self, model_name: str) -> list[str]:
+        """The model's LoRA-targetable linear layer names (EngineError when it cannot be inspected)."""
+        return models.linear_names_of(model_name)
+
+    def trainable_parameters(self, config: TrainConfig) -> tuple[int, int] | None:
+        """(trainable, total) parameters of the config's LoRA on its model, or None for an unknown model."""
+        from engine import estimate
+
+        shape = estimate.shape_of(config.model_name_or_path)
+        return estimate.trainable_parameters(config, shape) if shape is not None else None
+
     def tokenizer(self, model_name: str):
         """The tokenizer (with chat template) of a model, loaded once per model."""
         if model_name not in self._tokenizers:

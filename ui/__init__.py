@@ -28,5 +28,7 @@ def build_app(studio: Studio, lang: str = "en") -> gr.Blocks:
                 training_tab.build(demo, studio, texts, language, data.path, params.names, params.components)
             with texts.add(gr.Tab(elem_id="tab-chat"), label="tab_chat"):
                 chat_tab.build(demo, studio, texts, language)
+        for fn, inputs, outputs in params.on_load:
+            demo.load(fn, inputs, outputs, api_visibility="private")
         language.change(texts.updates, [language], texts.components, api_name="set_language")
     return demo

@@ -25,6 +25,7 @@ LEARNING_RATES = [1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 2e-3]
 MODEL_CHOICES = [BUNDLED_MODEL_ID, "Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen2.5-7B-Instruct",
                  "meta-llama/Llama-3.1-8B-Instruct"]
 MODULE_CHOICES = ["all-linear", "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+ATTENTION_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj"]
 
 
 def form_fields() -> list[str]:
@@ -45,8 +46,7 @@ def make_component(name: str, value: Any, lang: str):
     if name == "model_name_or_path":
         return gr.Dropdown(choices=MODEL_CHOICES, value=value, allow_custom_value=True, **common)
     if kind is tuple:
-        return gr.Dropdown(choices=MODULE_CHOICES, value=list(value), multiselect=True,
-                           allow_custom_value=True, **common)
+        return gr.CheckboxGroup(choices=sorted(set(MODULE_CHOICES) | set(value)), value=list(value), **common)
     if kind in (int, float):
         top = SLIDER_MAX.get(name, meta.get("max"))
         return gr.Slider(minimum=meta.get("min"), maximum=top, value=value, step=meta.get("step") or 1, **common)

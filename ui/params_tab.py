@@ -1,7 +1,7 @@
 """Hyperparameters tab: presets (shipped and saved), the form generated from TrainConfig, the YAML view."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import gradio as gr
 
@@ -17,6 +17,7 @@ from ui.i18n import Texts, t
 class ParamsTab:
     names: list[str]
     components: list
+    on_load: list = field(default_factory=list)  # (fn, inputs, outputs) to run when the page loads
 
 
 def preset_choices(studio: Studio) -> list[str]:
@@ -32,6 +33,10 @@ def build(studio: Studio, texts: Texts, config: TrainConfig, lang_input: gr.Radi
     fields = forms.build_form(config, texts)
     names = list(fields)
     components = [fields[name] for name in names]
+    with gr.Row():
+        attention_only = texts.add(gr.Button(elem_id="modules-attention", scale=1), value="modules_attention")
+        all_linear = texts.add(gr.Button(elem_id="modules-all", scale=1), value="modules_all")
+        trainable = gr.Markdown(elem_id="trainable", min_height=40)
     check = texts.add(gr.Button(variant="primary", elem_id="plan-check"), value="plan_check")
     plan_md = gr.Markdown(elem_id="plan")
     with gr.Row():
@@ -87,6 +92,35 @@ def build(studio: Studio, texts: Texts, config: TrainConfig, lang_input: gr.Radi
         except EngineError as error:
             raise gr.Error(present.error_message(error, lang)) from None
 
+    def discover_modules(lang: str, model: str, chosen: list[str]):
+        """Inputs: language, model, chosen modules. Output: the module checkboxes listing the model's
+        own linear layers (kept as they are when the model cannot be inspected offline)."""
+        try:
+            found = studio.linear_names(model)
+        except EngineError:
+            return gr.skip()
+        choices = ["all-linear"] + found
+        return gr.CheckboxGroup(choices=choices, value=[m for m in chosen if m in choices] or ["all-linear"])
+
+    def trainable_text(lang: str, *values) -> str:
+        """Inputs: language, form values. Output: trainable parameters and their share of the model."""
+        try:
+            counts = studio.trainable_parameters(forms.config_from(studio.default_config(), names, list(values)))
+        except EngineError:
+            return ""
+        if counts is None:
+            return ""
+        count, total = counts
+        return t("trainable_line", lang, trainable=f"{count:,}", total=f"{total:,}", pct=100 * count / max(total, 1))
+
+    modules, model = fields["lora_target_modules"], fields["model_name_or_path"]
+    attention_only.click(lambda: forms.ATTENTION_MODULES, None, [modules], api_visibility="private")
+    all_linear.click(lambda: ["all-linear"], None, [modules], api_visibility="private")
+    model.change(discover_modules, [lang_input, model, modules], [modules], api_name="discover_modules")
+    for name in ("model_name_or_path", "lora_r", "lora_target_modules", "use_dora"):
+        fields[name].change(trainable_text, [lang_input] + components, [trainable], api_visibility="private",
+                            show_progress="hidden")
+    demo_load_trainable = (trainable_text, [lang_input] + components, [trainable])
     preset.change(apply_preset, [lang_input, preset], [preset_about] + components, api_name="apply_preset")
     save.click(forms.named_form_handler(save_preset, ["lang", "name"], names), [lang_input, new_name] + components,
                [preset], api_name="save_preset")
@@ -95,4 +129,4 @@ def build(studio: Studio, texts: Texts, config: TrainConfig, lang_input: gr.Radi
                          api_visibility="private", show_progress="hidden")
     check.click(forms.named_form_handler(check_plan, ["lang", "dataset_path"], names),
                 [lang_input, dataset_path] + components, [plan_md], api_name="plan")
-    return ParamsTab(names=names, components=components)
+    return ParamsTab(names=names, components=components, on_load=[demo_load_trainable])

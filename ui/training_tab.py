@@ -13,7 +13,7 @@ from engine.studio import Studio
 from ui import forms, present
 from ui.i18n import Texts, t
 
-POLL_SECONDS = 1.0
+POLL_SECONDS = 0.5  # an event reaches the page within about half a second
 
 
 def build(demo: gr.Blocks, studio: Studio, texts: Texts, lang_input: gr.Radio, dataset_path: gr.Textbox,
