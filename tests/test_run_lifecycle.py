@@ -122,3 +122,47 @@ def test_real_resume_restores_the_trainer_state(tmp_path, english_dataset):
     after = [e.data["step"] for e in events[resumed_at:] if e.kind == "log" and "loss" in e.data]
     assert after and after[0] == checkpoint_step + 1 and after[-1] == 6
     assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_real_out_of_memory_fails_cleanly_then_stop_saves_a_loadable_adapter(tmp_path, english_dataset):
+    """A simulated OOM mid-run ends FAILED with the cause and frees the lock; the next run trains and,
+    stopped, leaves an adapter that PEFT loads."""
+    import torch
+    from transformers import TrainerCallback
+
+    from engine.studio import Studio
+    from engine.training import SFTJob
+
+    class OutOfMemoryAtStep2(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 2:
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    def failing_job(*args):
+        job = SFTJob(*args)
+        job.trainer.add_callback(OutOfMemoryAtStep2())
+        return job
+
+    cfg = TrainConfig(dataset_path=str(english_dataset), max_steps=40, per_device_train_batch_size=2,
+                      max_length=96, eval_split=0.0, eval_strategy="no", save_steps=1000)
+    studio = Studio(tmp_path / "runs", job_factory=failing_job)
+    failed = studio.start(cfg)
+    assert studio.runner.wait(600) is RunState.FAILED
+    error = studio.snapshot(failed).error
+    assert error["code"] == "out_of_memory" and error["hint"] == "hint_reduce_memory"
+    assert "out of memory" in (tmp_path / "runs" / failed / "train.log").read_text()
+
+    studio = Studio(tmp_path / "runs")  # the lock was released: a new run starts
+    run_id = studio.start(cfg)
+    wait_for_step(studio.runner, run_id, 2, timeout=600)
+    studio.stop()
+    assert studio.runner.wait(600) is RunState.STOPPED
+    adapter = tmp_path / "runs" / run_id / "adapter"
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from engine import models
+
+    base = AutoModelForCausalLM.from_pretrained(models.resolve_model(cfg.model_name_or_path))
+    assert PeftModel.from_pretrained(base, str(adapter)).peft_config["default"].r == cfg.lora_r
