@@ -10,6 +10,7 @@ from engine.config import TrainConfig
 from engine.dataset_store import DatasetEditor
 from engine.errors import EngineError, Issue
 from engine.mapping import ColumnMapping
+from engine.study import StudyStore, load_questions
 from engine.events import Event, RunSnapshot
 from engine.inference import AnswerPair, ChatModel, GenParams
 from engine.runner import JobFactory, Runner, RunSummary, real_job_factory
@@ -48,6 +49,7 @@ class Studio:
         self.chat = ChatModel()
         self.data_root = Path(data_root)
         self.editor: DatasetEditor | None = None
+        self._studies: StudyStore | None = None
         self._tokenizers: dict[str, object] = {}
 
     # configuration
@@ -169,6 +171,17 @@ class Studio:
 
     def list_runs(self) -> list[RunSummary]:
         return self.runner.list_runs()
+
+    # blind studies
+    @property
+    def studies(self) -> StudyStore:
+        """The studies database (`<data folder>/studies.db`), opened on first use."""
+        if self._studies is None:
+            self._studies = StudyStore(self.data_root / "studies.db")
+        return self._studies
+
+    def studies_questions(self, path: str | Path) -> list[dict]:
+        return load_questions(path)
 
     # chat
     def compare(self, run_id: str, prompt: str, params: GenParams = GenParams()) -> AnswerPair:

@@ -362,6 +362,15 @@ class StudyStore:
                                 "WHERE study_id = ? ORDER BY position", (study_id,)).fetchall()
         return [dict(r) for r in rows]
 
+    def flagged(self, study_id: int) -> list[dict[str, Any]]:
+        """Questions whose generated answers may reveal a model's identity (for the organiser only)."""
+        with self._connect() as conn:
+            self._study_row(conn, study_id)
+            rows = conn.execute("SELECT q.id, q.position, q.prompt FROM questions q JOIN answers a "
+                                "ON a.question_id = q.id WHERE q.study_id = ? AND a.flagged_identity "
+                                "ORDER BY q.position", (study_id,)).fetchall()
+        return [dict(r) for r in rows]
+
     def check_password(self, study_id: int, password: str | None) -> bool:
         """True when the study has no password or `password` is right."""
         with self._connect() as conn:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import gradio as gr
 
 from engine.studio import Studio
-from ui import chat_tab, dataset_tab, params_tab, training_tab
+from ui import chat_tab, dataset_tab, params_tab, study_tab, training_tab
 from ui.i18n import LANG_CHOICES, Texts
 
 
@@ -28,6 +28,8 @@ def build_app(studio: Studio, lang: str = "en") -> gr.Blocks:
                 training_tab.build(demo, studio, texts, language, data.path, params.names, params.components)
             with texts.add(gr.Tab(elem_id="tab-chat"), label="tab_chat"):
                 chat_tab.build(demo, studio, texts, language)
+            with texts.add(gr.Tab(elem_id="tab-study"), label="tab_study"):
+                study_tab.build(demo, studio, texts, language)
         for fn, inputs, outputs in params.on_load:
             demo.load(fn, inputs, outputs, api_visibility="private")
         language.change(texts.updates, [language], texts.components, api_name="set_language")

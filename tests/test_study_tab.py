@@ -1,0 +1,95 @@
+"""The blind study through the UI layer: create, pre-generate, two raters judge, unblind, export."""
+from __future__ import annotations
+
+import json
+
+from gradio_client import Client
+
+from engine.inference import AnswerPair
+from engine.presets import SAMPLE_DATASET
+from engine.studio import Studio
+from tests.conftest import FakeJob
+
+
+class FakeChat:
+    """Answers that the test (not the rater) can tell apart; counts calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def compare(self, run_dir, messages, params) -> AnswerPair:
+        self.calls += 1
+        question = messages[-1]["content"]
+        return AnswerPair(base=f"Well, about '{question}': maybe.", adapter=f"Thanks for reaching out! About {question}.")
+
+
+def finished_run(studio: Studio) -> str:
+    run_id = studio.start(studio.default_config().replace(dataset_path=str(SAMPLE_DATASET)))
+    studio.runner.wait(30)
+    return run_id
+
+
+def test_two_raters_and_unblinded_statistics(serve, tmp_path):
+    studio = Studio(tmp_path / "runs", job_factory=FakeJob, data_root=tmp_path / "data")
+    studio.chat = FakeChat()
+    run_id = finished_run(studio)
+    questions = tmp_path / "questions.csv"
+    questions.write_text("question,domain\n" + "".join(f"Where is parcel #{i},{'shipping' if i < 5 else 'refunds'}\n"
+                                                      for i in range(10)), encoding="utf-8")
+    url, _app = serve(studio)
+    organiser = Client(url, verbose=False)
+    study, info = organiser.predict("en", "Support answers", str(questions), run_id, "terminology, logic", "s3cret", 0,
+                                    api_name="/study_create")
+    assert "10 questions" in info
+    study_id = study["value"] if isinstance(study, dict) else study
+    assert "10 answer pair(s) generated" in organiser.predict("en", study_id, api_name="/study_generate")
+    assert studio.chat.calls == 10
+    organiser.predict("en", study_id, api_name="/study_generate")  # resumable: nothing left to do
+    assert studio.chat.calls == 10
+
+    first = [True] * 6 + [False] * 2 + [None] * 2
+    second = [True] * 5 + [False] * 3 + [None] * 2
+    for name, wishes in (("Dr. Li", first), ("Dr. Wong", second)):
+        client = Client(url, verbose=False)
+        assert rate_all_with(client, study_id, name, wishes) == 10
+
+    summary, _chart, groups = organiser.predict("en", study_id, api_name="/study_results")
+    # 20 votes: 11 adapter wins, 5 losses, 4 ties -> 55% [34-74%]; sign test 11 vs 5: p = 0.2101
+    assert "**20 votes.**" in summary
+    assert "adapter better: 55% [34–74%]" in summary and "p = 0.2101" in summary
+    assert any(row[1] == "Dr. Li" and row[3].startswith("60%") for row in groups["data"])
+    exported = organiser.predict("en", study_id, api_name="/study_export_jsonl")
+    votes = [json.loads(line) for line in open(exported, encoding="utf-8")]
+    assert len(votes) == 20 and {"adapter_outcome", "left_is_adapter"} <= set(votes[0])
+    pairs = organiser.predict("en", study_id, api_name="/study_export_preferences")
+    rows = [json.loads(line) for line in open(pairs, encoding="utf-8")]
+    assert rows and all(set(r) == {"prompt", "chosen", "rejected"} for r in rows)
+
+
+def rate_all_with(client: Client, study_id: int, name: str, wishes: list[bool | None]) -> int:
+    outputs = client.predict("en", study_id, name, "s3cret", api_name="/study_begin")
+    votes = 0
+    while True:
+        progress, question, answer_a, answer_b = outputs[:4]
+        if not answer_a:
+            assert "All questions are judged" in progress
+            return votes
+        for shown in (progress, question, answer_a, answer_b):
+            assert "adapter" not in shown.lower() and "smollm" not in shown.lower()
+        wish = wishes[int(question.split("#")[-1])]
+        adapter_is_a = answer_a.startswith("Thanks")
+        choice = "tie" if wish is None else ("A" if wish == adapter_is_a else "B")
+        outputs = client.predict("en", study_id, choice, "", 4, 3, 3, 3, 3, 2, 3, 3, 3, 3, api_name="/study_vote")
+        votes += 1
+
+
+def test_wrong_password_is_refused(serve, tmp_path):
+    studio = Studio(tmp_path / "runs", job_factory=FakeJob, data_root=tmp_path / "data")
+    run_dir = studio.runner.run_dir(finished_run(studio))
+    study_id = studio.studies.create_study("s", [{"prompt": "q"}], run_dir, password="right")
+    url, _app = serve(studio)
+    try:
+        Client(url, verbose=False).predict("en", study_id, "Eve", "wrong", api_name="/study_begin")
+        raise AssertionError("a wrong password was accepted")
+    except Exception as error:  # gradio_client raises AppError with the message
+        assert "Wrong study password" in str(error)
