@@ -41,8 +41,10 @@ class ChatModel:
         self._tokenizers: dict[str, object] = {}
         self.loads = 0  # how many times a base model was loaded (tests assert one)
 
-    def compare(self, run_dir: str | Path, messages: list[dict], params: GenParams = GenParams()) -> AnswerPair:
-        """Base and adapter answers to the same conversation, from one model object."""
+    def compare(self, run_dir: str | Path, messages: list[dict], params: GenParams = GenParams(),
+                adapter_messages: list[dict] | None = None) -> AnswerPair:
+        """Base and adapter answers from one model object. In a multi-turn chat each side continues its
+        own conversation: `messages` for the base, `adapter_messages` (default: the same) for the adapter."""
         if not device.DEVICE_LOCK.acquire(blocking=False):
             raise EngineError("busy_generating", hint="hint_wait_or_stop")
         try:
@@ -51,7 +53,7 @@ class ChatModel:
             self._model.set_adapter(name)
             with self._model.disable_adapter():
                 base = self._generate(tokenizer, messages, params)
-            adapter = self._generate(tokenizer, messages, params)
+            adapter = self._generate(tokenizer, adapter_messages or messages, params)
             return AnswerPair(base=base, adapter=adapter)
         finally:
             device.DEVICE_LOCK.release()

@@ -184,9 +184,12 @@ class Studio:
         return load_questions(path)
 
     # chat
-    def compare(self, run_id: str, prompt: str, params: GenParams = GenParams()) -> AnswerPair:
-        """Base and adapter answers to `prompt` for a finished run."""
+    def compare(self, run_id: str, prompt: str, params: GenParams = GenParams(),
+                history: tuple[list[dict], list[dict]] = ([], [])) -> AnswerPair:
+        """Base and adapter answers to `prompt` for a finished run; `history` holds each side's earlier
+        turns (base, adapter) so a multi-turn chat continues on both sides."""
         if self.runner.is_live():
             raise EngineError("busy_generating", hint="hint_wait_or_stop")
         run_dir = self.runner.run_dir(run_id) or Path(run_id)
-        return self.chat.compare(run_dir, [{"role": "user", "content": prompt}], params)
+        turn = [{"role": "user", "content": prompt}]
+        return self.chat.compare(run_dir, list(history[0]) + turn, params, list(history[1]) + turn)

@@ -87,7 +87,7 @@ def test_language_switch_relabels_every_registered_component(serve, tmp_path):
         texts = {k: v for k, v in zh.items() if k != "__type__"}
         assert texts and all(isinstance(v, str) and v for v in texts.values())
         same |= {v for k, v in texts.items() if en[k] == v}
-    assert same <= {"LoRA", "LoRA alpha", "LoRA dropout", "DoRA", "◀", "▶"}  # technical terms and arrows
+    assert same <= {"LoRA", "LoRA alpha", "LoRA dropout", "DoRA", "Top-p", "◀", "▶"}  # technical terms, arrows
     assert any(u.get("label") == "数据集文件路径" for u in chinese)
 
 
@@ -103,8 +103,13 @@ def test_real_short_run_and_both_answers(serve, tmp_path, english_dataset):
     assert "Done" in status, status
     run_id = studio.runner.current_run_id
     client.predict(api_name="/list_runs")
-    base, adapter = client.predict("en", run_id, "Where is my parcel?", api_name="/ask")
-    assert base.strip() and adapter.strip()
+    base, adapter, base_chat, adapter_chat, _prompt = client.predict(
+        "en", run_id, "Where is my parcel?", [], [], api_name="/ask")
+    assert base.strip() and adapter.strip() and len(base_chat) == len(adapter_chat) == 2
+    # a second turn continues each side's own conversation
+    base2, adapter2, base_chat, adapter_chat, _ = client.predict(
+        "en", run_id, "And when will it arrive?", base_chat, adapter_chat, api_name="/ask")
+    assert base2.strip() and adapter2.strip() and len(base_chat) == len(adapter_chat) == 4
     assert studio.chat.loads == 1
     assert EN_GREETING not in base
 

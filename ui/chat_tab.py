@@ -1,9 +1,14 @@
-"""Chat tab: one question, answered side by side by the base model and a trained adapter."""
+"""Chat tab: a conversation answered side by side by the base model and a trained adapter.
+
+Both sides use the adapter's saved chat template (the one used in training) and the same generation
+settings; each side continues its own conversation.
+"""
 from __future__ import annotations
 
 import gradio as gr
 
 from engine.errors import EngineError
+from engine.inference import GenParams
 from engine.studio import Studio
 from ui import present
 from ui.i18n import Texts, t
@@ -19,32 +24,67 @@ def build(demo: gr.Blocks, studio: Studio, texts: Texts, lang_input: gr.Radio) -
     texts.add(gr.Markdown(), value="chat_intro")
     runs = finished_runs(studio)
     with gr.Row():
-        run = texts.add(gr.Dropdown(choices=runs, value=runs[0] if runs else None, elem_id="chat-run", scale=4),
-                        label="run")
+        run = texts.add(gr.Dropdown(choices=runs, value=runs[0] if runs else None, allow_custom_value=True,
+                                    elem_id="chat-run", scale=4), label="run")
         refresh = texts.add(gr.Button(scale=1, elem_id="chat-refresh"), value="refresh")
-    prompt = texts.add(gr.Textbox(lines=3, elem_id="chat-prompt"), label="prompt", placeholder="prompt_placeholder")
-    ask = texts.add(gr.Button(variant="primary", elem_id="chat-ask"), value="ask")
+    defaults = GenParams()
+    with texts.add(gr.Accordion(open=False, elem_id="gen-settings"), label="gen_settings"):
+        with gr.Row():
+            max_new_tokens = texts.add(gr.Slider(16, 1024, value=defaults.max_new_tokens, step=16), label="gen_max_new_tokens")
+            temperature = texts.add(gr.Slider(0, 2, value=defaults.temperature, step=0.05), label="gen_temperature",
+                                    info="gen_temperature_info")
+            top_p = texts.add(gr.Slider(0.05, 1, value=defaults.top_p, step=0.05), label="gen_top_p")
+            repetition_penalty = texts.add(gr.Slider(1, 2, value=defaults.repetition_penalty, step=0.05),
+                                           label="gen_repetition_penalty")
+            seed = texts.add(gr.Number(value=defaults.seed, precision=0), label="gen_seed")
+        system_prompt = texts.add(gr.Textbox(lines=2), label="gen_system_prompt", info="gen_system_prompt_info")
     with gr.Row():
-        base = texts.add(gr.Textbox(lines=8, interactive=False, elem_id="answer-base"), label="answer_base")
-        adapter = texts.add(gr.Textbox(lines=8, interactive=False, elem_id="answer-adapter"), label="answer_adapter")
+        base_chat = texts.add(gr.Chatbot(elem_id="chat-base", height=380), label="answer_base")
+        adapter_chat = texts.add(gr.Chatbot(elem_id="chat-adapter", height=380), label="answer_adapter")
+    prompt = texts.add(gr.Textbox(lines=3, elem_id="chat-prompt"), label="prompt", placeholder="prompt_placeholder")
+    with gr.Row():
+        ask = texts.add(gr.Button(variant="primary", elem_id="chat-ask"), value="ask")
+        clear = texts.add(gr.Button(elem_id="chat-clear"), value="chat_clear")
+    settings = [max_new_tokens, temperature, top_p, repetition_penalty, seed, system_prompt]
 
     def refresh_runs():
         """Output: the run dropdown listing every finished run with an adapter, newest first."""
         choices = finished_runs(studio)
         return gr.Dropdown(choices=choices, value=choices[0] if choices else None)
 
-    def ask_both(lang: str, run_id: str | None, question: str):
-        """Inputs: language, run id, question. Outputs: base answer, adapter answer."""
+    def ask_both(lang: str, run_id: str | None, question: str, base_history: list | None, adapter_history: list | None,
+                 new_tokens=defaults.max_new_tokens, temp=defaults.temperature, nucleus=defaults.top_p,
+                 penalty=defaults.repetition_penalty, gen_seed=defaults.seed, system=""):
+        """Inputs: language, run, question, both conversations so far, generation settings.
+        Outputs: the base and adapter answers, both conversations with the new turn, a cleared prompt."""
         if not run_id:
             raise gr.Error(t("no_runs", lang))
         if not question or not question.strip():
             raise gr.Error(t("empty_prompt", lang))
+        params = GenParams(max_new_tokens=int(new_tokens), temperature=float(temp), top_p=float(nucleus),
+                           repetition_penalty=float(penalty), seed=int(gen_seed or 0), system_prompt=system or "")
+        history = (_messages(base_history), _messages(adapter_history))
         try:
-            pair = studio.compare(run_id, question.strip())
+            pair = studio.compare(run_id, question.strip(), params, history)
         except EngineError as error:
             raise gr.Error(present.error_message(error, lang)) from None
-        return pair.base, pair.adapter
+        turn = {"role": "user", "content": question.strip()}
+        return (pair.base, pair.adapter, history[0] + [turn, {"role": "assistant", "content": pair.base}],
+                history[1] + [turn, {"role": "assistant", "content": pair.adapter}], "")
 
+    answers = [gr.Textbox(visible=False), gr.Textbox(visible=False)]
     refresh.click(refresh_runs, None, [run], api_name="list_runs")
     demo.load(refresh_runs, None, [run], api_visibility="private")
-    ask.click(ask_both, [lang_input, run, prompt], [base, adapter], api_name="ask", concurrency_id=MODEL_LANE)
+    ask.click(ask_both, [lang_input, run, prompt, base_chat, adapter_chat] + settings,
+              answers + [base_chat, adapter_chat, prompt], api_name="ask", concurrency_id=MODEL_LANE)
+    clear.click(lambda: ([], []), None, [base_chat, adapter_chat], api_visibility="private")
+
+
+def _messages(history: list | None) -> list[dict]:
+    """Chatbot messages (content as a string or a list of text parts) as plain role/content dicts."""
+    def text(content) -> str:
+        if isinstance(content, str):
+            return content
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+
+    return [{"role": m["role"], "content": text(m["content"])} for m in (history or [])]
