@@ -18,7 +18,7 @@ from engine.errors import EngineError
 from engine.events import Event, RunState
 from engine.messages import render, render_error
 
-COMMANDS = ("train", "validate", "chat")
+COMMANDS = ("train", "validate", "chat", "study")
 EXIT_OK, EXIT_FAILED, EXIT_STOPPED = 0, 1, 130
 
 
@@ -51,6 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--run", required=True, help="a run folder containing adapter/")
     chat.add_argument("--prompt", required=True)
     chat.add_argument("--json", action="store_true")
+
+    study = sub.add_parser("study", parents=[common], help="list blind studies or export one")
+    study.add_argument("action", choices=("list", "export"))
+    study.add_argument("--db", default="data/studies.db", help="the studies database (default: %(default)s)")
+    study.add_argument("--study", type=int, help="the study id (export)")
+    study.add_argument("--format", choices=("csv", "jsonl", "preferences"), default="csv",
+                       help="votes with the unblinding key (csv/jsonl) or DPO preference pairs")
+    study.add_argument("--out", help="the file to write (export)")
     return parser
 
 
@@ -58,7 +66,7 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     _quiet_libraries(args.debug)
     try:
-        return {"train": _train, "validate": _validate, "chat": _chat}[args.command](args)
+        return {"train": _train, "validate": _validate, "chat": _chat, "study": _study}[args.command](args)
     except EngineError as error:
         print(render_error(error, args.lang), file=sys.stderr)
         return EXIT_FAILED
@@ -204,4 +212,26 @@ def _chat(args) -> int:
     else:
         print(f"== {render('cli_base', lang=args.lang)} ==\n{pair.base}\n\n"
               f"== {render('cli_adapter', lang=args.lang)} ==\n{pair.adapter}")
+    return EXIT_OK
+
+
+# ---- study ------------------------------------------------------------------------------
+def _study(args) -> int:
+    from engine.study import StudyStore
+
+    if not Path(args.db).is_file():
+        raise EngineError("study_db_missing", {"path": args.db})
+    store = StudyStore(args.db)
+    if args.action == "list":
+        for study in store.studies():
+            print(f"{study['id']}\t{study['name']}\t{study['created']}")
+        return EXIT_OK
+    if args.study is None or not args.out:
+        raise EngineError("study_export_args")
+    if args.format == "preferences":
+        count = store.export_preferences(args.study, args.out)
+        print(render("study_exported_pairs", {"count": count, "path": args.out}, args.lang))
+    else:
+        store.export_votes(args.study, args.out, args.format)
+        print(render("study_exported_votes", {"path": args.out}, args.lang))
     return EXIT_OK

@@ -275,6 +275,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "plan_data": ("Data: {rows} usable rows, about {tokens} tokens per epoch.", "数据：{rows} 行可用，每轮约 {tokens} 个词元。"),
     "plan_trainable": ("Trainable parameters: {trainable} of {total} ({pct:.2f}%).", "可训练参数：{trainable} / {total}（{pct:.2f}%）。"),
     "plan_time": ("Time: about {epoch} per epoch at about {speed} tokens/s.", "时间：每轮约 {epoch}，约每秒 {speed} 个词元。"),
+    "study_db_missing": ("There is no studies database at {path}.", "{path} 处没有评测数据库。"),
+    "study_export_args": ("Export needs --study ID and --out FILE.", "导出需要 --study ID 和 --out 文件。"),
+    "study_exported_pairs": ("{count} preference pair(s) written to {path}.", "已将 {count} 组偏好数据写入 {path}。"),
+    "study_exported_votes": ("Votes with the unblinding key written to {path}.", "带揭晓信息的投票已写入 {path}。"),
     "hint_label": ("What to do", "怎么办"),
     "no_eval_loss": ("-", "-"),
 }

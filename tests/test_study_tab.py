@@ -93,3 +93,34 @@ def test_wrong_password_is_refused(serve, tmp_path):
         raise AssertionError("a wrong password was accepted")
     except Exception as error:  # gradio_client raises AppError with the message
         assert "Wrong study password" in str(error)
+
+
+def test_cli_lists_and_exports_a_study(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from engine.study import StudyStore
+
+    store = StudyStore(tmp_path / "studies.db")
+    study_id = store.create_study("cli", [{"prompt": "q1"}, {"prompt": "q2"}], tmp_path, seed=1)
+    for question in store.questions(study_id):
+        store.store_answers(question["id"], "base answer", "adapter answer")
+    rater = store.add_rater(study_id, "Ann")
+    while (item := store.next_item(study_id, rater)) is not None:
+        store.vote(study_id, rater, item.question_id, "A" if item.answer_a == "adapter answer" else "B")
+    root = Path(__file__).resolve().parent.parent
+
+    def app(*args):
+        return subprocess.run([sys.executable, "app.py", "study", *args, "--db", str(tmp_path / "studies.db")],
+                              cwd=root, capture_output=True, text=True, timeout=120)
+
+    assert "cli" in app("list").stdout
+    out = tmp_path / "pairs.jsonl"
+    result = app("export", "--study", str(study_id), "--format", "preferences", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == 2 and all(r["chosen"] == "adapter answer" for r in rows)
+    missing = subprocess.run([sys.executable, "app.py", "study", "list", "--db", str(tmp_path / "none.db")],
+                             cwd=root, capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
