@@ -89,19 +89,45 @@ class ChatModel:
         self._tokenizers.clear()
         self.loads += 1
 
+    def compare_batch(self, run_dir: str | Path, conversations: list[list[dict]],
+                      params: GenParams = GenParams()) -> list[AnswerPair]:
+        """Base and adapter answers to several conversations in ONE mixed batch: PEFT routes each row
+        through the adapter or around it (`adapter_names=["__base__", name, ...]`), so one forward
+        pass per token serves both sides (used to pre-generate blind studies)."""
+        if not device.DEVICE_LOCK.acquire(blocking=False):
+            raise EngineError("busy_generating", hint="hint_wait_or_stop")
+        try:
+            name = self._attach(Path(run_dir))
+            doubled = [conversation for conversation in conversations for _side in (0, 1)]
+            texts = self._generate_many(self._tokenizers[name], doubled, params,
+                                        adapter_names=["__base__", name] * len(conversations))
+            return [AnswerPair(base=texts[2 * i], adapter=texts[2 * i + 1]) for i in range(len(conversations))]
+        finally:
+            device.DEVICE_LOCK.release()
+
     def _generate(self, tokenizer, messages: list[dict], params: GenParams) -> str:
+        return self._generate_many(tokenizer, [messages], params)[0]
+
+    def _generate_many(self, tokenizer, conversations: list[list[dict]], params: GenParams,
+                       adapter_names: list[str] | None = None) -> list[str]:
+        """Answers to several conversations at once (left-padded batch), with the same settings."""
         import torch
 
         if params.system_prompt.strip():
-            messages = [{"role": "system", "content": params.system_prompt}] + \
-                [m for m in messages if m["role"] != "system"]
-        inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
-                                               return_dict=True).to(self._model.device)
+            conversations = [[{"role": "system", "content": params.system_prompt}] +
+                             [m for m in messages if m["role"] != "system"] for messages in conversations]
+        texts = [tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+                 for messages in conversations]
+        inputs = tokenizer(texts, return_tensors="pt", padding=True, padding_side="left",
+                           add_special_tokens=False).to(self._model.device)
         sampling = params.temperature > 0
         torch.manual_seed(params.seed)
+        extra = {"adapter_names": adapter_names} if adapter_names else {}
         with torch.no_grad():
             output = self._model.generate(
                 **inputs, max_new_tokens=params.max_new_tokens, do_sample=sampling,
                 temperature=params.temperature if sampling else None, top_p=params.top_p if sampling else None,
-                top_k=None, repetition_penalty=params.repetition_penalty, pad_token_id=tokenizer.pad_token_id)
-        return tokenizer.decode(output[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+                top_k=None, repetition_penalty=params.repetition_penalty, pad_token_id=tokenizer.pad_token_id,
+                **extra)
+        start = inputs["input_ids"].shape[1]
+        return [tokenizer.decode(row[start:], skip_special_tokens=True).strip() for row in output]

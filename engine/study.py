@@ -132,6 +132,9 @@ CREATE INDEX IF NOT EXISTS questions_by_study ON questions (study_id, position);
 """
 
 
+GENERATION_BATCH = 4  # questions per mixed base/adapter batch when pre-generating a study
+
+
 @dataclass(frozen=True)
 class RatingItem:
     """What a rater sees: the question, answer A, answer B and progress; nothing about the models.
@@ -406,10 +409,12 @@ class StudyStore:
 
     def generate(self, study_id: int, chat_model: Any, progress: Callable[[int, int], None] | None = None,
                  should_stop: Callable[[], bool] | None = None) -> int:
-        """Generate base and adapter answers for every pending question with `chat_model.compare`.
+        """Generate base and adapter answers for every pending question.
 
-        Each pair is stored as soon as it exists, so an interrupted generation resumes where it stopped.
-        `progress(done, total)` is called after each question; returns how many pairs were generated.
+        With a `compare_batch` method the chat model answers GENERATION_BATCH questions per mixed batch
+        (both sides in one pass); otherwise `compare` answers one question at a time. Each pair is
+        stored as soon as it exists, so an interrupted generation resumes where it stopped.
+        `progress(done, total)` is called after each batch; returns how many pairs were generated.
         """
         from engine.inference import GenParams
 
@@ -421,13 +426,20 @@ class StudyStore:
         if progress:
             progress(done, total)
         generated = 0
-        for question_id in pending:
+        size = GENERATION_BATCH if hasattr(chat_model, "compare_batch") else 1
+        for start in range(0, len(pending), size):
             if should_stop and should_stop():
                 break
-            pair = chat_model.compare(info["run_dir"], [{"role": "user", "content": prompts[question_id]}], params)
-            self.store_answers(question_id, pair.base, pair.adapter)
-            generated += 1
-            done += 1
+            chunk = pending[start:start + size]
+            conversations = [[{"role": "user", "content": prompts[q]}] for q in chunk]
+            if size > 1:
+                pairs = chat_model.compare_batch(info["run_dir"], conversations, params)
+            else:
+                pairs = [chat_model.compare(info["run_dir"], conversations[0], params)]
+            for question_id, pair in zip(chunk, pairs):
+                self.store_answers(question_id, pair.base, pair.adapter)
+            generated += len(chunk)
+            done += len(chunk)
             if progress:
                 progress(done, total)
         return generated

@@ -1,0 +1,40 @@
+"""Base vs adapter generation on the real bundled model: one model object, mixed batches match."""
+from __future__ import annotations
+
+import pytest
+
+from engine import models
+from engine.config import BUNDLED_MODEL_ID, TrainConfig
+from engine.inference import ChatModel, GenParams
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A run folder with an untrained but non-trivial LoRA adapter (random B), made without training."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    folder = tmp_path_factory.mktemp("run")
+    (folder / "config.yaml").write_text(TrainConfig().to_yaml(), encoding="utf-8")
+    source = models.resolve_model(BUNDLED_MODEL_ID)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(source),
+                           LoraConfig(r=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False,
+                                      task_type="CAUSAL_LM"))
+    model.save_pretrained(str(folder / "adapter"))
+    models.load_tokenizer(source).save_pretrained(str(folder / "adapter"))
+    return folder
+
+
+def test_mixed_batch_equals_two_generations_and_one_model_serves_both(run_dir):
+    chat = ChatModel()
+    params = GenParams(max_new_tokens=24)
+    question = [{"role": "user", "content": "Where is my parcel? It has been five days."}]
+    single = chat.compare(run_dir, question, params)
+    mixed = chat.compare_batch(run_dir, [question], params)[0]
+    assert (mixed.base, mixed.adapter) == (single.base, single.adapter)
+    assert single.base != single.adapter  # the adapter really changes the answer
+    two = chat.compare_batch(run_dir, [question, [{"role": "user", "content": "退货怎么办？"}]], params)
+    assert len(two) == 2 and all(p.base and p.adapter for p in two)
+    assert chat.loads == 1
