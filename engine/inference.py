@@ -105,6 +105,38 @@ class ChatModel:
         finally:
             device.DEVICE_LOCK.release()
 
+    def answer_losses(self, run_dir: str | Path, examples: list[dict], max_length: int) -> dict[str, float]:
+        """Mean cross-entropy on the trained (answer) tokens of `examples`, base vs adapter."""
+        import torch
+
+        from engine import preview
+
+        if not device.DEVICE_LOCK.acquire(blocking=False):
+            raise EngineError("busy_generating", hint="hint_wait_or_stop")
+        try:
+            name = self._attach(Path(run_dir))
+            tokenizer = self._tokenizers[name]
+            self._model.set_adapter(name)
+            totals = {"base": [0.0, 0], "adapter": [0.0, 0]}
+            for example in examples:
+                view = preview.training_view(example, tokenizer, max_length)
+                kept = [(i, k) for i, k in zip(view.input_ids, view.kinds) if k != preview.CUT]
+                ids = torch.tensor([[i for i, _k in kept]], device=self._model.device)
+                labels = torch.tensor([[i if k == preview.TRAINED else -100 for i, k in kept]],
+                                      device=self._model.device)
+                count = int((labels[:, 1:] != -100).sum())
+                if count == 0:
+                    continue
+                with torch.no_grad():
+                    with self._model.disable_adapter():
+                        totals["base"][0] += float(self._model(input_ids=ids, labels=labels).loss) * count
+                    totals["adapter"][0] += float(self._model(input_ids=ids, labels=labels).loss) * count
+                totals["base"][1] += count
+                totals["adapter"][1] += count
+            return {side: total / max(n, 1) for side, (total, n) in totals.items()}
+        finally:
+            device.DEVICE_LOCK.release()
+
     def _generate(self, tokenizer, messages: list[dict], params: GenParams) -> str:
         return self._generate_many(tokenizer, [messages], params)[0]
 

@@ -365,6 +365,16 @@ class StudyStore:
                                 "WHERE study_id = ? ORDER BY position", (study_id,)).fetchall()
         return [dict(r) for r in rows]
 
+    def answer_pairs(self, study_id: int) -> list[dict[str, Any]]:
+        """Each generated question with its reference and both answers, unblinded (organiser only)."""
+        with self._connect() as conn:
+            self._study_row(conn, study_id)
+            rows = conn.execute("SELECT q.id AS question_id, q.prompt, q.domain, q.reference, "
+                                "a.side_base_text AS base, a.side_adapter_text AS adapter FROM questions q "
+                                "JOIN answers a ON a.question_id = q.id WHERE q.study_id = ? ORDER BY q.position",
+                                (study_id,)).fetchall()
+        return [dict(r) for r in rows]
+
     def flagged(self, study_id: int) -> list[dict[str, Any]]:
         """Questions whose generated answers may reveal a model's identity (for the organiser only)."""
         with self._connect() as conn:

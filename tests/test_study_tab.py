@@ -136,7 +136,8 @@ def test_real_model_study_end_to_end(serve, tmp_path, english_dataset):
         dataset_path=str(english_dataset), max_steps=2, per_device_train_batch_size=2, max_length=96,
         eval_split=0.0, eval_strategy="no"))
     assert studio.runner.wait(900).value == "DONE"
-    questions = [{"prompt": f"Question #{i}: where is my parcel {i}?"} for i in range(3)]
+    questions = [{"prompt": f"Question #{i}: where is my parcel {i}?",
+                  "reference": "Thanks for reaching out to Orchard Lane! Parcels ship within 24 hours."} for i in range(3)]
     study_id = studio.studies.create_study("real", questions, studio.runner.run_dir(run_id),
                                            gen_params={"max_new_tokens": 32}, seed=3)
     url, _app = serve(studio)
@@ -150,3 +151,5 @@ def test_real_model_study_end_to_end(serve, tmp_path, english_dataset):
             outputs = client.predict("en", study_id, "A", "", *([3] * 10), api_name="/study_vote")
     summary, _chart, _groups = organiser.predict("en", study_id, api_name="/study_results")
     assert "**6 votes.**" in summary
+    automatic = organiser.predict("en", study_id, api_name="/study_metrics")
+    assert automatic.count("ROUGE-L") == 2 and automatic.count("perplexity") == 2

@@ -13,6 +13,7 @@ import gradio as gr
 import pandas as pd
 import plotly.graph_objects as go
 
+from engine import metrics
 from engine.errors import EngineError
 from engine.study_stats import OUTCOMES, summarize
 from engine.studio import Studio
@@ -71,6 +72,8 @@ def build(demo: gr.Blocks, studio: Studio, texts: Texts, lang_input: gr.Radio) -
     with texts.add(gr.Accordion(open=False, elem_id="study-results"), label="study_results"):
         unblind = texts.add(gr.Button(elem_id="study-unblind"), value="study_unblind")
         summary = gr.Markdown(elem_id="study-summary")
+        automatic = texts.add(gr.Button(elem_id="study-metrics"), value="study_metrics")
+        metrics_md = gr.Markdown(elem_id="study-metrics-text")
         chart = gr.Plot(elem_id="study-chart")
         by_group = gr.Dataframe(interactive=False, elem_id="study-groups")
         with gr.Row():
@@ -174,6 +177,29 @@ def build(demo: gr.Blocks, studio: Studio, texts: Texts, lang_input: gr.Radio) -
         stats = summarize(studio.studies.results(int(study_id)))
         return study_summary(stats, lang), outcome_chart(stats, lang), group_table(stats, lang)
 
+    def automatic_metrics(lang: str, study_id: int | None) -> str:
+        """Inputs: language, study. Output: ROUGE-L/BLEU against the references and eval-split
+        perplexity, base vs adapter, shown beside the human verdict."""
+        if study_id is None:
+            raise gr.Error(t("study_none", lang))
+        pairs = studio.studies.answer_pairs(int(study_id))
+        scores = metrics.reference_scores([(p["base"], p["adapter"], p["reference"] or "") for p in pairs])
+        lines = []
+        if scores["adapter"]["n"]:
+            for side in ("base", "adapter"):
+                lines.append(t("metrics_reference", lang, side=t(f"side_{side}", lang), n=scores[side]["n"],
+                               rouge=scores[side]["rouge_l"], bleu=scores[side]["bleu"]))
+        else:
+            lines.append(t("metrics_no_reference", lang))
+        try:
+            losses = metrics.eval_perplexity(studio.chat, studio.studies.study(int(study_id))["run_dir"])
+            for side in ("base", "adapter"):
+                lines.append(t("metrics_perplexity", lang, side=t(f"side_{side}", lang), rows=losses[side]["rows"],
+                               loss=losses[side]["loss"], ppl=losses[side]["perplexity"]))
+        except EngineError as error:
+            lines.append(present.error_message(error, lang))
+        return "\n\n".join(lines)
+
     def export(kind: str):
         def handler(lang: str, study_id: int | None) -> str:
             """Inputs: language, study. Output: the exported file (votes with the key, or DPO pairs)."""
@@ -200,6 +226,8 @@ def build(demo: gr.Blocks, studio: Studio, texts: Texts, lang_input: gr.Radio) -
                  item_outputs, api_name="study_vote")
     skip.click(skip_item, [lang_input, study, rater_id, current], item_outputs, api_name="study_skip")
     unblind.click(unblind_results, [lang_input, study], [summary, chart, by_group], api_name="study_results")
+    automatic.click(automatic_metrics, [lang_input, study], [metrics_md], api_name="study_metrics",
+                    concurrency_id="model")
     export_csv.click(export("csv"), [lang_input, study], [exported], api_name="study_export_csv")
     export_jsonl.click(export("jsonl"), [lang_input, study], [exported], api_name="study_export_jsonl")
     export_pairs.click(export("preferences"), [lang_input, study], [exported], api_name="study_export_preferences")
