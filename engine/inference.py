@@ -89,6 +89,51 @@ class ChatModel:
         self._tokenizers.clear()
         self.loads += 1
 
+    def stream_compare(self, run_dir: str | Path, messages: list[dict], params: GenParams = GenParams(),
+                       adapter_messages: list[dict] | None = None):
+        """Like `compare`, but yields (base so far, adapter so far) as tokens arrive: the base answer
+        streams first, then the adapter's, from the same model object."""
+        if not device.DEVICE_LOCK.acquire(blocking=False):
+            raise EngineError("busy_generating", hint="hint_wait_or_stop")
+        try:
+            name = self._attach(Path(run_dir))
+            tokenizer = self._tokenizers[name]
+            self._model.set_adapter(name)
+            base = ""
+            with self._model.disable_adapter():
+                for base in self._stream(tokenizer, messages, params):
+                    yield base, ""
+            for adapter in self._stream(tokenizer, adapter_messages or messages, params):
+                yield base, adapter
+        finally:
+            device.DEVICE_LOCK.release()
+
+    def _stream(self, tokenizer, messages: list[dict], params: GenParams):
+        """The answer to one conversation, growing as tokens are generated (a worker thread generates)."""
+        import threading
+
+        from transformers import TextIteratorStreamer
+
+        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        failure: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                self._generate_many(tokenizer, [messages], params, streamer=streamer)
+            except BaseException as exc:  # surfaced in the caller's thread below
+                failure.append(exc)
+                streamer.end()
+
+        worker = threading.Thread(target=work, daemon=True)
+        worker.start()
+        text = ""
+        for piece in streamer:
+            text += piece
+            yield text.strip()
+        worker.join()
+        if failure:
+            raise failure[0]
+
     def compare_batch(self, run_dir: str | Path, conversations: list[list[dict]],
                       params: GenParams = GenParams()) -> list[AnswerPair]:
         """Base and adapter answers to several conversations in ONE mixed batch: PEFT routes each row
@@ -141,7 +186,7 @@ class ChatModel:
         return self._generate_many(tokenizer, [messages], params)[0]
 
     def _generate_many(self, tokenizer, conversations: list[list[dict]], params: GenParams,
-                       adapter_names: list[str] | None = None) -> list[str]:
+                       adapter_names: list[str] | None = None, streamer=None) -> list[str]:
         """Answers to several conversations at once (left-padded batch), with the same settings."""
         import torch
 
@@ -155,6 +200,8 @@ class ChatModel:
         sampling = params.temperature > 0
         torch.manual_seed(params.seed)
         extra = {"adapter_names": adapter_names} if adapter_names else {}
+        if streamer is not None:
+            extra["streamer"] = streamer
         with torch.no_grad():
             output = self._model.generate(
                 **inputs, max_new_tokens=params.max_new_tokens, do_sample=sampling,

@@ -184,6 +184,15 @@ class Studio:
         return load_questions(path)
 
     # chat
+    def stream_compare(self, run_id: str, prompt: str, params: GenParams = GenParams(),
+                       history: tuple[list[dict], list[dict]] = ([], [])):
+        """`compare`, yielding (base so far, adapter so far) while the answers are generated."""
+        if self.runner.is_live():
+            raise EngineError("busy_generating", hint="hint_wait_or_stop")
+        run_dir = self.runner.run_dir(run_id) or Path(run_id)
+        turn = [{"role": "user", "content": prompt}]
+        yield from self.chat.stream_compare(run_dir, list(history[0]) + turn, params, list(history[1]) + turn)
+
     def compare(self, run_id: str, prompt: str, params: GenParams = GenParams(),
                 history: tuple[list[dict], list[dict]] = ([], [])) -> AnswerPair:
         """Base and adapter answers to `prompt` for a finished run; `history` holds each side's earlier

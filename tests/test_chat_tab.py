@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from gradio_client import Client
 
-from engine.inference import AnswerPair
 from engine.presets import SAMPLE_DATASET
 from engine.studio import Studio
 from tests.conftest import FakeJob
@@ -13,9 +12,12 @@ class RecordingChat:
     def __init__(self) -> None:
         self.calls = []
 
-    def compare(self, run_dir, messages, params, adapter_messages=None):
+    def stream_compare(self, run_dir, messages, params, adapter_messages=None):
         self.calls.append((messages, adapter_messages, params))
-        return AnswerPair(base=f"base {len(messages)}", adapter=f"adapter {len(adapter_messages)}")
+        base, adapter = f"base {len(messages)}", f"adapter {len(adapter_messages)}"
+        yield base[:2], ""
+        yield base, adapter[:3]
+        yield base, adapter
 
 
 def test_multi_turn_with_shared_settings(serve, tmp_path):

@@ -38,3 +38,13 @@ def test_mixed_batch_equals_two_generations_and_one_model_serves_both(run_dir):
     two = chat.compare_batch(run_dir, [question, [{"role": "user", "content": "退货怎么办？"}]], params)
     assert len(two) == 2 and all(p.base and p.adapter for p in two)
     assert chat.loads == 1
+
+
+def test_streaming_ends_with_the_same_answers(run_dir):
+    chat = ChatModel()
+    params = GenParams(max_new_tokens=16)
+    question = [{"role": "user", "content": "Can I change my delivery address?"}]
+    steps = list(chat.stream_compare(run_dir, question, params))
+    assert len(steps) > 2 and steps[0][1] == ""  # the base streams first, then the adapter
+    final = chat.compare(run_dir, question, params)
+    assert steps[-1] == (final.base, final.adapter)

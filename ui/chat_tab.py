@@ -56,7 +56,8 @@ def build(demo: gr.Blocks, studio: Studio, texts: Texts, lang_input: gr.Radio) -
                  new_tokens=defaults.max_new_tokens, temp=defaults.temperature, nucleus=defaults.top_p,
                  penalty=defaults.repetition_penalty, gen_seed=defaults.seed, system=""):
         """Inputs: language, run, question, both conversations so far, generation settings.
-        Outputs: the base and adapter answers, both conversations with the new turn, a cleared prompt."""
+        Outputs (streamed as tokens arrive): the base and adapter answers, both conversations with the
+        new turn, a cleared prompt."""
         if not run_id:
             raise gr.Error(t("no_runs", lang))
         if not question or not question.strip():
@@ -64,13 +65,14 @@ def build(demo: gr.Blocks, studio: Studio, texts: Texts, lang_input: gr.Radio) -
         params = GenParams(max_new_tokens=int(new_tokens), temperature=float(temp), top_p=float(nucleus),
                            repetition_penalty=float(penalty), seed=int(gen_seed or 0), system_prompt=system or "")
         history = (_messages(base_history), _messages(adapter_history))
+        turn = {"role": "user", "content": question.strip()}
+        base = adapter = ""
         try:
-            pair = studio.compare(run_id, question.strip(), params, history)
+            for base, adapter in studio.stream_compare(run_id, question.strip(), params, history):
+                yield (base, adapter, history[0] + [turn, {"role": "assistant", "content": base}],
+                       history[1] + [turn, {"role": "assistant", "content": adapter}], "")
         except EngineError as error:
             raise gr.Error(present.error_message(error, lang)) from None
-        turn = {"role": "user", "content": question.strip()}
-        return (pair.base, pair.adapter, history[0] + [turn, {"role": "assistant", "content": pair.base}],
-                history[1] + [turn, {"role": "assistant", "content": pair.adapter}], "")
 
     answers = [gr.Textbox(visible=False), gr.Textbox(visible=False)]
     refresh.click(refresh_runs, None, [run], api_name="list_runs")
