@@ -6,6 +6,7 @@ disabled, so there is never a second copy of the model.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,16 +46,20 @@ class ChatModel:
                 adapter_messages: list[dict] | None = None) -> AnswerPair:
         """Base and adapter answers from one model object. In a multi-turn chat each side continues its
         own conversation: `messages` for the base, `adapter_messages` (default: the same) for the adapter."""
+        with self._session(run_dir) as (_name, tokenizer):
+            with self._model.disable_adapter():
+                base = self._generate(tokenizer, messages, params)
+            return AnswerPair(base=base, adapter=self._generate(tokenizer, adapter_messages or messages, params))
+
+    @contextmanager
+    def _session(self, run_dir: str | Path):
+        """Holds the device lock with the run's adapter attached and active; yields (name, tokenizer)."""
         if not device.DEVICE_LOCK.acquire(blocking=False):
             raise EngineError("busy_generating", hint="hint_wait_or_stop")
         try:
             name = self._attach(Path(run_dir))
-            tokenizer = self._tokenizers[name]
             self._model.set_adapter(name)
-            with self._model.disable_adapter():
-                base = self._generate(tokenizer, messages, params)
-            adapter = self._generate(tokenizer, adapter_messages or messages, params)
-            return AnswerPair(base=base, adapter=adapter)
+            yield name, self._tokenizers[name]
         finally:
             device.DEVICE_LOCK.release()
 
@@ -93,20 +98,13 @@ class ChatModel:
                        adapter_messages: list[dict] | None = None):
         """Like `compare`, but yields (base so far, adapter so far) as tokens arrive: the base answer
         streams first, then the adapter's, from the same model object."""
-        if not device.DEVICE_LOCK.acquire(blocking=False):
-            raise EngineError("busy_generating", hint="hint_wait_or_stop")
-        try:
-            name = self._attach(Path(run_dir))
-            tokenizer = self._tokenizers[name]
-            self._model.set_adapter(name)
+        with self._session(run_dir) as (_name, tokenizer):
             base = ""
             with self._model.disable_adapter():
                 for base in self._stream(tokenizer, messages, params):
                     yield base, ""
             for adapter in self._stream(tokenizer, adapter_messages or messages, params):
                 yield base, adapter
-        finally:
-            device.DEVICE_LOCK.release()
 
     def _stream(self, tokenizer, messages: list[dict], params: GenParams):
         """The answer to one conversation, growing as tokens are generated (a worker thread generates)."""
@@ -116,10 +114,12 @@ class ChatModel:
 
         streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
         failure: list[BaseException] = []
+        abandoned = threading.Event()  # the reader went away: stop generating before the lock is freed
 
         def work() -> None:
             try:
-                self._generate_many(tokenizer, [messages], params, streamer=streamer)
+                self._generate_many(tokenizer, [messages], params, streamer=streamer,
+                                    stop=lambda *_args, **_kwargs: abandoned.is_set())
             except BaseException as exc:  # surfaced in the caller's thread below
                 failure.append(exc)
                 streamer.end()
@@ -127,10 +127,13 @@ class ChatModel:
         worker = threading.Thread(target=work, daemon=True)
         worker.start()
         text = ""
-        for piece in streamer:
-            text += piece
-            yield text.strip()
-        worker.join()
+        try:
+            for piece in streamer:
+                text += piece
+                yield text.strip()
+        finally:
+            abandoned.set()
+            worker.join()
         if failure:
             raise failure[0]
 
@@ -139,16 +142,10 @@ class ChatModel:
         """Base and adapter answers to several conversations in ONE mixed batch: PEFT routes each row
         through the adapter or around it (`adapter_names=["__base__", name, ...]`), so one forward
         pass per token serves both sides (used to pre-generate blind studies)."""
-        if not device.DEVICE_LOCK.acquire(blocking=False):
-            raise EngineError("busy_generating", hint="hint_wait_or_stop")
-        try:
-            name = self._attach(Path(run_dir))
+        with self._session(run_dir) as (name, tokenizer):
             doubled = [conversation for conversation in conversations for _side in (0, 1)]
-            texts = self._generate_many(self._tokenizers[name], doubled, params,
-                                        adapter_names=["__base__", name] * len(conversations))
-            return [AnswerPair(base=texts[2 * i], adapter=texts[2 * i + 1]) for i in range(len(conversations))]
-        finally:
-            device.DEVICE_LOCK.release()
+            texts = self._generate_many(tokenizer, doubled, params, adapter_names=["__base__", name] * len(conversations))
+        return [AnswerPair(base=texts[2 * i], adapter=texts[2 * i + 1]) for i in range(len(conversations))]
 
     def answer_losses(self, run_dir: str | Path, examples: list[dict], max_length: int) -> dict[str, float]:
         """Mean cross-entropy on the trained (answer) tokens of `examples`, base vs adapter."""
@@ -156,12 +153,7 @@ class ChatModel:
 
         from engine import preview
 
-        if not device.DEVICE_LOCK.acquire(blocking=False):
-            raise EngineError("busy_generating", hint="hint_wait_or_stop")
-        try:
-            name = self._attach(Path(run_dir))
-            tokenizer = self._tokenizers[name]
-            self._model.set_adapter(name)
+        with self._session(run_dir) as (_name, tokenizer):
             totals = {"base": [0.0, 0], "adapter": [0.0, 0]}
             for example in examples:
                 view = preview.training_view(example, tokenizer, max_length)
@@ -178,15 +170,13 @@ class ChatModel:
                     totals["adapter"][0] += float(self._model(input_ids=ids, labels=labels).loss) * count
                 totals["base"][1] += count
                 totals["adapter"][1] += count
-            return {side: total / max(n, 1) for side, (total, n) in totals.items()}
-        finally:
-            device.DEVICE_LOCK.release()
+        return {side: total / max(n, 1) for side, (total, n) in totals.items()}
 
     def _generate(self, tokenizer, messages: list[dict], params: GenParams) -> str:
         return self._generate_many(tokenizer, [messages], params)[0]
 
     def _generate_many(self, tokenizer, conversations: list[list[dict]], params: GenParams,
-                       adapter_names: list[str] | None = None, streamer=None) -> list[str]:
+                       adapter_names: list[str] | None = None, streamer=None, stop=None) -> list[str]:
         """Answers to several conversations at once (left-padded batch), with the same settings."""
         import torch
 
@@ -202,6 +192,10 @@ class ChatModel:
         extra = {"adapter_names": adapter_names} if adapter_names else {}
         if streamer is not None:
             extra["streamer"] = streamer
+        if stop is not None:
+            from transformers import StoppingCriteriaList
+
+            extra["stopping_criteria"] = StoppingCriteriaList([stop])
         with torch.no_grad():
             output = self._model.generate(
                 **inputs, max_new_tokens=params.max_new_tokens, do_sample=sampling,
