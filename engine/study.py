@@ -16,14 +16,9 @@ again with A and B swapped (stored with repeat=True).
 """
 from __future__ import annotations
 
-import csv
-import hashlib
-import hmac
-import io
 import json
 import math
 import random
-import re
 import secrets
 import sqlite3
 from contextlib import contextmanager
@@ -32,36 +27,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from engine.data import read_rows
 from engine.errors import EngineError
-from engine.files import write_text_atomic
+from engine.passwords import hash_password, verify_password
+from engine.study_questions import identity_flags, load_questions, reveals_identity, text_or_none
+from engine.study_results import StudyResults
+
+__all__ = ["StudyStore", "RatingItem", "balanced_sides", "identity_flags", "load_questions", "reveals_identity"]
 
 DB_NAME = "studies.db"
 DEFAULT_CRITERIA = ("terminology", "logic", "format")
 CHOICES = ("A", "B", "tie", "both_bad")
 REPEAT_GAP = 3  # a repeat is shown only after this many other judgements since the original (when possible)
-PROMPT_COLUMNS = ("prompt", "question")
-DOMAIN_COLUMNS = ("domain", "category")
-REFERENCE_COLUMNS = ("reference", "answer")
-_PBKDF2_ROUNDS = 100_000
-
-IDENTITY_PATTERNS = [re.compile(p, re.IGNORECASE) for p in (
-    r"smol\s*lm",
-    r"hugging\s*face",
-    r"\bI(?: am|'m|’m) (?:an? )?(?:AI|artificial intelligence)(?: (?:language )?model| assistant| chatbot)?\b",
-    r"\bas an AI(?: language)? model\b",
-    r"\b(?:large )?language model (?:trained|developed|created|made) by\b",
-    r"我是[^。！？!?\n]{0,30}?(?:AI|人工智能|语言模型|大模型)",
-    r"\bQwen|通义千问|千问",
-    r"\bLlama\b|\bLLaMA",
-    r"\bChatGPT\b|\bGPT-?[34]",
-    r"\bOpenAI\b",
-    r"\bAnthropic\b",
-    r"\bMistral AI\b",
-    r"\bDeepSeek\b|深度求索",
-    r"\bChatGLM\b|智谱",
-    r"文心一言|\bERNIE Bot\b",
-)]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS studies (
@@ -153,15 +129,6 @@ class RatingItem:
     repeat: bool = False
 
 
-def identity_flags(text: str) -> list[str]:
-    """The passages of `text` that reveal which model wrote it (model or company names, "I am an AI ...")."""
-    return [m.group(0) for pattern in IDENTITY_PATTERNS for m in pattern.finditer(text or "")]
-
-
-def reveals_identity(text: str) -> bool:
-    return bool(identity_flags(text))
-
-
 def balanced_sides(count: int, seed: int) -> list[bool]:
     """left_is_adapter per position: exactly count//2 or count//2 + 1 True (the odd one by the generator),
     shuffled with `random.Random(seed)`; the same seed gives the same list."""
@@ -176,64 +143,7 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _hash_password(password: str) -> str:
-    salt = secrets.token_hex(16)
-    digest = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), bytes.fromhex(salt), _PBKDF2_ROUNDS)
-    return f"pbkdf2_sha256${_PBKDF2_ROUNDS}${salt}${digest.hex()}"
-
-
-def _verify_password(password: str, stored: str) -> bool:
-    try:
-        _scheme, rounds, salt, digest = stored.split("$")
-        actual = hashlib.pbkdf2_hmac("sha256", (password or "").encode("utf-8"), bytes.fromhex(salt), int(rounds))
-    except (ValueError, TypeError):
-        return False
-    return hmac.compare_digest(actual.hex(), digest)
-
-
-def _text(value: Any) -> str | None:
-    """A cell as text, None when empty."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    text = str(value).strip()
-    return text or None
-
-
-def load_questions(path: str | Path) -> list[dict[str, Any]]:
-    """Questions from a CSV/TSV/JSONL/JSON/Parquet/XLSX file: a prompt (or question) column, optional
-    domain (or category) and reference (or answer). Raises EngineError naming the row for bad rows."""
-    path = Path(path)
-    issues: list = []
-    rows = read_rows(path, issues)
-    if issues:
-        first = issues[0]
-        raise EngineError(first.code, {**first.params, "row": first.row}, hint="hint_fix_rows")
-    if not rows:
-        raise EngineError("study_no_questions")
-    columns = list(dict.fromkeys(str(key) for _n, row in rows for key in row))
-    lower = {c.strip().lower(): c for c in reversed(columns)}
-
-    def pick(names: tuple[str, ...]) -> str | None:
-        return next((lower[n] for n in names if n in lower), None)
-
-    prompt_col, domain_col, reference_col = pick(PROMPT_COLUMNS), pick(DOMAIN_COLUMNS), pick(REFERENCE_COLUMNS)
-    if prompt_col is None:
-        raise EngineError("study_questions_no_prompt", {"columns": ", ".join(columns)})
-    questions = []
-    for number, row in rows:
-        for column in (prompt_col, domain_col, reference_col):
-            if column is not None and isinstance(row.get(column), (list, dict)):
-                raise EngineError("study_question_not_text", {"row": number, "field": column}, hint="hint_fix_rows")
-        prompt = _text(row.get(prompt_col))
-        if prompt is None:
-            raise EngineError("study_question_empty", {"row": number}, hint="hint_fix_rows")
-        questions.append({"prompt": prompt,
-                          "domain": _text(row.get(domain_col)) if domain_col else None,
-                          "reference": _text(row.get(reference_col)) if reference_col else None})
-    return questions
-
-
-class StudyStore:
+class StudyStore(StudyResults):
     """All studies in one SQLite file. Safe to share between threads: one connection per call."""
 
     def __init__(self, path: str | Path) -> None:
@@ -318,10 +228,10 @@ class StudyStore:
             raise EngineError("study_no_questions")
         cleaned = []
         for number, question in enumerate(questions, start=1):
-            prompt = _text(question.get("prompt"))
+            prompt = text_or_none(question.get("prompt"))
             if prompt is None:
                 raise EngineError("study_question_empty", {"row": number}, hint="hint_fix_rows")
-            cleaned.append((prompt, _text(question.get("domain")), _text(question.get("reference"))))
+            cleaned.append((prompt, text_or_none(question.get("domain")), text_or_none(question.get("reference"))))
         seed = secrets.randbits(31) if seed is None else int(seed)
         sides = balanced_sides(len(cleaned), seed)
         with self._connect(write=True) as conn:
@@ -329,7 +239,7 @@ class StudyStore:
                 "INSERT INTO studies (name, created, run_dir, gen_params, criteria, password_hash, seed, repeats) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (name, _now(), str(run_dir), json.dumps(gen_params, ensure_ascii=False),
-                 json.dumps(criteria, ensure_ascii=False), _hash_password(password) if password else None,
+                 json.dumps(criteria, ensure_ascii=False), hash_password(password) if password else None,
                  seed, repeats)).lastrowid
             for position, ((prompt, domain, reference), left_is_adapter) in enumerate(zip(cleaned, sides), start=1):
                 qid = conn.execute("INSERT INTO questions (study_id, position, prompt, domain, reference) "
@@ -388,7 +298,7 @@ class StudyStore:
         """True when the study has no password or `password` is right."""
         with self._connect() as conn:
             stored = self._study_row(conn, study_id)["password_hash"]
-        return stored is None or _verify_password(password or "", stored)
+        return stored is None or verify_password(password or "", stored)
 
     # generation ----------------------------------------------------------------------------------
     def pending_generation(self, study_id: int) -> list[int]:
@@ -579,101 +489,3 @@ class StudyStore:
             conn.execute("DELETE FROM skips WHERE question_id = ? AND rater_id = ? AND repeat = ?",
                          (question_id, rater_id, int(bool(repeat))))
         return row[0]
-
-    # unblinding ----------------------------------------------------------------------------------
-    def results(self, study_id: int) -> list[dict[str, Any]]:
-        """One row per vote, unblinded: adapter_outcome in win/loss/tie/both_bad, scores per model."""
-        with self._connect() as conn:
-            self._study_row(conn, study_id)
-            rows = conn.execute(
-                "SELECT v.id AS vote_id, v.question_id, q.position, q.prompt, q.domain, q.reference, v.rater_id, "
-                "r.name AS rater, v.choice, v.scores, v.comment, v.created, v.repeat, b.left_is_adapter, "
-                "a.side_base_text, a.side_adapter_text, a.flagged_identity FROM votes v "
-                "JOIN questions q ON q.id = v.question_id JOIN raters r ON r.id = v.rater_id "
-                "JOIN blinding b ON b.question_id = v.question_id "
-                "LEFT JOIN answers a ON a.question_id = v.question_id "
-                "WHERE v.study_id = ? ORDER BY v.id", (study_id,)).fetchall()
-        out = []
-        for row in rows:
-            repeat = bool(row["repeat"])
-            adapter_shown_as = "A" if bool(row["left_is_adapter"]) != repeat else "B"
-            base_shown_as = "B" if adapter_shown_as == "A" else "A"
-            choice = row["choice"]
-            if choice in ("A", "B"):
-                outcome = "win" if choice == adapter_shown_as else "loss"
-            else:
-                outcome = choice
-            scores = json.loads(row["scores"]) if row["scores"] else {}
-            out.append({
-                "vote_id": row["vote_id"], "study_id": study_id, "question_id": row["question_id"],
-                "position": row["position"], "prompt": row["prompt"], "domain": row["domain"],
-                "reference": row["reference"], "rater_id": row["rater_id"], "rater": row["rater"],
-                "choice": choice, "repeat": repeat, "adapter_shown_as": adapter_shown_as,
-                "left_is_adapter": bool(row["left_is_adapter"]), "adapter_outcome": outcome,
-                "adapter_scores": scores.get(adapter_shown_as, {}), "base_scores": scores.get(base_shown_as, {}),
-                "comment": row["comment"], "created": row["created"],
-                "flagged_identity": bool(row["flagged_identity"]),
-                "base_text": row["side_base_text"], "adapter_text": row["side_adapter_text"]})
-        return out
-
-    def export_votes(self, study_id: int, path: str | Path, fmt: str = "csv") -> Path:
-        """Every vote with the key (csv: UTF-8 with BOM so spreadsheets read Chinese; or jsonl)."""
-        if fmt not in ("csv", "jsonl"):
-            raise EngineError("study_bad_export_format", {"fmt": fmt})
-        rows = self.results(study_id)
-        path = Path(path)
-        if fmt == "jsonl":
-            write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-            return path
-        criteria = self.study(study_id)["criteria"]
-        fields = [k for k in (rows[0] if rows else self._empty_result()) if k not in ("adapter_scores", "base_scores")]
-        fields += [f"{side}_{c}" for side in ("adapter", "base") for c in criteria]
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            flat = {k: v for k, v in row.items() if k in fields}
-            for side in ("adapter", "base"):
-                for c in criteria:
-                    flat[f"{side}_{c}"] = row[f"{side}_scores"].get(c, "")
-            writer.writerow(flat)
-        write_text_atomic(path, "\ufeff" + buffer.getvalue())
-        return path
-
-    @staticmethod
-    def _empty_result() -> dict[str, None]:
-        keys = ("vote_id study_id question_id position prompt domain reference rater_id rater choice repeat "
-                "adapter_shown_as left_is_adapter adapter_outcome comment created flagged_identity base_text "
-                "adapter_text").split()
-        return dict.fromkeys(keys)
-
-    def preference_pairs(self, study_id: int, per_vote: bool = False) -> list[dict[str, str]]:
-        """{"prompt", "chosen", "rejected"} from decided votes (win or loss; self-consistency repeats left out).
-
-        By default one pair per question, by majority of the raters' decided votes (split questions are
-        left out, so the pairs never contradict each other); per_vote=True gives one pair per decided vote.
-        """
-        decided = [r for r in self.results(study_id) if not r["repeat"] and r["adapter_outcome"] in ("win", "loss")]
-
-        def pair(row: dict[str, Any], adapter_preferred: bool) -> dict[str, str]:
-            chosen, rejected = ((row["adapter_text"], row["base_text"]) if adapter_preferred
-                                else (row["base_text"], row["adapter_text"]))
-            return {"prompt": row["prompt"], "chosen": chosen, "rejected": rejected}
-
-        if per_vote:
-            return [pair(r, r["adapter_outcome"] == "win") for r in decided]
-        tally: dict[int, list[dict[str, Any]]] = {}
-        for row in decided:
-            tally.setdefault(row["question_id"], []).append(row)
-        pairs = []
-        for rows in sorted(tally.values(), key=lambda rs: rs[0]["position"]):
-            wins = sum(r["adapter_outcome"] == "win" for r in rows)
-            if wins * 2 != len(rows):
-                pairs.append(pair(rows[0], wins * 2 > len(rows)))
-        return pairs
-
-    def export_preferences(self, study_id: int, path: str | Path, per_vote: bool = False) -> int:
-        """Write `preference_pairs` as JSONL (ready for TRL's DPOTrainer); returns the number of pairs."""
-        pairs = self.preference_pairs(study_id, per_vote)
-        write_text_atomic(path, "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in pairs))
-        return len(pairs)
