@@ -19,7 +19,7 @@ from engine import study as study_module
 from engine.errors import EngineError
 from engine.inference import GenParams
 from engine.messages import MESSAGES, render_error
-from engine.study import RatingItem, StudyStore, balanced_sides, identity_flags, load_questions, reveals_identity
+from engine.study import RatingItem, StudyStore, balanced_sides, load_questions
 from engine.study_stats import summarize
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,35 +113,6 @@ def test_load_questions_csv_and_jsonl(tmp_path):
     assert questions[0]["reference"] == "140/90"
 
 
-def test_load_questions_errors_name_rows(tmp_path):
-    path = tmp_path / "q.csv"
-    path.write_text("prompt,domain\nfine,law\n  ,law\n", encoding="utf-8")
-    with pytest.raises(EngineError) as err:
-        load_questions(path)
-    assert err.value.code == "study_question_empty" and err.value.params["row"] == 2
-    assert "第 2 行" in render_error(err.value, "zh")
-    path.write_text("title,body\nx,y\n", encoding="utf-8")
-    with pytest.raises(EngineError) as err:
-        load_questions(path)
-    assert err.value.code == "study_questions_no_prompt" and "title" in err.value.params["columns"]
-    path = tmp_path / "q.jsonl"
-    path.write_text('{"prompt": "ok"}\n{broken\n', encoding="utf-8")
-    with pytest.raises(EngineError) as err:
-        load_questions(path)
-    assert err.value.code == "dataset_bad_json" and err.value.params["row"] == 2
-    path.write_text('{"prompt": ["a", "list"]}\n', encoding="utf-8")
-    with pytest.raises(EngineError) as err:
-        load_questions(path)
-    assert err.value.code == "study_question_not_text" and err.value.params["row"] == 1
-    path.write_text("", encoding="utf-8")
-    with pytest.raises(EngineError) as err:
-        load_questions(path)
-    assert err.value.code == "study_no_questions"
-    with pytest.raises(EngineError) as err:
-        load_questions(tmp_path / "missing.csv")
-    assert err.value.code == "dataset_not_found"
-
-
 def test_create_study_validates(store):
     with pytest.raises(EngineError) as err:
         store.create_study("x", make_questions(2), "runs/r1", {"max_tokens": 5})
@@ -186,21 +157,6 @@ def test_generation_stops_when_asked(store):
     model = FakeChatModel()
     store.generate(study_id, model, should_stop=lambda: len(model.calls) >= 1)
     assert len(model.calls) == 1 and len(store.pending_generation(study_id)) == 3
-
-
-@pytest.mark.parametrize("text", [
-    "I am SmolLM, made by Hugging Face.", "I'm an AI assistant and cannot do that.", "I am an AI language model.",
-    "我是一个人工智能助手。", "我是通义千问。", "我是由 OpenAI 开发的 AI 语言模型。", "As an AI language model, I think",
-    "This is Qwen speaking.", "I am Llama 3.", "Ask ChatGPT instead.", "I am an AI.", "我是AI助手"])
-def test_identity_is_flagged(text):
-    assert reveals_identity(text), text
-
-
-@pytest.mark.parametrize("text", [
-    "您好，我是客服小王，很高兴为您服务。", "The contract is void if signed under duress.",
-    "AI can help radiologists read scans.", "根据《民法典》第577条，违约方应承担责任。", "I am an accountant."])
-def test_ordinary_text_is_not_flagged(text):
-    assert not reveals_identity(text), identity_flags(text)
 
 
 def test_flagged_answers_are_recorded(store):
