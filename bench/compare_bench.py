@@ -29,6 +29,8 @@ import json, os, sys, psutil
 sys.path.insert(0, {root!r})
 from engine import build, device, models
 from engine.config import TrainConfig
+import peft, transformers  # imported in both modes before measuring: only model memory is compared
+from engine.inference import ChatModel
 mode, run_dir = sys.argv[1], sys.argv[2]
 before = psutil.Process().memory_info().rss
 if mode == "base":
@@ -36,7 +38,6 @@ if mode == "base":
     kwargs = build.model_kwargs(config, device.cuda_available(), device.bf16_supported())
     model = models.load_model(models.resolve_model(config.model_name_or_path), kwargs)
 else:
-    from engine.inference import ChatModel
     chat = ChatModel()
     chat._attach(__import__("pathlib").Path(run_dir))
 print(json.dumps({{"rss": psutil.Process().memory_info().rss - before}}))

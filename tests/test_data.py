@@ -460,3 +460,11 @@ def test_report_to_dict_of_missing_file(tmp_path):
     result = load_report(tmp_path / "x.jsonl").to_dict()
     assert result["format"] is None and result["rows"] == 0 and result["warnings"] == []
     assert result["errors"][0]["code"] == "dataset_not_found" and result["errors"][0]["row"] is None
+
+
+# ---- file types -----------------------------------------------------------------------------
+def test_json_list(tmp_path):
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(ALPACA_ROWS, ensure_ascii=False), encoding="utf-8")
+    report = load_report(path)
+    assert report.format == "alpaca" and report.issues == [] and len(report.examples) == 4

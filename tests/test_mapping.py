@@ -23,13 +23,6 @@ def test_detect_format(columns, expected):
     assert data.detect_format([{c: "x" for c in columns}]) == expected
 
 
-# ---- file types -----------------------------------------------------------------------------
-def test_json_list(tmp_path):
-    path = tmp_path / "a.json"
-    path.write_text(json.dumps(ALPACA_ROWS, ensure_ascii=False), encoding="utf-8")
-    report = load_report(path)
-    assert report.format == "alpaca" and report.issues == [] and len(report.examples) == 4
-
 
 def test_proposed_mapping_and_a_user_mapping(tmp_path):
     from engine.mapping import ColumnMapping
