@@ -5,7 +5,7 @@ with the model and max length chosen on the Hyperparameters tab (wired in `wire`
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import gradio as gr
 import pandas as pd
@@ -23,9 +23,7 @@ MAPPING_FIELDS = list(dict.fromkeys(name for fields in FORMAT_FIELDS.values() fo
 @dataclass
 class DatasetTab:
     path: gr.Textbox
-    check: gr.Button
-    wire_inputs: list = field(default_factory=list)
-    wire: object = None
+    wire: object = None  # wire(form names, form components): connects the checks to the form
 
 
 def build(studio: Studio, texts: Texts, lang_input: gr.Radio, default_path: str) -> DatasetTab:
@@ -56,7 +54,7 @@ def build(studio: Studio, texts: Texts, lang_input: gr.Radio, default_path: str)
             show = texts.add(gr.Button(elem_id="preview-show", scale=1), value="preview_show")
         model_view = gr.HighlightedText(combine_adjacent=True, show_legend=True, elem_id="preview-text",
                                         color_map={"trained": "green", "context": "gray", "cut": "red"})
-    tab = DatasetTab(path=path, check=check)
+    tab = DatasetTab(path=path)
 
     def wire(form_names: list[str], form_components: list) -> None:
         """Connect the checks to the Hyperparameters form (model, max length, epochs, split)."""
