@@ -1,41 +1,95 @@
-"""Whole-run memory and time estimate before training, offline: will this run fit, and how long?
+"""Whole-run memory and time estimates, made before training and offline (no model is loaded).
 
-Memory is the sum of the parts practitioners count (bytes):
-- weights: linear layers at the load precision (fp32 4, bf16/fp16 2, 8-bit 1, NF4 0.5 plus the
-  quantization constants: 0.5 bits per weight, 0.127 with double quantization); embeddings and the
-  output head stay in 16-bit under bitsandbytes;
-- LoRA parameters in fp32 (4), their gradients (4) and AdamW's two moments (8; 8-bit/paged 2);
-- activations per layer: b*s*h*(34 + 5*a*s/h) bytes at 16-bit (Korthikanti et al., "Reducing
-  Activation Recomputation in Large Transformer Models"), without the attention-score term where
-  CUDA's fused attention never stores the scores; with gradient checkpointing only each layer's
-  input (2*b*s*h bytes) plus one layer's working set; doubled for fp32 activations;
-- the logits and their gradient in fp32 (2 * b*s*vocab*4), often the surprise with big vocabularies;
-- a fixed overhead (CUDA context and allocator slack, or the Python process on CPU).
-Time is tokens / throughput, with the throughput measured when given, else 4 * params FLOPs per
-token (LoRA: forward 2P, backward for activations 2P, no weight gradients for frozen weights) at a
-tabulated device speed and utilisation.
+Memory is modelled the way practitioners add it up, per part (bytes):
+
+* weights: parameters x bytes per parameter of the load precision: fp32 4, bf16/fp16 2; 8-bit
+  (LLM.int8) 1 + a fp32 scale per output row; NF4/FP4 0.5 + the block constants: one fp32 absmax per
+  64 weights = 0.5 bit/param, or 0.127 bit/param with double ("nested") quantization (QLoRA paper,
+  8/64 + 32/(64*256)). bitsandbytes quantizes only the decoder's linear layers: embeddings, lm_head,
+  norms and biases stay in the 16-bit compute dtype.
+* lora / gradients / optimizer: the LoRA parameters (r*(in+out) per targeted linear per layer), their
+  gradients (same size) and the optimizer state. PEFT keeps adapters in fp32 (4 bytes), except that
+  TRL's SFTTrainer casts them to bf16 (2 bytes) when the base is 4/8-bit quantized. AdamW keeps two
+  states in the parameters' dtype (2 x 4 bytes for fp32 adapters); the bitsandbytes 8-bit optimizers
+  (adamw_8bit, paged_adamw_8bit) two uint8 states (2 bytes); Adafactor factored moments (~0); SGD none.
+* activations: what autograd keeps for backward, per token per decoder layer. This is the accounting of
+  Korthikanti et al., "Reducing Activation Recomputation in Large Transformer Models" (2022), whose
+  GPT layer keeps sbh(34 + 5as/h) bytes, redone for a Llama-style layer (RMSNorm, grouped-query
+  attention, SwiGLU MLP, no dropout in the base model, SDPA/flash attention so no s^2 score matrix):
+      act_bytes * (2h + 2*q_dim + 2*kv_dim + 4*i)      linear inputs, q/k/v, attention output, SwiGLU
+    + 4 * h * norms                                       RMSNorm upcasts its input to fp32
+    + sum over LoRA-targeted modules of in_features * (act_bytes + 1)   LoRA dropout output + bool mask
+  (Gemma-2 trains with eager attention for its logit soft-capping: + 3 * heads * seq * act_bytes.)
+  Without gradient checkpointing every layer keeps this; with it, only each layer's input
+  (h * act_bytes) is kept, plus one layer's working set recomputed during backward. One more layer's
+  working set is counted for the gradients flowing back. The logits add batch*seq*vocab in fp32 twice
+  (upcast logits and log-softmax for the loss), plus the 16-bit logits when training in 16-bit; they
+  are their own part ("logits"), often the surprise with big vocabularies.
+  Checked on this project's bundled SmolLM2-135M on CPU: the formula gives 63 KiB per token per layer
+  where autograd's saved tensors measure 68 KiB (fp32, LoRA all-linear, dropout 0.05).
+* overhead: CUDA context, cuBLAS workspace and caching-allocator slack on a GPU (0.75 GiB + 10% of
+  the activations); on a CPU the Python/torch runtime (0.5 GiB) plus what glibc's allocator keeps of
+  freed logits-sized buffers: peak RSS on this project's machine ran 0 to 9 x the fp32 logits (batch *
+  seq * vocab * 4 bytes) above the live tensors, growing with the tokens per step; 6 x is counted.
+
+Time: measured throughput when given, else FLOPs per token / (device FLOP/s * MFU). A full fine-tune
+costs 6 * P FLOPs per token (forward 2P, backward 4P). With LoRA the frozen weights need no weight
+gradients, only the gradients flowing through them, so the base costs 4P (+2P again for the recomputed
+forward under gradient checkpointing), plus 6 x the (small) adapter. Attention scores add
+6 * layers * seq * q_dim per token (causal). P counts the matmul weights: the decoder's linear layers
+and lm_head (embedding lookups cost nothing).
+
+"GB" in messages is GiB (2**30 bytes), the unit torch and nvidia-smi use for a card's memory.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-from dataclasses import dataclass, replace
+import sys
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from engine.config import TrainConfig
+import yaml
 
-GB = 2 ** 30
-FITS, TIGHT = 0.85, 1.0  # share of the available memory
-OVERHEAD = {"cuda": 0.8 * GB, "cpu": 0.4 * GB}
-# Effective training throughput in FLOP/s: GPUs at bf16 peak times MFU; the CPU value is calibrated on
-# the bundled model (about 70 tokens/s for LoRA on 2 cores).
-GPU_FLOPS = {"3090": 71e12, "4090": 165e12, "a100": 312e12, "h100": 990e12, "h200": 990e12}
-GPU_DEFAULT_FLOPS, GPU_MFU = 50e12, 0.35
-CPU_FLOPS_PER_CORE = 19e9
+from engine import build
+from engine.config import BUNDLED_MODEL_ID, TrainConfig
+
+GiB = GB = 2**30
+SHAPES_FILE = Path(__file__).with_name("model_shapes.yaml")
+
+CPU_ALLOCATOR_SLACK = 6.0  # x the fp32 logits: freed memory glibc keeps (see the docstring)
+FIT_SHARE = 0.85          # "fits" up to this share of the available memory, "tight" up to all of it
+PARTS = ("weights", "lora", "gradients", "optimizer", "activations", "logits", "overhead")
+
+EAGER_ATTENTION = {"gemma2"}       # trained with eager attention (keeps the score matrices)
+NORMS_PER_LAYER = {"gemma2": 4, "gemma3": 4}
+BIASED_ATTENTION = {"qwen2"}       # q/k/v projections carry a bias
+
+# ---- throughput table --------------------------------------------------------------------------
+# Peak dense bf16/fp16 tensor FLOP/s by a substring of torch.cuda.get_device_name() (first match wins).
+GPU_FLOPS: tuple[tuple[str, float], ...] = (
+    ("H200", 989e12), ("H100", 989e12), ("GH200", 989e12), ("A100", 312e12), ("L40S", 362e12),
+    ("L40", 181e12), ("A6000", 155e12), ("A10G", 70e12), ("A10", 125e12), ("L4", 121e12),
+    ("4090", 165e12), ("4080", 97e12), ("4070", 58e12), ("3090", 71e12), ("3080", 60e12),
+    ("3070", 40e12), ("3060", 25e12), ("V100", 125e12), ("T4", 65e12),
+)
+DEFAULT_GPU_FLOPS = 50e12
+GPU_MFU = 0.35            # model FLOPs utilisation typical of single-GPU HF/TRL LoRA training
+FP32_ON_GPU = 0.25        # share of the bf16 rate left when training in plain fp32 on a GPU
+QUANTIZED_SPEED = 0.7     # bitsandbytes dequantizes weights at every matmul
+# Effective (MFU included) FLOP/s per CPU core, calibrated on this project's 2-core machine, where the
+# bundled SmolLM2-135M trains with LoRA (all-linear, r=16, max_length 512) at about 70 tokens/s.
+CPU_FLOPS_PER_CORE = 21e9
 
 
+# ---- model shapes ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ModelShape:
+    """The sizes of a decoder-only transformer that memory and time depend on."""
+
     name: str
     hidden_size: int
     intermediate_size: int
@@ -43,200 +97,413 @@ class ModelShape:
     num_attention_heads: int
     num_key_value_heads: int
     vocab_size: int
-    tie_word_embeddings: bool
+    tie_word_embeddings: bool = False
+    total_params: int = 0            # 0: computed from the shape
+    head_dim: int = 0                # 0: hidden_size // num_attention_heads
+    model_type: str = "llama"
+    attention_bias: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.head_dim:
+            object.__setattr__(self, "head_dim", self.hidden_size // self.num_attention_heads)
+        if not self.total_params:
+            object.__setattr__(self, "total_params", _count_params(self))
 
     @property
-    def head_dim(self) -> int:
-        return self.hidden_size // self.num_attention_heads
+    def q_dim(self) -> int:
+        return self.num_attention_heads * self.head_dim
 
     @property
-    def embedding_params(self) -> int:
-        return self.vocab_size * self.hidden_size * (1 if self.tie_word_embeddings else 2)
+    def kv_dim(self) -> int:
+        return self.num_key_value_heads * self.head_dim
 
     @property
     def linear_params(self) -> int:
+        """Weights of all decoder linear layers (what bitsandbytes quantizes and LoRA can target)."""
         return self.num_hidden_layers * sum(i * o for i, o in linear_shapes(self).values())
 
     @property
-    def total_params(self) -> int:
-        norms = (2 * self.num_hidden_layers + 1) * self.hidden_size
-        return self.embedding_params + self.linear_params + norms
+    def matmul_params(self) -> int:
+        """Weights multiplied per token: decoder linears plus lm_head (tied or not)."""
+        return self.linear_params + self.vocab_size * self.hidden_size
 
 
-# Public config.json values of popular instruct models (hidden, intermediate, layers, heads, kv heads,
-# vocab, tied embeddings), so the estimate works offline.
-KNOWN_SHAPES = {
-    "qwen/qwen2.5-0.5b-instruct": (896, 4864, 24, 14, 2, 151936, True),
-    "qwen/qwen2.5-1.5b-instruct": (1536, 8960, 28, 12, 2, 151936, True),
-    "qwen/qwen2.5-3b-instruct": (2048, 11008, 36, 16, 2, 151936, True),
-    "qwen/qwen2.5-7b-instruct": (3584, 18944, 28, 28, 4, 152064, False),
-    "qwen/qwen2.5-14b-instruct": (5120, 13824, 48, 40, 8, 152064, False),
-    "meta-llama/llama-3.1-8b-instruct": (4096, 14336, 32, 32, 8, 128256, False),
-    "meta-llama/llama-3.2-1b-instruct": (2048, 8192, 16, 32, 8, 128256, True),
-    "meta-llama/llama-3.2-3b-instruct": (3072, 8192, 28, 24, 8, 128256, True),
-    "mistralai/mistral-7b-instruct-v0.3": (4096, 14336, 32, 32, 8, 32768, False),
-    "google/gemma-2-2b-it": (2304, 9216, 26, 8, 4, 256000, True),
-    "google/gemma-2-9b-it": (3584, 14336, 42, 16, 8, 256000, True),
-    "microsoft/phi-3-mini-4k-instruct": (3072, 8192, 32, 32, 32, 32064, False),
-    "huggingfacetb/smollm2-135m-instruct": (576, 1536, 30, 9, 3, 49152, True),
-    "huggingfacetb/smollm2-360m-instruct": (960, 2560, 32, 15, 5, 49152, True),
-    "huggingfacetb/smollm2-1.7b-instruct": (2048, 8192, 24, 32, 32, 49152, True),
-}
-
-
-def shape_of(name: str) -> ModelShape | None:
-    """The shape of a known model, or read from a local folder's config.json; None if unknown."""
-    key = name.strip().lower()
-    if key in KNOWN_SHAPES:
-        return ModelShape(name, *KNOWN_SHAPES[key])
-    config_file = Path(name).expanduser() / "config.json"
-    if not config_file.is_file():
-        return None
-    raw = json.loads(config_file.read_text(encoding="utf-8"))
-    try:
-        return ModelShape(name, raw["hidden_size"], raw["intermediate_size"], raw["num_hidden_layers"],
-                          raw["num_attention_heads"], raw.get("num_key_value_heads", raw["num_attention_heads"]),
-                          raw["vocab_size"], bool(raw.get("tie_word_embeddings", False)))
-    except KeyError:
-        return None
+def _count_params(shape: ModelShape) -> int:
+    h, layers = shape.hidden_size, shape.num_hidden_layers
+    per_layer = sum(i * o for i, o in linear_shapes(shape).values())
+    per_layer += NORMS_PER_LAYER.get(shape.model_type, 2) * h
+    if shape.attention_bias:
+        per_layer += shape.q_dim + 2 * shape.kv_dim
+    embeddings = shape.vocab_size * h * (1 if shape.tie_word_embeddings else 2)
+    return layers * per_layer + embeddings + h  # + the final norm
 
 
 def linear_shapes(shape: ModelShape) -> dict[str, tuple[int, int]]:
-    """(in, out) features of each linear layer in one decoder layer (llama-style blocks)."""
-    h, kv = shape.hidden_size, shape.num_key_value_heads * shape.head_dim
-    i = shape.intermediate_size
-    return {"q_proj": (h, h), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (h, h),
+    """(in_features, out_features) of each linear module of one decoder layer, by module name."""
+    h, i, q, kv = shape.hidden_size, shape.intermediate_size, shape.q_dim, shape.kv_dim
+    if shape.model_type == "phi3":
+        return {"qkv_proj": (h, q + 2 * kv), "o_proj": (q, h), "gate_up_proj": (h, 2 * i), "down_proj": (i, h)}
+    return {"q_proj": (h, q), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (q, h),
             "gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h)}
 
 
-def trainable_parameters(config: TrainConfig, shape: ModelShape) -> tuple[int, int]:
-    """(LoRA parameters, total parameters): r*(in+out) per targeted linear per layer (+out for DoRA)."""
+def targeted_modules(config: TrainConfig, shape: ModelShape) -> dict[str, tuple[int, int]]:
+    """The linear modules LoRA wraps: all of them for "all-linear", else those named (last name part)."""
     shapes = linear_shapes(shape)
-    targets = shapes if "all-linear" in config.lora_target_modules else \
-        {k: v for k, v in shapes.items() if k in config.lora_target_modules}
-    per_layer = sum(config.lora_r * (i + o) + (o if config.use_dora else 0) for i, o in targets.values())
-    return per_layer * shape.num_hidden_layers, shape.total_params
+    names = {str(m).rsplit(".", 1)[-1].strip() for m in config.lora_target_modules}
+    if "all-linear" in names:
+        return shapes
+    return {name: dims for name, dims in shapes.items() if name in names}
 
 
+def trainable_parameters(config: TrainConfig, shape: ModelShape) -> tuple[int, int]:
+    """(trainable adapter parameters, all parameters with the adapter), as PEFT's
+    `get_nb_trainable_parameters()` reports them: r*(in+out) per targeted linear per layer, plus the
+    out_features magnitude vector per module with DoRA."""
+    dora = bool(getattr(config, "use_dora", False))
+    per_layer = sum(config.lora_r * (i + o) + (o if dora else 0) for i, o in targeted_modules(config, shape).values())
+    lora = shape.num_hidden_layers * per_layer
+    return lora, shape.total_params + lora
+
+
+@lru_cache(maxsize=1)
+def _table() -> dict[str, dict[str, Any]]:
+    data = yaml.safe_load(SHAPES_FILE.read_text(encoding="utf-8")) or {}
+    return {key.lower(): {"name": key, **value} for key, value in data.items()}
+
+
+def known_models() -> list[str]:
+    """Hub ids of the shipped shapes."""
+    return [entry["name"] for entry in _table().values()]
+
+
+def _from_mapping(name: str, data: dict[str, Any]) -> ModelShape:
+    fields = {f.name for f in dataclasses.fields(ModelShape)}
+    return ModelShape(**{k: v for k, v in {**data, "name": name}.items() if k in fields})
+
+
+def shape_from_config(name: str, data: dict[str, Any]) -> ModelShape | None:
+    """A shape from a transformers config.json mapping; None when it lacks the decoder sizes."""
+    data = data.get("text_config") or data  # multimodal wrappers nest the language model's config
+    model_type = str(data.get("model_type", "llama"))
+    try:
+        heads = int(data["num_attention_heads"])
+        return ModelShape(
+            name=name,
+            hidden_size=int(data["hidden_size"]),
+            intermediate_size=int(data["intermediate_size"]),
+            num_hidden_layers=int(data["num_hidden_layers"]),
+            num_attention_heads=heads,
+            num_key_value_heads=int(data.get("num_key_value_heads") or heads),
+            vocab_size=int(data["vocab_size"]),
+            tie_word_embeddings=bool(data.get("tie_word_embeddings", model_type.startswith("gemma"))),
+            head_dim=int(data.get("head_dim") or 0),
+            model_type=model_type,
+            attention_bias=bool(data.get("attention_bias", model_type in BIASED_ATTENTION)),
+        )
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return None
+
+
+def _read_config(folder: Path, name: str) -> ModelShape | None:
+    try:
+        return shape_from_config(name, json.loads((folder / "config.json").read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return None
+
+
+def shape_of(model_name_or_path: str) -> ModelShape | None:
+    """The shape of a model without loading it: the shipped table, a local folder's config.json, or a
+    config.json already in the hub cache. None when none of these knows the model (nothing is fetched)."""
+    name = model_name_or_path.strip()
+    from engine import models
+
+    key = BUNDLED_MODEL_ID.lower() if models.is_bundled(name) else name.lower()
+    entry = _table().get(key)
+    if entry is not None:
+        return _from_mapping(entry["name"], entry)
+    path = Path(name).expanduser()
+    if path.is_dir() and (path / "config.json").is_file():
+        return _read_config(path, name)
+    if name.count("/") == 1 and not name.startswith((".", "/", "~")):
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(name, "config.json")
+        except Exception:  # an invalid repo id or an unreadable cache: unknown
+            cached = None
+        if isinstance(cached, str):
+            return _read_config(Path(cached).parent, name)
+    return None
+
+
+# ---- device ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class DeviceInfo:
-    kind: str
+    kind: str            # "cuda" or "cpu"
     name: str
     total_bytes: int
     free_bytes: int
     bf16: bool = False
-    cores: int = 1
+    cores: int = 0       # CPU cores torch trains on (0: unknown, os.cpu_count() is used)
+
+
+def _may_have_cuda() -> bool:
+    """Cheap test so that CPU-only Linux machines need not import torch to learn they have no GPU."""
+    if sys.platform.startswith("linux"):
+        return Path("/proc/driver/nvidia/version").exists() or Path("/dev/nvidiactl").exists()
+    return sys.platform == "win32"
+
+
+def _cpu_cores() -> int:
+    import psutil
+
+    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
 
 
 def detect_device() -> DeviceInfo:
-    import torch
+    """The device training will use: GPU 0 with its free memory, else the CPU with available RAM."""
+    if _may_have_cuda():
+        import torch
 
-    if torch.cuda.is_available():
-        free, total = torch.cuda.mem_get_info()
-        return DeviceInfo("cuda", torch.cuda.get_device_name(0), total, free, torch.cuda.is_bf16_supported())
+        if torch.cuda.is_available():
+            free, total = torch.cuda.mem_get_info(0)
+            return DeviceInfo("cuda", torch.cuda.get_device_name(0), int(total), int(free),
+                              bool(torch.cuda.is_bf16_supported()), _cpu_cores())
+    import platform
+
     import psutil
 
     memory = psutil.virtual_memory()
-    return DeviceInfo("cpu", "CPU", memory.total, memory.available, False, os.cpu_count() or 1)
+    return DeviceInfo("cpu", platform.processor() or platform.machine() or "CPU", int(memory.total),
+                      int(memory.available), False, _cpu_cores())
 
 
-@dataclass(frozen=True)
+# ---- memory ------------------------------------------------------------------------------------
+@dataclass
 class MemoryEstimate:
     parts: dict[str, int]
     total: int
     available: int
-    verdict: str                         # "fits", "tight" or "will_not_fit"
-    biggest: str
-    suggestion: tuple[str, dict] | None  # (message code, params): one change that helps most
+    verdict: str                                    # "fits", "tight" or "will_not_fit"
+    biggest: str                                    # the largest part's name
+    suggestion: tuple[str, dict[str, Any]] | None = None   # (message code, params) of one change
+    changes: dict[str, Any] = field(default_factory=dict)  # the TrainConfig fields that change makes
+
+    @property
+    def code(self) -> str:
+        return "estimate_" + self.verdict
+
+    def params(self, lang: str = "en") -> dict[str, Any]:
+        """Parameters of the verdict message, the biggest part worded in `lang`."""
+        from engine.messages import render
+
+        return {"total_gb": gb(self.total), "available_gb": gb(self.available),
+                "biggest": render("estimate_part_" + self.biggest, None, lang)}
+
+    def describe(self, lang: str = "en") -> str:
+        """The verdict sentence, followed by the suggestion when there is one."""
+        from engine.messages import render
+
+        text = render(self.code, self.params(lang), lang)
+        if self.suggestion:
+            text += " " + render(self.suggestion[0], self.suggestion[1], lang)
+        return text
 
 
-def _weight_bytes(config: TrainConfig, shape: ModelShape, device: DeviceInfo) -> int:
+def gb(n_bytes: float) -> float:
+    """Bytes as GiB with one decimal (what messages call GB)."""
+    return round(n_bytes / GiB, 1)
+
+
+def _dtype_bytes(dtype: str) -> int:
+    return 4 if dtype == "float32" else 2
+
+
+def _optimizer_bytes(optim: str, param_bytes: int) -> float:
+    """Optimizer state per trainable parameter: AdamW two moments in the parameters' dtype, the
+    bitsandbytes 8-bit optimizers two uint8 moments, Adafactor factored moments (~0), SGD none."""
+    if "8bit" in optim:
+        return 2.0
+    if optim in ("adafactor", "sgd"):
+        return 0.0
+    return 2.0 * param_bytes
+
+
+def weight_bytes(config: TrainConfig, shape: ModelShape, device: DeviceInfo) -> int:
+    """Memory of the base model's weights at the precision `config` loads them in on `device`."""
+    dtype_bytes = _dtype_bytes(build.resolve_dtype(config, device.kind == "cuda", device.bf16))
+    linear = shape.linear_params
+    rest = shape.total_params - linear
     if config.load_in_4bit:
-        constant_bits = 0.127 if config.use_bnb_nested_quant else 0.5
-        return int(shape.linear_params * (0.5 + constant_bits / 8) + shape.embedding_params * 2)
+        constants_bits = 0.127 if config.use_bnb_nested_quant else 0.5
+        return int(linear * (0.5 + constants_bits / 8) + rest * dtype_bytes)
     if config.load_in_8bit:
-        return int(shape.linear_params * 1.02 + shape.embedding_params * 2)
-    return shape.total_params * _dtype_bytes(config, device)
+        rows = shape.num_hidden_layers * sum(o for _i, o in linear_shapes(shape).values())
+        return int(linear + 4 * rows + rest * dtype_bytes)
+    return int(shape.total_params * dtype_bytes)
 
 
-def _dtype_bytes(config: TrainConfig, device: DeviceInfo) -> int:
-    if config.dtype == "float32" or (config.dtype == "auto" and device.kind == "cpu"):
-        return 4
-    return 2
+def _act_bytes(config: TrainConfig, device: DeviceInfo) -> int:
+    """Bytes per activation element: 2 when the run computes in 16-bit, else 4."""
+    dtype = build.resolve_dtype(config, device.kind == "cuda", device.bf16)
+    return 2 if (config.bf16 or config.fp16 or dtype != "float32") else 4
 
 
-def _parts(config: TrainConfig, shape: ModelShape, device: DeviceInfo) -> dict[str, int]:
-    lora, _total = trainable_parameters(config, shape)
-    optimizer_bytes = 2 if "8bit" in config.optim else (0 if config.optim == "sgd" else 8)
-    b, s, h = config.per_device_train_batch_size, config.max_length, shape.hidden_size
-    act_scale = 2 if (_dtype_bytes(config, device) == 4 and not (config.bf16 or config.fp16)) else 1
-    scores = 0 if device.kind == "cuda" else 5 * shape.num_attention_heads * s / h
-    per_layer = b * s * h * (34 + scores) * act_scale
+def _seq(config: TrainConfig, seq_len: int | None) -> int:
+    return max(1, min(seq_len or config.max_length, config.max_length))
+
+
+def activation_bytes(config: TrainConfig, shape: ModelShape, device: DeviceInfo, seq_len: int | None = None) -> int:
+    """Decoder activations kept for backward for one micro-batch (formula in the module docstring)."""
+    act, seq = _act_bytes(config, device), _seq(config, seq_len)
+    tokens = config.per_device_train_batch_size * seq
+    h, i = shape.hidden_size, shape.intermediate_size
+    targeted = targeted_modules(config, shape)
+    per_token_layer = act * (2 * h + 2 * shape.q_dim + 2 * shape.kv_dim + 4 * i)
+    per_token_layer += 4 * h * NORMS_PER_LAYER.get(shape.model_type, 2)
+    per_token_layer += act * config.lora_r * len(targeted)                   # LoRA A outputs
+    if config.lora_dropout > 0:
+        per_token_layer += sum(in_f for in_f, _o in targeted.values()) * (act + 1)
+    if shape.model_type in EAGER_ATTENTION:
+        per_token_layer += 3 * shape.num_attention_heads * seq * act
+    layer_set = tokens * per_token_layer
     if config.gradient_checkpointing:
-        activations = shape.num_hidden_layers * 2 * b * s * h * act_scale + per_layer
+        layers = shape.num_hidden_layers * tokens * h * act + 2 * layer_set
     else:
-        activations = shape.num_hidden_layers * per_layer
-    return {"weights": _weight_bytes(config, shape, device), "lora": lora * 4, "gradients": lora * 4,
-            "optimizer": lora * optimizer_bytes, "activations": int(activations),
-            "logits": 2 * b * s * shape.vocab_size * 4, "overhead": int(OVERHEAD[device.kind])}
+        layers = shape.num_hidden_layers * layer_set + layer_set
+    return int(layers + tokens * h * (act + 4))  # + the embedding output and the final norm
+
+
+def logits_bytes(config: TrainConfig, shape: ModelShape, device: DeviceInfo, seq_len: int | None = None) -> int:
+    """The logits for the loss: fp32 twice (upcast and log-softmax), plus the 16-bit logits in 16-bit."""
+    act = _act_bytes(config, device)
+    elements = config.per_device_train_batch_size * _seq(config, seq_len) * shape.vocab_size
+    return elements * (8 + (act if act == 2 else 0))
+
+
+def _parts(config: TrainConfig, shape: ModelShape, device: DeviceInfo, seq_len: int | None) -> dict[str, int]:
+    lora_params, _total = trainable_parameters(config, shape)
+    lora_bytes = 2 if (config.load_in_4bit or config.load_in_8bit) else 4
+    activations = activation_bytes(config, shape, device, seq_len)
+    logits = logits_bytes(config, shape, device, seq_len)
+    if device.kind == "cuda":
+        overhead = int(0.75 * GiB + 0.10 * (activations + logits))
+    else:  # the Python/torch runtime, and what glibc keeps of the freed logits-sized buffers
+        overhead = int(0.5 * GiB + CPU_ALLOCATOR_SLACK * config.per_device_train_batch_size * _seq(config, seq_len)
+                       * shape.vocab_size * 4)
+    return {
+        "weights": weight_bytes(config, shape, device),
+        "lora": lora_params * lora_bytes,
+        "gradients": lora_params * lora_bytes,
+        "optimizer": int(lora_params * _optimizer_bytes(config.optim, lora_bytes)),
+        "activations": activations,
+        "logits": logits,
+        "overhead": overhead,
+    }
 
 
 def _verdict(total: int, available: int) -> str:
-    if total <= FITS * available:
+    if total <= FIT_SHARE * available:
         return "fits"
-    return "tight" if total <= TIGHT * available else "will_not_fit"
+    return "tight" if total <= available else "will_not_fit"
 
 
-# Candidate changes, least compromise first: (message code, changes to the config).
-CANDIDATES = (
-    ("estimate_suggest_checkpointing", lambda c: {"gradient_checkpointing": True}),
-    ("estimate_suggest_4bit", lambda c: {"load_in_4bit": True, "load_in_8bit": False}),
-    ("estimate_suggest_batch", lambda c: {"per_device_train_batch_size": max(1, c.per_device_train_batch_size // 2),
-                                          "gradient_accumulation_steps": c.gradient_accumulation_steps * 2}),
-    ("estimate_suggest_length", lambda c: {"max_length": max(128, c.max_length // 2)}),
-)
+def _candidates(config: TrainConfig, device: DeviceInfo) -> list[tuple[str, dict[str, Any]]]:
+    """Single changes that save memory, least compromise first: (message code, TrainConfig changes).
+    Checkpointing costs only time; an 8-bit optimizer and 16-bit or 4-bit weights cost little quality;
+    a smaller batch (same effective batch through accumulation) costs time; a shorter max length cuts
+    the data."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    cuda = device.kind == "cuda"
+    if not config.gradient_checkpointing:
+        out.append(("estimate_suggest_checkpointing", {"gradient_checkpointing": True}))
+    if cuda and config.optim == "adamw_torch":
+        out.append(("estimate_suggest_8bit_optimizer", {"optim": "paged_adamw_8bit"}))
+    if cuda and build.resolve_dtype(config, cuda, device.bf16) == "float32":
+        out.append(("estimate_suggest_half_precision", {"dtype": "auto"}))
+    if cuda and not config.load_in_4bit:
+        out.append(("estimate_suggest_4bit", {"load_in_4bit": True, "load_in_8bit": False}))
+    batch = config.per_device_train_batch_size
+    while batch > 1:
+        batch //= 2
+        steps = config.gradient_accumulation_steps * config.per_device_train_batch_size // batch
+        out.append(("estimate_suggest_batch", {"per_device_train_batch_size": batch,
+                                               "gradient_accumulation_steps": steps}))
+    length = config.max_length
+    while length > 128:
+        length = max(128, length // 2)
+        out.append(("estimate_suggest_length", {"max_length": length}))
+    return out
 
 
-def estimate_memory(config: TrainConfig, shape: ModelShape, device: DeviceInfo) -> MemoryEstimate:
-    parts = _parts(config, shape, device)
+def estimate_memory(config: TrainConfig, shape: ModelShape, device: DeviceInfo,
+                    seq_len: int | None = None) -> MemoryEstimate:
+    """Peak memory of a LoRA/QLoRA run of `config` on `device`, by part, with a verdict and, unless
+    it fits comfortably, the one change that helps most: the least compromising change that makes it
+    fit (see `_candidates` for the order), else the least compromising one that saves a fifth. `seq_len` is the longest padded row the run will see (from
+    the dataset's token counts); by default rows are taken to fill max_length."""
+    parts = _parts(config, shape, device, seq_len)
     total = sum(parts.values())
-    available = device.free_bytes
+    available = device.free_bytes or device.total_bytes
     verdict = _verdict(total, available)
-    suggestion = None
-    if verdict != "fits":
-        for code, change in CANDIDATES:
-            changes = change(config)
-            if all(getattr(config, k) == v for k, v in changes.items()):
-                continue
-            trial = sum(_parts(replace(config, **changes), shape, device).values())
-            if trial < total:
-                suggestion = (code, {"total_gb": f"{trial / GB:.1f}"})
-                if _verdict(trial, available) == "fits":
-                    break
-    return MemoryEstimate(parts, total, available, verdict, max(parts, key=parts.get), suggestion)
+    estimate = MemoryEstimate(parts, total, available, verdict, max(parts, key=parts.get))
+    if verdict == "fits":
+        return estimate
+    tried = [(code, changes, sum(_parts(config.replace(**changes), shape, device, seq_len).values()))
+             for code, changes in _candidates(config, device)]
+    # the least compromising change that fits; when none does alone, the least compromising one that
+    # saves a fifth (the next estimate then proposes the next step), else the one that saves most
+    best = next((c for c in tried if _verdict(c[2], available) == "fits"), None) \
+        or next((c for c in tried if c[2] <= 0.8 * total), None) \
+        or min((c for c in tried if c[2] < total), key=lambda c: c[2], default=None)
+    if best is not None:
+        code, changes, candidate_total = best
+        params = {"total_gb": gb(candidate_total), "batch_size": changes.get("per_device_train_batch_size"),
+                  "gradient_accumulation_steps": changes.get("gradient_accumulation_steps"),
+                  "max_length": changes.get("max_length")}
+        estimate.suggestion = (code, {k: v for k, v in params.items() if v is not None})
+        estimate.changes = dict(changes)
+    return estimate
 
 
+# ---- time --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TimeEstimate:
     tokens_per_epoch: int
     tokens_per_second: float
     seconds_per_epoch: float
-    source: str  # "measured" or "table"
+    source: str          # "measured" or "table" (FLOPs over the device table)
 
 
-def device_flops(device: DeviceInfo) -> float:
-    if device.kind == "cpu":
-        return CPU_FLOPS_PER_CORE * device.cores
-    name = device.name.lower()
-    peak = next((flops for key, flops in GPU_FLOPS.items() if key in name), GPU_DEFAULT_FLOPS)
-    return peak * GPU_MFU
+def flops_per_token(config: TrainConfig, shape: ModelShape) -> float:
+    """Training FLOPs per token of a LoRA run (see the module docstring)."""
+    base = (6 if config.gradient_checkpointing else 4) * shape.matmul_params
+    lora, _total = trainable_parameters(config, shape)
+    attention = (8 if config.gradient_checkpointing else 6) * shape.num_hidden_layers * config.max_length * shape.q_dim
+    return float(base + 6 * lora + attention)
+
+
+def device_flops(config: TrainConfig, device: DeviceInfo) -> float:
+    """Effective FLOP/s a training step reaches on `device` (peak x MFU on GPUs, calibrated on CPUs)."""
+    if device.kind != "cuda":
+        rate = CPU_FLOPS_PER_CORE * (device.cores or os.cpu_count() or 1)
+    else:
+        name = device.name.upper()
+        peak = next((flops for key, flops in GPU_FLOPS if key in name), DEFAULT_GPU_FLOPS)
+        rate = peak * GPU_MFU
+        if build.resolve_dtype(config, True, device.bf16) == "float32" and not (config.bf16 or config.fp16):
+            rate *= FP32_ON_GPU
+    if config.load_in_4bit or config.load_in_8bit:
+        rate *= QUANTIZED_SPEED
+    return rate
 
 
 def estimate_time(config: TrainConfig, shape: ModelShape, tokens_per_epoch: int, device: DeviceInfo,
                   measured_tokens_per_second: float | None = None) -> TimeEstimate:
-    if measured_tokens_per_second:
-        rate, source = measured_tokens_per_second, "measured"
+    """Seconds per epoch: from a measured throughput when given, else from FLOPs and the device table."""
+    if measured_tokens_per_second and measured_tokens_per_second > 0:
+        rate, source = float(measured_tokens_per_second), "measured"
     else:
-        flops_per_token = 4 * shape.total_params * (4 / 3 if config.gradient_checkpointing else 1)
-        rate, source = device_flops(device) / flops_per_token, "table"
-    return TimeEstimate(tokens_per_epoch, rate, tokens_per_epoch / rate, source)
+        rate, source = device_flops(config, device) / flops_per_token(config, shape), "table"
+    return TimeEstimate(int(tokens_per_epoch), rate, tokens_per_epoch / rate, source)

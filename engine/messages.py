@@ -128,10 +128,18 @@ MESSAGES: dict[str, tuple[str, str]] = {
                                        "开启梯度检查点：训练约需 {total_gb} GB。"),
     "estimate_suggest_4bit": ("Turn on 4-bit quantization (QLoRA): the run then needs about {total_gb} GB.",
                               "开启 4 位量化（QLoRA）：训练约需 {total_gb} GB。"),
-    "estimate_suggest_batch": ("Halve the batch size and double gradient accumulation: about {total_gb} GB, same effective batch.",
-                               "批大小减半、梯度累积加倍：约需 {total_gb} GB，有效批大小不变。"),
-    "estimate_suggest_length": ("Halve the max length: about {total_gb} GB (longer rows will be cut).",
-                                "最大长度减半：约需 {total_gb} GB（更长的行会被截断）。"),
+    "estimate_suggest_batch": (
+        "Lower the batch size to {batch_size} and raise gradient accumulation to {gradient_accumulation_steps} "
+        "(same effective batch): the run then needs about {total_gb} GB.",
+        "把批大小降到 {batch_size}、梯度累积升到 {gradient_accumulation_steps}（有效批大小不变）：训练约需 {total_gb} GB。"),
+    "estimate_suggest_length": ("Lower the max length to {max_length} tokens: the run then needs about {total_gb} GB "
+                                "(longer rows will be cut).",
+                                "把最大长度降到 {max_length} 个 token：训练约需 {total_gb} GB（更长的行会被截断）。"),
+    "estimate_suggest_8bit_optimizer": ("Use the paged 8-bit AdamW optimizer: the run then needs about {total_gb} GB.",
+                                        "改用分页 8 位 AdamW 优化器：训练约需 {total_gb} GB。"),
+    "estimate_suggest_half_precision": ("Load the weights in 16-bit (dtype auto) instead of float32: the run then "
+                                        "needs about {total_gb} GB.",
+                                        "以 16 位（dtype 设为 auto）而不是 float32 加载权重：训练约需 {total_gb} GB。"),
     # models
     "model_not_found": ("The model '{name}' was not found as a local folder, a .gguf file or a downloaded hub model.",
                         "找不到模型“{name}”：它不是本地文件夹、.gguf 文件，也不是已下载的 Hub 模型。"),

@@ -100,12 +100,13 @@ class Studio:
 
         issues = config.validate()
         plan = RunPlan(config, issues)
-        tokens = None
+        tokens = longest = None
         if config.dataset_path and Path(config.dataset_path).is_file():
             plan.dataset = self.check_dataset(config.dataset_path, config)
             summary = plan.dataset.summary
             issues += [i for i in plan.dataset.report.errors if i.row is None]
             tokens = summary.tokens_per_epoch or None
+            longest = max(summary.token_lengths) if summary.token_lengths else None
             issues += advice.advise(config, rows=summary.rows,
                                     longest_tokens=max(summary.token_lengths) if summary.token_lengths else None,
                                     truncated_rows=summary.truncated_rows if summary.token_lengths else None)
@@ -114,7 +115,9 @@ class Studio:
         shape = estimate.shape_of(config.model_name_or_path)
         if shape is not None:
             device = estimate.detect_device()
-            plan.memory = estimate.estimate_memory(config, shape, device)
+            # batches are padded only to their longest row, so real rows shorter than max_length need less
+            plan.memory = estimate.estimate_memory(config, shape, device,
+                                                   seq_len=min(longest, config.max_length) if longest else None)
             plan.trainable = estimate.trainable_parameters(config, shape)
             if tokens:
                 plan.time = estimate.estimate_time(config, shape, tokens, device)
