@@ -102,7 +102,7 @@ def test_real_short_run_and_both_answers(serve, tmp_path, english_dataset):
     status = poll_until_final(client, timeout=600)
     assert "Done" in status, status
     run_id = studio.runner.current_run_id
-    client.predict(api_name="/list_runs")
+    client.predict(api_name="/chat_runs")
     base, adapter, base_chat, adapter_chat, _prompt = client.predict(
         "en", run_id, "Where is my parcel?", [], [], api_name="/ask")
     assert base.strip() and adapter.strip() and len(base_chat) == len(adapter_chat) == 2

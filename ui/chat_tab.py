@@ -37,7 +37,7 @@ def build(demo: gr.Blocks, studio: Studio, texts: Texts, lang_input: gr.Radio) -
             repetition_penalty = texts.add(gr.Slider(1, 2, value=defaults.repetition_penalty, step=0.05),
                                            label="gen_repetition_penalty")
             seed = texts.add(gr.Number(value=defaults.seed, precision=0), label="gen_seed")
-        system_prompt = texts.add(gr.Textbox(lines=2), label="gen_system_prompt", info="gen_system_prompt_info")
+        system_prompt = texts.add(gr.Textbox(value="", lines=2), label="gen_system_prompt", info="gen_system_prompt_info")
     with gr.Row():
         base_chat = texts.add(gr.Chatbot(elem_id="chat-base", height=380), label="answer_base")
         adapter_chat = texts.add(gr.Chatbot(elem_id="chat-adapter", height=380), label="answer_adapter")
@@ -75,7 +75,7 @@ def build(demo: gr.Blocks, studio: Studio, texts: Texts, lang_input: gr.Radio) -
             raise gr.Error(present.error_message(error, lang)) from None
 
     answers = [gr.Textbox(visible=False), gr.Textbox(visible=False)]
-    refresh.click(refresh_runs, None, [run], api_name="list_runs")
+    refresh.click(refresh_runs, None, [run], api_name="chat_runs")
     demo.load(refresh_runs, None, [run], api_visibility="private")
     ask.click(ask_both, [lang_input, run, prompt, base_chat, adapter_chat] + settings,
               answers + [base_chat, adapter_chat, prompt], api_name="ask", concurrency_id=MODEL_LANE)
