@@ -1,7 +1,7 @@
 """Chat compare on the bundled model, measured side by side in one run.
 
 1. Memory: the compare model (base + adapter, one copy) against the base model alone, each loaded in
-   a fresh process (resident memory after loading; peak GPU memory where CUDA is). Goal: <= 1.05x.
+   a fresh process (resident memory after loading and one forward pass). Goal: <= 1.05x.
 2. Time to generate N answer pairs: one mixed batch (`adapter_names=["__base__", name, ...]`) against
    two sequential generations per question. Goal: mixed at least 1.5x faster.
 A short adapter is trained first (two steps), so the numbers need no earlier run.
@@ -40,6 +40,10 @@ if mode == "base":
 else:
     chat = ChatModel()
     chat._attach(__import__("pathlib").Path(run_dir))
+    model = chat._model
+import torch
+with torch.no_grad():  # one forward pass touches every weight (safetensors are mapped lazily)
+    model(input_ids=torch.tensor([[1, 2, 3, 4]], device=model.device))
 print(json.dumps({{"rss": psutil.Process().memory_info().rss - before}}))
 """
 
