@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--json", action="store_true")
 
     chat = sub.add_parser("chat", parents=[common], help="base vs adapter answers to one prompt")
-    chat.add_argument("--run", required=True, help="a run folder containing adapter/")
+    chat.add_argument("--run", required=True,
+                      help="a run folder containing adapter/, or one of its checkpoints/checkpoint-N folders")
     chat.add_argument("--prompt", required=True)
     chat.add_argument("--json", action="store_true")
 

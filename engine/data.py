@@ -276,6 +276,13 @@ def split_examples(examples: list[dict[str, Any]], eval_split: float, seed: int,
     return parts["train"], parts["test"]
 
 
+def held_out_rows(config) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+    """(every usable example of `config`'s dataset, the rows its run holds out for eval or None)."""
+    examples = load_report(config.dataset_path).examples
+    _train, held_out = split_examples(examples, config.eval_split, config.seed, config.eval_rows)
+    return examples, (list(held_out) if held_out is not None else None)
+
+
 def mix_in(train, extra: list[dict[str, Any]], ratio: float, seed: int):
     """`train` plus round(len(train) * ratio) rows drawn from `extra` with `seed`, shuffled together.
 

@@ -10,9 +10,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine import build, device, models
+from engine import adapters, build, device, models
 from engine.config import TrainConfig
 from engine.errors import EngineError
+from engine.threads import on_own_thread
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,8 @@ class ChatModel:
 
     @contextmanager
     def _session(self, run_dir: str | Path):
-        """Holds the device lock with the run's adapter attached and active; yields (name, tokenizer)."""
+        """Holds the device lock with the adapter of `run_dir` (a run folder or one of its checkpoint
+        folders) attached and active; yields (name, tokenizer)."""
         if not device.DEVICE_LOCK.acquire(blocking=False):
             raise EngineError("busy_generating", hint="hint_wait_or_stop")
         try:
@@ -63,13 +65,12 @@ class ChatModel:
         finally:
             device.DEVICE_LOCK.release()
 
-    def _attach(self, run_dir: Path) -> str:
-        adapter_dir = run_dir / "adapter"
-        if not (adapter_dir / "adapter_config.json").is_file() or not (run_dir / "config.yaml").is_file():
-            raise EngineError("run_not_found", {"path": str(run_dir)}, hint="hint_pick_run")
+    @on_own_thread
+    def _attach(self, path: Path) -> str:
+        run_dir, adapter_dir = adapters.locate(path)
         config = TrainConfig.from_yaml(run_dir / "config.yaml")
         folder = models.resolve_model(config.model_name_or_path)
-        name = f"run_{run_dir.resolve().name}"
+        name = f"run_{run_dir.resolve().name}" + (f"_{adapter_dir.name}" if adapter_dir != run_dir / "adapter" else "")
         if self._model is None or folder != self._base_folder:
             self._load_base(folder, config, adapter_dir, name)
         elif name not in self._model.peft_config:
@@ -147,6 +148,7 @@ class ChatModel:
             texts = self._generate_many(tokenizer, doubled, params, adapter_names=["__base__", name] * len(conversations))
         return [AnswerPair(base=texts[2 * i], adapter=texts[2 * i + 1]) for i in range(len(conversations))]
 
+    @on_own_thread
     def answer_losses(self, run_dir: str | Path, examples: list[dict], max_length: int) -> dict[str, float]:
         """Mean cross-entropy on the trained (answer) tokens of `examples`, base vs adapter."""
         import torch
@@ -175,6 +177,7 @@ class ChatModel:
     def _generate(self, tokenizer, messages: list[dict], params: GenParams) -> str:
         return self._generate_many(tokenizer, [messages], params)[0]
 
+    @on_own_thread
     def _generate_many(self, tokenizer, conversations: list[list[dict]], params: GenParams,
                        adapter_names: list[str] | None = None, streamer=None, stop=None) -> list[str]:
         """Answers to several conversations at once (left-padded batch), with the same settings."""

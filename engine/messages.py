@@ -244,6 +244,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "study_questions_no_prompt": ("No question column found (columns: {columns}). Name it 'prompt' or 'question'.",
                                   "没有找到问题列（现有列：{columns}）。请把列名改为 prompt 或 question。"),
     "study_question_empty": ("Row {row}: the question is empty.", "第 {row} 行：问题为空。"),
+    "study_no_held_out": ("The run at {path} held out no rows for evaluation, so there are no questions to take.",
+                          "{path} 这次训练没有留出评估数据，因此没有可用的问题。"),
+    "hint_upload_questions": ("Upload a question file instead, or train with an eval split above 0.",
+                              "请改为上传问题文件，或在训练时把评估集比例设为大于 0。"),
     "study_question_not_text": ("Row {row}: the field '{field}' should be plain text.",
                                 "第 {row} 行：字段“{field}”应为纯文本。"),
     "study_bad_gen_params": ("Unknown generation setting(s): {keys}. Known: {known}.",
@@ -280,8 +284,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "hint_wait_or_stop": ("Use Stop on the Training tab, or wait for the run to finish.", "请在“训练”页点击停止，或等待训练结束。"),
     "hint_install_bundled": ("Run `make run` once; it installs the bundled model.", "请先运行一次 `make run`，它会安装内置模型。"),
     "hint_debug": ("Run again with --debug to see the technical details.", "加上 --debug 重新运行可查看技术细节。"),
-    "hint_pick_run": ("Train a run first, or pass --run with a folder that contains adapter/.",
-                      "请先完成一次训练，或用 --run 指定包含 adapter/ 的目录。"),
+    "hint_pick_run": ("Train a run first, or pass --run with a run folder that contains adapter/ "
+                      "(or one of its checkpoints/checkpoint-N folders).",
+                      "请先完成一次训练，或用 --run 指定包含 adapter/ 的训练目录（或其中的 checkpoints/checkpoint-N 目录）。"),
     # states and progress
     "state_IDLE": ("No run yet", "尚未训练"),
     "state_LOADING": ("Loading model and data", "正在加载模型和数据"),

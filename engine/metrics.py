@@ -69,14 +69,13 @@ def reference_scores(pairs: list[tuple[str, str, str]]) -> dict[str, dict[str, f
 def eval_perplexity(chat_model, run_dir: str | Path) -> dict[str, dict[str, float]]:
     """Mean loss on the answer tokens and its perplexity, base vs adapter, on the run's eval split
     (the rows training held out), from the chat model's one copy of the weights."""
-    from engine import data
+    from engine import adapters, data
     from engine.config import TrainConfig
 
-    run_dir = Path(run_dir)
-    config = TrainConfig.from_yaml(run_dir / "config.yaml")
-    report = data.load_report(config.dataset_path)
-    _train, held_out = data.split_examples(report.examples, config.eval_split, config.seed, config.eval_rows)
-    examples = list(held_out)[:MAX_EVAL_ROWS] if held_out is not None else report.examples[:MAX_EVAL_ROWS]
+    run_folder, _adapter = adapters.locate(run_dir)  # run_dir may also be one of the run's checkpoints
+    config = TrainConfig.from_yaml(run_folder / "config.yaml")
+    examples, held_out = data.held_out_rows(config)
+    examples = (held_out if held_out is not None else examples)[:MAX_EVAL_ROWS]
     losses = chat_model.answer_losses(run_dir, examples, config.max_length)
     return {side: {"loss": value, "perplexity": math.exp(value), "rows": len(examples)}
             for side, value in losses.items()}

@@ -23,6 +23,7 @@ from urllib.parse import urlparse
 
 from engine.config import BUNDLED_MODEL_ID
 from engine.errors import EngineError
+from engine.threads import on_own_thread
 
 Progress = Callable[[str], None]
 
@@ -126,6 +127,7 @@ def _converted(gguf: Path, progress: Progress) -> Path:
     return target
 
 
+@on_own_thread  # the web server calls this from long-lived threads
 def convert_gguf(gguf: Path, out_dir: Path) -> None:
     """De-quantize a GGUF checkpoint into a plain transformers model folder with its tokenizer."""
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -5,12 +5,13 @@ from pathlib import Path
 
 from dataclasses import dataclass
 
-from engine import checks, data, models, presets
+from engine import adapters, checks, data, models, presets
 from engine.config import TrainConfig
 from engine.dataset_store import DatasetEditor
 from engine.errors import EngineError, Issue
 from engine.mapping import ColumnMapping
 from engine.study import StudyStore, load_questions
+from engine.study_questions import held_out_questions, write_questions
 from engine.events import Event, RunSnapshot
 from engine.inference import AnswerPair, ChatModel, GenParams
 from engine.runner import JobFactory, Runner, RunSummary, real_job_factory
@@ -186,22 +187,40 @@ class Studio:
     def studies_questions(self, path: str | Path) -> list[dict]:
         return load_questions(path)
 
+    def held_out_questions_file(self, choice: str) -> Path:
+        """Write the held-out rows of the chosen adapter's run as a question file under the data
+        folder (prompt + reference), for a study; returns its path."""
+        run_dir, _adapter = adapters.locate(self.adapter_path(choice))
+        questions = held_out_questions(run_dir)
+        return write_questions(self.data_root / "studies" / f"{run_dir.name}-held-out.jsonl", questions)
+
+    # adapters
+    def adapter_choices(self) -> list[adapters.AdapterChoice]:
+        """Every adapter to chat with or study: each run's final adapter and its checkpoints, newest run first."""
+        return [choice for run in self.list_runs() for choice in adapters.choices_for(run.run_id, Path(run.run_dir))]
+
+    def adapter_path(self, choice: str) -> Path:
+        """The folder `ChatModel` opens for a choice: the run folder, or one of its checkpoint folders."""
+        run_id, checkpoint = adapters.split_choice(choice)
+        run_dir = self.runner.run_dir(run_id) or Path(run_id)
+        return run_dir / "checkpoints" / checkpoint if checkpoint else run_dir
+
     # chat
     def stream_compare(self, run_id: str, prompt: str, params: GenParams = GenParams(),
                        history: tuple[list[dict], list[dict]] = ([], [])):
         """`compare`, yielding (base so far, adapter so far) while the answers are generated."""
         if self.runner.is_live():
             raise EngineError("busy_generating", hint="hint_wait_or_stop")
-        run_dir = self.runner.run_dir(run_id) or Path(run_id)
+        run_dir = self.adapter_path(run_id)
         turn = [{"role": "user", "content": prompt}]
         yield from self.chat.stream_compare(run_dir, list(history[0]) + turn, params, list(history[1]) + turn)
 
     def compare(self, run_id: str, prompt: str, params: GenParams = GenParams(),
                 history: tuple[list[dict], list[dict]] = ([], [])) -> AnswerPair:
-        """Base and adapter answers to `prompt` for a finished run; `history` holds each side's earlier
-        turns (base, adapter) so a multi-turn chat continues on both sides."""
+        """Base and adapter answers to `prompt` for an adapter choice (a run id, or `run_id@checkpoint-N`);
+        `history` holds each side's earlier turns (base, adapter) so a multi-turn chat continues on both sides."""
         if self.runner.is_live():
             raise EngineError("busy_generating", hint="hint_wait_or_stop")
-        run_dir = self.runner.run_dir(run_id) or Path(run_id)
+        run_dir = self.adapter_path(run_id)
         turn = [{"role": "user", "content": prompt}]
         return self.chat.compare(run_dir, list(history[0]) + turn, params, list(history[1]) + turn)

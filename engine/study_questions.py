@@ -80,3 +80,32 @@ def load_questions(path: str | Path) -> list[dict[str, Any]]:
                           "domain": text_or_none(row.get(domain_col)) if domain_col else None,
                           "reference": text_or_none(row.get(reference_col)) if reference_col else None})
     return questions
+
+
+def held_out_questions(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The questions of a run's eval split (the rows training held out): each row's last user turn as
+    the prompt and its trained answer as the reference. Raises `study_no_questions` when the run held
+    out no rows."""
+    from engine import data
+    from engine.config import TrainConfig
+
+    _examples, held_out = data.held_out_rows(TrainConfig.from_yaml(Path(run_dir) / "config.yaml"))
+    questions = []
+    for example in held_out or []:
+        users = [m["content"] for m in example["prompt"] if m["role"] == "user"]
+        if users:
+            questions.append({"prompt": users[-1], "domain": None,
+                              "reference": text_or_none(example["completion"][-1]["content"])})
+    if not questions:
+        raise EngineError("study_no_held_out", {"path": str(run_dir)}, hint="hint_upload_questions")
+    return questions
+
+
+def write_questions(path: str | Path, questions: list[dict[str, Any]]) -> Path:
+    """Save questions as a JSONL file `load_questions` reads back (written atomically)."""
+    import json
+
+    from engine.files import write_text_atomic
+
+    write_text_atomic(path, "".join(json.dumps(q, ensure_ascii=False) + "\n" for q in questions))
+    return Path(path)

@@ -46,6 +46,7 @@ class FakeJob:
             checkpoint = self.run_dir / "checkpoints" / f"checkpoint-{step}"
             checkpoint.mkdir(parents=True, exist_ok=True)
             (checkpoint / "trainer_state.json").write_text("{}", encoding="utf-8")
+            (checkpoint / "adapter_config.json").write_text("{}", encoding="utf-8")
 
     def save(self, adapter_dir: Path) -> None:
         adapter_dir.mkdir(parents=True, exist_ok=True)

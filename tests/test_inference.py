@@ -12,18 +12,22 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    """A run folder with an untrained but non-trivial LoRA adapter (random B), made without training."""
+    """A run folder with untrained but non-trivial LoRA adapters (random B), made without training: the
+    final one in adapter/ and another in checkpoints/checkpoint-3."""
+    import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     folder = tmp_path_factory.mktemp("run")
     (folder / "config.yaml").write_text(TrainConfig().to_yaml(), encoding="utf-8")
     source = models.resolve_model(BUNDLED_MODEL_ID)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(source),
-                           LoraConfig(r=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False,
-                                      task_type="CAUSAL_LM"))
-    model.save_pretrained(str(folder / "adapter"))
-    models.load_tokenizer(source).save_pretrained(str(folder / "adapter"))
+    for seed, target in ((0, folder / "adapter"), (1, folder / "checkpoints" / "checkpoint-3")):
+        torch.manual_seed(seed)
+        model = get_peft_model(AutoModelForCausalLM.from_pretrained(source),
+                               LoraConfig(r=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False,
+                                          task_type="CAUSAL_LM"))
+        model.save_pretrained(str(target))
+        models.load_tokenizer(source).save_pretrained(str(target))
     return folder
 
 
@@ -48,3 +52,14 @@ def test_streaming_ends_with_the_same_answers(run_dir):
     assert len(steps) > 2 and steps[0][1] == ""  # the base streams first, then the adapter
     final = chat.compare(run_dir, question, params)
     assert steps[-1] == (final.base, final.adapter)
+
+
+def test_a_checkpoint_answers_with_its_own_adapter_on_the_same_model(run_dir):
+    chat = ChatModel()
+    params = GenParams(max_new_tokens=24)
+    question = [{"role": "user", "content": "Where is my parcel? It has been five days."}]
+    final = chat.compare(run_dir, question, params)
+    early = chat.compare(run_dir / "checkpoints" / "checkpoint-3", question, params)
+    assert early.base == final.base and early.adapter != final.adapter
+    assert chat.compare(run_dir, question, params) == final  # switching back gives the final adapter again
+    assert chat.loads == 1

@@ -1,6 +1,8 @@
 """Question sets for blind studies: reading files with row-named errors, and identity flags."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from engine.errors import EngineError
@@ -50,3 +52,24 @@ def test_identity_is_flagged(text):
     "AI can help radiologists read scans.", "根据《民法典》第577条，违约方应承担责任。", "I am an accountant."])
 def test_ordinary_text_is_not_flagged(text):
     assert not reveals_identity(text), identity_flags(text)
+
+
+def test_held_out_questions_are_the_runs_eval_rows_with_references(tmp_path, english_dataset):
+    from engine.config import TrainConfig
+    from engine.study_questions import held_out_questions, load_questions, write_questions
+
+    run = tmp_path / "run"
+    run.mkdir()
+    config = TrainConfig(dataset_path=str(english_dataset), eval_rows=6, seed=7)
+    (run / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
+    questions = held_out_questions(run)
+    sample = {row["instruction"] + ("\n\n" + row["input"] if row["input"] else ""): row["output"]
+              for row in (json.loads(line) for line in english_dataset.read_text(encoding="utf-8").splitlines())}
+    assert len(questions) == 6
+    assert all(sample[q["prompt"]] == q["reference"] for q in questions)  # prompt and its trained answer
+    assert load_questions(write_questions(tmp_path / "q.jsonl", questions)) == questions
+
+    (run / "config.yaml").write_text(config.replace(eval_rows=0, eval_split=0.0).to_yaml(), encoding="utf-8")
+    with pytest.raises(EngineError) as caught:
+        held_out_questions(run)
+    assert caught.value.code == "study_no_held_out"

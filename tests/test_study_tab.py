@@ -67,6 +67,25 @@ def test_two_raters_and_unblinded_statistics(serve, tmp_path):
     assert rows and all(set(r) == {"prompt", "chosen", "rejected"} for r in rows)
 
 
+def test_held_out_questions_a_checkpoint_and_generation_settings(serve, tmp_path):
+    studio = Studio(tmp_path / "runs", job_factory=FakeJob, data_root=tmp_path / "data")
+    studio.chat = FakeChat()
+    run_id = finished_run(studio)
+    url, _app = serve(studio)
+    organiser = Client(url, verbose=False)
+    path, line = organiser.predict("en", run_id, api_name="/study_held_out")
+    questions = studio.studies_questions(path)
+    assert questions and all(q["reference"] for q in questions) and f"{len(questions)} held-out questions" in line
+    study, _info = organiser.predict("en", "Held out", path, f"{run_id}@checkpoint-5", "logic", "", 0,
+                                     48, 0.5, 0.9, 1.0, 7, "Be kind.", api_name="/study_create")
+    info = studio.studies.study(study["value"] if isinstance(study, dict) else study)
+    assert info["run_dir"] == str(studio.runner.run_dir(run_id) / "checkpoints" / "checkpoint-5")
+    assert info["gen_params"] == {"max_new_tokens": 48, "temperature": 0.5, "top_p": 0.9, "repetition_penalty": 1.0,
+                                  "seed": 7, "system_prompt": "Be kind."}
+    with pytest.raises(Exception, match="No finished run with an adapter"):
+        organiser.predict("en", "Nope", path, f"{run_id}@checkpoint-99", "logic", "", 0, api_name="/study_create")
+
+
 def rate_all_with(client: Client, study_id: int, name: str, wishes: list[bool | None]) -> int:
     outputs = client.predict("en", study_id, name, "s3cret", api_name="/study_begin")
     votes = 0

@@ -83,12 +83,21 @@ def test_language_switch_relabels_every_registered_component(serve, tmp_path):
     english = client.predict("en", api_name="/set_language")
     assert len(chinese) == len(english) > 40  # every tab's labels, help texts and buttons
     same = set()
+
+    def words(update: dict) -> dict:
+        """An update's texts; choices count as the text of their labels."""
+        return {k: " / ".join(str(label) for label, _value in v) if k == "choices" else v
+                for k, v in update.items() if k != "__type__"}
+
     for zh, en in zip(chinese, english):
-        texts = {k: v for k, v in zh.items() if k != "__type__"}
+        texts, english_texts = words(zh), words(en)
         assert texts and all(isinstance(v, str) and v for v in texts.values())
-        same |= {v for k, v in texts.items() if en[k] == v}
+        same |= {v for k, v in texts.items() if english_texts[k] == v}
     assert same <= {"LoRA", "LoRA alpha", "LoRA dropout", "DoRA", "Top-p", "◀", "▶"}  # technical terms, arrows
     assert any(u.get("label") == "数据集文件路径" for u in chinese)
+    rating = next(u["choices"] for u in chinese if "choices" in u)  # the rater's A / B / tie / both bad
+    assert [value for _label, value in rating] == ["A", "B", "tie", "both_bad"]
+    assert all(any("\u4e00" <= ch <= "\u9fff" for ch in label) for label, _value in rating)
 
 
 @pytest.mark.slow

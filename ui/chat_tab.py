@@ -8,36 +8,21 @@ from __future__ import annotations
 import gradio as gr
 
 from engine.errors import EngineError
-from engine.inference import GenParams
 from engine.studio import Studio
-from ui import present
+from ui import gen_settings, present
 from ui.i18n import Texts, t
 
 MODEL_LANE = "model"  # one queue lane: generation requests never overlap on the model
 
 
-def finished_runs(studio: Studio) -> list[str]:
-    return [run.run_id for run in studio.list_runs() if run.has_adapter]
-
-
 def build(demo: gr.Blocks, studio: Studio, texts: Texts, lang_input: gr.Radio) -> None:
     texts.add(gr.Markdown(), value="chat_intro")
-    runs = finished_runs(studio)
+    runs = present.adapter_choices(studio.adapter_choices(), texts.lang)
     with gr.Row():
-        run = texts.add(gr.Dropdown(choices=runs, value=runs[0] if runs else None, allow_custom_value=True,
-                                    elem_id="chat-run", scale=4), label="run")
+        run = texts.add(gr.Dropdown(choices=runs, value=runs[0][1] if runs else None, allow_custom_value=True,
+                                    elem_id="chat-run", scale=4), label="run", info="run_info")
         refresh = texts.add(gr.Button(scale=1, elem_id="chat-refresh"), value="refresh")
-    defaults = GenParams()
-    with texts.add(gr.Accordion(open=False, elem_id="gen-settings"), label="gen_settings"):
-        with gr.Row():
-            max_new_tokens = texts.add(gr.Slider(16, 1024, value=defaults.max_new_tokens, step=16), label="gen_max_new_tokens")
-            temperature = texts.add(gr.Slider(0, 2, value=defaults.temperature, step=0.05), label="gen_temperature",
-                                    info="gen_temperature_info")
-            top_p = texts.add(gr.Slider(0.05, 1, value=defaults.top_p, step=0.05), label="gen_top_p")
-            repetition_penalty = texts.add(gr.Slider(1, 2, value=defaults.repetition_penalty, step=0.05),
-                                           label="gen_repetition_penalty")
-            seed = texts.add(gr.Number(value=defaults.seed, precision=0), label="gen_seed")
-        system_prompt = texts.add(gr.Textbox(value="", lines=2), label="gen_system_prompt", info="gen_system_prompt_info")
+    settings = gen_settings.build(texts, "gen-settings")
     with gr.Row():
         base_chat = texts.add(gr.Chatbot(elem_id="chat-base", height=380), label="answer_base")
         adapter_chat = texts.add(gr.Chatbot(elem_id="chat-adapter", height=380), label="answer_adapter")
@@ -45,12 +30,13 @@ def build(demo: gr.Blocks, studio: Studio, texts: Texts, lang_input: gr.Radio) -
     with gr.Row():
         ask = texts.add(gr.Button(variant="primary", elem_id="chat-ask"), value="ask")
         clear = texts.add(gr.Button(elem_id="chat-clear"), value="chat_clear")
-    settings = [max_new_tokens, temperature, top_p, repetition_penalty, seed, system_prompt]
 
-    def refresh_runs():
-        """Output: the run dropdown listing every finished run with an adapter, newest first."""
-        choices = finished_runs(studio)
-        return gr.Dropdown(choices=choices, value=choices[0] if choices else None)
+    def refresh_runs(lang: str):
+        """Input: language. Output: the adapter picker: every run's final adapter and checkpoints, newest first."""
+        choices = present.adapter_choices(studio.adapter_choices(), lang)
+        return gr.Dropdown(choices=choices, value=choices[0][1] if choices else None)
+
+    defaults = gen_settings.DEFAULTS
 
     def ask_both(lang: str, run_id: str | None, question: str, base_history: list | None, adapter_history: list | None,
                  new_tokens=defaults.max_new_tokens, temp=defaults.temperature, nucleus=defaults.top_p,
@@ -62,8 +48,7 @@ def build(demo: gr.Blocks, studio: Studio, texts: Texts, lang_input: gr.Radio) -
             raise gr.Error(t("no_runs", lang))
         if not question or not question.strip():
             raise gr.Error(t("empty_prompt", lang))
-        params = GenParams(max_new_tokens=int(new_tokens), temperature=float(temp), top_p=float(nucleus),
-                           repetition_penalty=float(penalty), seed=int(gen_seed or 0), system_prompt=system or "")
+        params = gen_settings.params(new_tokens, temp, nucleus, penalty, gen_seed, system)
         history = (_messages(base_history), _messages(adapter_history))
         turn = {"role": "user", "content": question.strip()}
         base = adapter = ""
@@ -75,8 +60,8 @@ def build(demo: gr.Blocks, studio: Studio, texts: Texts, lang_input: gr.Radio) -
             raise gr.Error(present.error_message(error, lang)) from None
 
     answers = [gr.Textbox(visible=False), gr.Textbox(visible=False)]
-    refresh.click(refresh_runs, None, [run], api_name="chat_runs")
-    demo.load(refresh_runs, None, [run], api_visibility="private")
+    refresh.click(refresh_runs, [lang_input], [run], api_name="chat_runs")
+    demo.load(refresh_runs, [lang_input], [run], api_visibility="private")
     ask.click(ask_both, [lang_input, run, prompt, base_chat, adapter_chat] + settings,
               answers + [base_chat, adapter_chat, prompt], api_name="ask", concurrency_id=MODEL_LANE)
     clear.click(lambda: ([], []), None, [base_chat, adapter_chat], api_visibility="private")

@@ -31,6 +31,9 @@ STRINGS: dict[str, tuple[str, str]] = {
     "study_questions": ("Question file", "问题文件"),
     "study_questions_info": ("CSV or JSONL with a prompt (or question) column; optional domain and reference columns.",
                              "CSV 或 JSONL，需有 prompt（或 question）列；可选 domain 和 reference 列。"),
+    "study_held_out": ("Use the run's held-out rows", "使用该训练留出的评估数据"),
+    "study_held_out_done": ("{count} held-out questions (with reference answers) saved to {path}; create the study to use them.",
+                            "已把 {count} 个留出问题（含参考答案）保存到 {path}；点击创建评测即可使用。"),
     "study_criteria": ("Criteria to score (comma separated)", "评分维度（用逗号分隔）"),
     "study_password": ("Study password", "评测密码"),
     "study_password_info": ("Raters must enter it; use one whenever the app is reachable from other computers.",
@@ -225,7 +228,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     # chat tab
     "chat_intro": ("Ask one question; the base model and your adapter answer with the same template and settings.",
                    "提一个问题；基础模型和您的适配器使用相同的模板和设置回答。"),
-    "run": ("Trained run", "已训练的运行"),
+    "run": ("Adapter (trained run)", "适配器（已训练的运行）"),
+    "run_info": ("A run's final adapter, or one of its checkpoints to see how the answers changed during training.",
+                 "某次训练的最终适配器，或它的某个检查点（可以看到回答在训练过程中如何变化）。"),
+    "checkpoint_at_step": ("checkpoint at step {step}", "第 {step} 步的检查点"),
     "refresh": ("Refresh", "刷新"),
     "prompt": ("Your question", "您的问题"),
     "prompt_placeholder": ("e.g. My parcel has not arrived after five days. What can I do?", "例如：包裹五天了还没到，怎么办？"),
@@ -344,6 +350,16 @@ class Texts:
         self._entries.append((component, {prop: ("ui", key) for prop, key in props.items()}))
         return component
 
+    def worded_choices(self, choices: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """(label, value) pairs in the current language for (string key, value) pairs."""
+        return self._word("choices", tuple(choices), self.lang)
+
+    def add_choices(self, component, choices: list[tuple[str, str]]):
+        """Register `component`, built with `worded_choices(choices)`, so a language switch rewords them
+        (gradio keeps a component's constructor arguments, so the choices must be given there)."""
+        self._entries.append((component, {"choices": ("choices", tuple(choices))}))
+        return component
+
     def add_field(self, component, name: str):
         self._entries.append((component, {"label": ("label", name), "info": ("help", name)}))
         return component
@@ -358,7 +374,9 @@ class Texts:
                 for _component, props in self._entries]
 
     @staticmethod
-    def _word(kind: str, key: str, lang: str) -> str:
+    def _word(kind: str, key, lang: str):
+        if kind == "choices":
+            return [(t(text_key, lang), value) for text_key, value in key]
         if kind == "label":
             return field_label(key, lang)
         if kind == "help":

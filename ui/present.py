@@ -18,6 +18,12 @@ from ui.i18n import t
 SMOOTHING = 0.6  # TensorBoard's default weight: smooth enough to read, little lag on short runs
 
 
+def adapter_choices(choices: list, lang: str) -> list[tuple[str, str]]:
+    """(label, value) pairs for an adapter picker: a run's final adapter by its id, a checkpoint with its step."""
+    return [(c.run_id if c.step is None else f"{c.run_id} · {t('checkpoint_at_step', lang, step=c.step)}", c.value)
+            for c in choices]
+
+
 def issue_rows(report: DatasetReport, lang: str) -> list[list[Any]]:
     return [[t(f"severity_{i.severity}", lang), i.row if i.row is not None else "", i.field or "",
              i.to_dict(lang)["message"]] for i in report.errors + report.warnings]

@@ -7,17 +7,18 @@ streaming order. Every vote is committed to SQLite at once.
 from __future__ import annotations
 
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
 import gradio as gr
 import pandas as pd
 import plotly.graph_objects as go
 
-from engine import metrics
+from engine import adapters, metrics
 from engine.errors import EngineError
 from engine.study_stats import OUTCOMES, summarize
 from engine.studio import Studio
-from ui import present
+from ui import gen_settings, present
 from ui.i18n import Texts, t
 
 MAX_CRITERIA = 5
@@ -37,13 +38,16 @@ def build(demo: gr.Blocks, studio: Studio, texts: Texts, lang_input: gr.Radio) -
                                        info="study_questions_info")
             upload = texts.add(gr.File(file_types=[".csv", ".jsonl", ".json", ".tsv", ".xlsx"]), label="dataset_upload")
         with gr.Row():
-            run = texts.add(gr.Dropdown(choices=[], allow_custom_value=True, elem_id="study-run"), label="run")
+            run = texts.add(gr.Dropdown(choices=[], allow_custom_value=True, elem_id="study-run", scale=3),
+                            label="run", info="run_info")
+            take_held_out = texts.add(gr.Button(elem_id="study-held-out", scale=1), value="study_held_out")
             criteria = texts.add(gr.Textbox(value="terminology, logic, format", elem_id="study-criteria"),
                                  label="study_criteria")
             password = texts.add(gr.Textbox(type="password", elem_id="study-password"), label="study_password",
                                  info="study_password_info")
             repeats = texts.add(gr.Slider(0, 10, value=0, step=1, elem_id="study-repeats"), label="study_repeats",
                                 info="study_repeats_info")
+        settings = gen_settings.build(texts, "study-gen-settings")
         with gr.Row():
             create = texts.add(gr.Button(variant="primary", elem_id="study-create"), value="study_create")
             generate = texts.add(gr.Button(elem_id="study-generate"), value="study_generate")
@@ -59,8 +63,9 @@ def build(demo: gr.Blocks, studio: Studio, texts: Texts, lang_input: gr.Radio) -
         with gr.Row():
             answer_a = texts.add(gr.Textbox(lines=8, interactive=False, elem_id="answer-a"), label="answer_a")
             answer_b = texts.add(gr.Textbox(lines=8, interactive=False, elem_id="answer-b"), label="answer_b")
-        choice = texts.add(gr.Radio(choices=[(t(f"choice_{c}", texts.lang), c) for c in CHOICES], elem_id="rate-choice"),
-                           label="rate_choice")
+        choice_keys = [(f"choice_{c}", c) for c in CHOICES]
+        choice = texts.add_choices(texts.add(gr.Radio(choices=texts.worded_choices(choice_keys), elem_id="rate-choice"),
+                                             label="rate_choice"), choice_keys)
         with gr.Row():
             scores_a = [gr.Slider(1, 5, value=3, step=1, visible=False, elem_id=f"score-a-{i}") for i in range(MAX_CRITERIA)]
         with gr.Row():
@@ -85,23 +90,40 @@ def build(demo: gr.Blocks, studio: Studio, texts: Texts, lang_input: gr.Radio) -
     current = gr.State(None)  # (question id, repeat) of the item on screen
 
     def refresh(lang: str):
-        """Input: language. Outputs: the run picker (finished runs) and the study picker."""
-        runs = [r.run_id for r in studio.list_runs() if r.has_adapter]
+        """Input: language. Outputs: the adapter picker (final adapters and checkpoints) and the study picker."""
+        runs = present.adapter_choices(studio.adapter_choices(), lang)
         studies = _studies(studio)
-        return (gr.Dropdown(choices=runs, value=runs[0] if runs else None),
-                gr.Dropdown(choices=studies, value=studies[0][1] if studies else None),
-                gr.Radio(choices=[(t(f"choice_{c}", lang), c) for c in CHOICES]))
+        return (gr.Dropdown(choices=runs, value=runs[0][1] if runs else None),
+                gr.Dropdown(choices=studies, value=studies[0][1] if studies else None))
+
+    def held_out_questions(lang: str, run_id: str | None):
+        """Inputs: language, adapter choice. Outputs: the question file path, now a file of the run's
+        held-out rows (prompt + reference), and a line for the organiser."""
+        try:
+            if not run_id:
+                raise EngineError("run_not_found", {"path": "-"}, hint="hint_pick_run")
+            path = studio.held_out_questions_file(run_id)
+        except EngineError as error:
+            raise gr.Error(present.error_message(error, lang)) from None
+        count = len(studio.studies_questions(path))
+        return str(path), t("study_held_out_done", lang, count=count, path=path)
+
+    defaults = gen_settings.DEFAULTS
 
     def create_study(lang: str, study_name: str, path: str, run_id: str | None, criteria_text: str,
-                     secret: str, repeat_count: float):
-        """Inputs: language, name, question file, run, criteria, password, repeats. Outputs: the study
-        picker with the new study chosen, and a line for the organiser."""
+                     secret: str, repeat_count: float, new_tokens=defaults.max_new_tokens, temp=defaults.temperature,
+                     nucleus=defaults.top_p, penalty=defaults.repetition_penalty, gen_seed=defaults.seed, system=""):
+        """Inputs: language, name, question file, adapter choice, criteria, password, repeats, generation
+        settings. Outputs: the study picker with the new study chosen, and a line for the organiser."""
         try:
-            if not run_id or studio.runner.run_dir(run_id) is None:
-                raise EngineError("run_not_found", {"path": run_id or "-"}, hint="hint_pick_run")
+            if not run_id:
+                raise EngineError("run_not_found", {"path": "-"}, hint="hint_pick_run")
+            adapter_path = studio.adapter_path(run_id)
+            adapters.locate(adapter_path)  # refuses a choice without an adapter, naming it
             questions = studio.studies_questions(path.strip())
             names = [c.strip() for c in criteria_text.split(",") if c.strip()][:MAX_CRITERIA]
-            study_id = studio.studies.create_study(study_name, questions, studio.runner.run_dir(run_id),
+            params = gen_settings.params(new_tokens, temp, nucleus, penalty, gen_seed, system)
+            study_id = studio.studies.create_study(study_name, questions, adapter_path, gen_params=asdict(params),
                                                    criteria=names or None, password=secret or None,
                                                    repeats=int(repeat_count or 0))
         except EngineError as error:
@@ -215,9 +237,11 @@ def build(demo: gr.Blocks, studio: Studio, texts: Texts, lang_input: gr.Radio) -
         return handler
 
     item_outputs = [rater_id, current, item_progress, question, answer_a, answer_b, choice] + scores_a + scores_b + [comment]
-    demo.load(refresh, [lang_input], [run, study, choice], api_visibility="private")
+    demo.load(refresh, [lang_input], [run, study], api_visibility="private")
     upload.upload(lambda f: f or "", [upload], [questions_path], api_visibility="private")
-    create.click(create_study, [lang_input, name, questions_path, run, criteria, password, repeats],
+    take_held_out.click(held_out_questions, [lang_input, run], [questions_path, organiser_info],
+                        api_name="study_held_out")
+    create.click(create_study, [lang_input, name, questions_path, run, criteria, password, repeats] + settings,
                  [study, organiser_info], api_name="study_create")
     generate.click(generate_answers, [lang_input, study], [organiser_info], api_name="study_generate",
                    concurrency_id="model")

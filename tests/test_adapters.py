@@ -1,0 +1,65 @@
+"""Adapter choices: a run's final adapter and its checkpoints, named, listed and located."""
+from __future__ import annotations
+
+import pytest
+
+from engine import adapters
+from engine.config import TrainConfig
+from engine.errors import EngineError
+from engine.studio import Studio
+from tests.conftest import FakeJob
+
+
+def _run(folder, final: bool = True, steps: tuple[int, ...] = (10, 20)):
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text(TrainConfig().to_yaml(), encoding="utf-8")
+    if final:
+        (folder / "adapter").mkdir()
+        (folder / "adapter" / "adapter_config.json").write_text("{}", encoding="utf-8")
+    for step in steps:
+        checkpoint = folder / "checkpoints" / f"checkpoint-{step}"
+        checkpoint.mkdir(parents=True)
+        (checkpoint / "adapter_config.json").write_text("{}", encoding="utf-8")
+    return folder
+
+
+def test_final_adapter_first_then_checkpoints_newest_first(tmp_path):
+    run = _run(tmp_path / "r1", steps=(5, 20, 10))
+    (run / "checkpoints" / "checkpoint-30").mkdir()  # no adapter saved there: not offered
+    choices = adapters.choices_for("r1", run)
+    assert [(c.value, c.step) for c in choices] == [
+        ("r1", None), ("r1@checkpoint-20", 20), ("r1@checkpoint-10", 10), ("r1@checkpoint-5", 5)]
+
+
+def test_a_stopped_run_without_final_adapter_still_offers_its_checkpoints(tmp_path):
+    run = _run(tmp_path / "r2", final=False, steps=(4,))
+    assert [c.value for c in adapters.choices_for("r2", run)] == ["r2@checkpoint-4"]
+
+
+def test_split_choice_and_locate(tmp_path):
+    run = _run(tmp_path / "r3")
+    assert adapters.split_choice("r3@checkpoint-10") == ("r3", "checkpoint-10")
+    assert adapters.split_choice("me@host/run") == ("me@host/run", None)  # an @ that names no checkpoint
+    assert adapters.locate(run) == (run, run / "adapter")
+    checkpoint = run / "checkpoints" / "checkpoint-10"
+    assert adapters.locate(checkpoint) == (run, checkpoint)
+
+
+def test_locate_refuses_a_folder_without_adapter_naming_it(tmp_path):
+    run = _run(tmp_path / "r4", final=False, steps=())
+    with pytest.raises(EngineError) as caught:
+        adapters.locate(run)
+    assert caught.value.code == "run_not_found" and caught.value.params["path"] == str(run)
+    with pytest.raises(EngineError):
+        adapters.locate(run / "checkpoints" / "checkpoint-99")
+
+
+def test_studio_lists_and_resolves_choices_of_real_runs(tmp_path, english_dataset):
+    studio = Studio(tmp_path / "runs", job_factory=lambda *args: FakeJob(*args, steps=3), data_root=tmp_path / "data")
+    run_id = studio.start(TrainConfig(dataset_path=str(english_dataset)))
+    studio.runner.wait()
+    values = [c.value for c in studio.adapter_choices()]
+    assert values == [run_id, f"{run_id}@checkpoint-3", f"{run_id}@checkpoint-2", f"{run_id}@checkpoint-1"]
+    run_dir = studio.runner.run_dir(run_id)
+    assert studio.adapter_path(run_id) == run_dir
+    assert studio.adapter_path(f"{run_id}@checkpoint-2") == run_dir / "checkpoints" / "checkpoint-2"
