@@ -9,8 +9,8 @@
    spread of lengths (many of 100-400 tokens, some over 512): real (non-padding) tokens per second
    (goal: at least 1.5x the pad-to-512 recipe). The studio's length-grouped batches are timed over a
    whole epoch of BENCH_SPREAD_ROWS rows; the others draw random batches and are timed over
-   BENCH_SPREAD_STEPS steps (on a CPU, TRL's defaults, bf16 autocast and gradient checkpointing, take
-   minutes a step).
+   BENCH_SPREAD_STEPS steps (TRL's defaults, bf16 autocast and gradient checkpointing, take minutes a
+   step on a CPU: they stop after BENCH_SPREAD_BUDGET seconds once one step after the warm-up is timed).
 3. How long an event takes from the trainer's on_log to being read by the Training tab's poll, measured
    during the engine's runs (goal: under 1 s).
 
@@ -37,6 +37,7 @@ from engine.presets import SAMPLE_DATASET
 STEPS = int(os.environ.get("BENCH_STEPS", "8"))
 SPREAD_ROWS = int(os.environ.get("BENCH_SPREAD_ROWS", "48"))
 SPREAD_STEPS = int(os.environ.get("BENCH_SPREAD_STEPS", "3"))
+SPREAD_BUDGET = float(os.environ.get("BENCH_SPREAD_BUDGET", "300"))  # seconds; TRL's defaults on a CPU are slow
 BATCH = 4
 MAX_LENGTH = 512
 
@@ -68,8 +69,9 @@ def _config(dataset: Path, **changes) -> TrainConfig:
 class Throughput(TrainerCallback):
     """Records when each optimizer step ends and the non-padding tokens seen by then."""
 
-    def __init__(self) -> None:
+    def __init__(self, budget_seconds: float | None = None) -> None:
         self.begin = 0.0
+        self.budget = budget_seconds  # stop once this is spent and one step after the warm-up is timed
         self.times: list[float] = []
         self.tokens: list[int] = []
 
@@ -79,6 +81,8 @@ class Throughput(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         self.times.append(time.perf_counter())
         self.tokens.append(state.num_input_tokens_seen)
+        if self.budget is not None and len(self.times) >= 2 and self.times[-1] - self.begin > self.budget:
+            control.should_training_stop = True
 
     def result(self) -> dict:
         return _result(self.times, self.tokens)
@@ -94,7 +98,8 @@ def _result(times: list[float], tokens: list[int]) -> dict:
             "steps": [later - earlier for earlier, later in zip(times, times[1:])]}
 
 
-def _bare_trl(config: TrainConfig, folder: Path, sft_overrides: dict | None = None, whole_run: bool = False) -> dict:
+def _bare_trl(config: TrainConfig, folder: Path, sft_overrides: dict | None = None, whole_run: bool = False,
+              budget_seconds: float | None = None) -> dict:
     """TRL's SFTTrainer driven directly (no studio engine): real tokens/s."""
     from trl import SFTConfig, SFTTrainer
 
@@ -109,7 +114,7 @@ def _bare_trl(config: TrainConfig, folder: Path, sft_overrides: dict | None = No
                          max_length=MAX_LENGTH, learning_rate=config.learning_rate, report_to="none",
                          use_cpu=True, save_strategy="no", include_num_input_tokens_seen="non_padding",
                          disable_tqdm=True, **sft_overrides)
-    meter = Throughput()
+    meter = Throughput(budget_seconds)
     trainer = SFTTrainer(model=model, args=args, train_dataset=train, processing_class=models.load_tokenizer(model_folder),
                          peft_config=build.lora_config(config), callbacks=[meter])
     trainer.train()
@@ -174,7 +179,7 @@ MEASURES = {
     "studio-defaults": lambda dataset, folder: _bare_trl(_config(dataset, max_steps=-1, num_train_epochs=1.0), folder,
                                                          whole_run=True),
     "trl-defaults": lambda dataset, folder: _bare_trl(_config(dataset, max_steps=SPREAD_STEPS + 1), folder,
-                                                      sft_overrides={}),
+                                                      sft_overrides={}, budget_seconds=SPREAD_BUDGET),
     "pad-to-512": lambda dataset, folder: _padded_recipe(_config(dataset, max_steps=SPREAD_STEPS + 1), folder),
 }
 
@@ -220,7 +225,7 @@ def main() -> None:
         print(f"[training] spread set: {len(lengths)} rows, median {lengths[len(lengths) // 2]} tokens, "
               f"{sum(n > MAX_LENGTH for n in lengths)} over {MAX_LENGTH}")
         spread_rates = {name: _measure(name, spread, folder)["rate"]
-                        for name in ("studio-defaults", "trl-defaults", "pad-to-512")}
+                        for name in ("studio-defaults", "pad-to-512", "trl-defaults")}
         studio_rate = spread_rates["studio-defaults"]
         print("[training] real tokens/s: " + ", ".join(f"{n} {r:.1f}" for n, r in spread_rates.items()))
         print(f"[training] studio defaults / pad-to-512 = {studio_rate / spread_rates['pad-to-512']:.2f}x "
