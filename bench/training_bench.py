@@ -6,7 +6,7 @@
    same order, so step i is the same work in each; goal: under 3%).
 2. The studio's default settings against TRL's defaults and against the seed guide's recipe (every
    row padded to max_length=512, plain transformers Trainer), on instruction rows with a realistic
-   spread of lengths (many of 100-400 tokens, some over 512): real (non-padding) tokens per second
+   spread of lengths (nine in ten of 100-400 tokens, one in ten over 512): real (non-padding) tokens per second
    (goal: at least 1.5x the pad-to-512 recipe). The studio's length-grouped batches are timed over a
    whole epoch of BENCH_SPREAD_ROWS rows; the others draw random batches and are timed over
    BENCH_SPREAD_STEPS steps (TRL's defaults, bf16 autocast and gradient checkpointing, take minutes a
@@ -43,17 +43,20 @@ MAX_LENGTH = 512
 
 
 def spread_dataset(folder: Path, rows: int = SPREAD_ROWS, seed: int = 0) -> Path:
-    """Alpaca rows whose answers are the sample's answers repeated to 100-400 tokens, some over 512."""
+    """Alpaca rows of the sample's questions whose answers are the sample's answers repeated and cut so
+    that nine rows in ten are 100-400 tokens long in all and one in ten 520-700 (over max_length)."""
     rng = random.Random(seed)
+    tokenizer = models.load_tokenizer(models.resolve_model(BUNDLED_MODEL_ID))
     sample = [json.loads(line) for line in SAMPLE_DATASET.read_text(encoding="utf-8").splitlines()]
     out = []
     for i in range(rows):
         row = rng.choice(sample)
-        target_words = rng.choice([60, 90, 120, 160, 200, 240]) if i % 8 else rng.choice([420, 520])
-        words = (row["output"] + " ") * 40
-        answer = " ".join(words.split()[:target_words]) if row["output"].startswith("Thanks") \
-            else words[: target_words * 2]
-        out.append({"instruction": row["instruction"], "input": row["input"], "output": answer})
+        target = rng.randint(520, 700) if i % 10 == 9 else rng.randint(100, 400)
+        prompt = len(preview.training_view({"prompt": [{"role": "user", "content": row["instruction"]}],
+                                            "completion": [{"role": "assistant", "content": "."}]},
+                                           tokenizer, 10_000).input_ids)
+        answer_ids = tokenizer.encode((row["output"] + " ") * 60, add_special_tokens=False)[:max(target - prompt, 8)]
+        out.append({"instruction": row["instruction"], "input": "", "output": tokenizer.decode(answer_ids).strip()})
     path = folder / "spread.jsonl"
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in out), encoding="utf-8")
     return path
@@ -115,7 +118,8 @@ def _bare_trl(config: TrainConfig, folder: Path, sft_overrides: dict | None = No
                          use_cpu=True, save_strategy="no", include_num_input_tokens_seen="non_padding",
                          disable_tqdm=True, **sft_overrides)
     meter = Throughput(budget_seconds)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=train, processing_class=models.load_tokenizer(model_folder),
+    trainer_class = SFTTrainer if sft_overrides is not None else build.trainer_class(cuda=False)
+    trainer = trainer_class(model=model, args=args, train_dataset=train, processing_class=models.load_tokenizer(model_folder),
                          peft_config=build.lora_config(config), callbacks=[meter])
     trainer.train()
     return meter.epoch_rate() if whole_run else meter.result()

@@ -16,7 +16,6 @@ class SFTJob:
     def __init__(self, config: TrainConfig, examples: list[dict], run_dir: Path, log: EventLog,
                  stop_requested: threading.Event) -> None:
         from transformers import EarlyStoppingCallback, PrinterCallback
-        from trl import SFTTrainer
 
         log.append("progress", message="progress_load_data")
         train_set, eval_set = data.build_splits(config, examples)
@@ -30,7 +29,7 @@ class SFTJob:
         callbacks = [EventCallback(log, stop_requested)]
         if config.early_stopping_patience > 0 and args.load_best_model_at_end:
             callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
-        self.trainer = SFTTrainer(
+        self.trainer = build.trainer_class(cuda)(
             model=model,
             args=args,
             train_dataset=train_set,

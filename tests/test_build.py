@@ -152,3 +152,32 @@ def test_early_stopping_without_evaluation_is_refused():
 
     issues = TrainConfig(early_stopping_patience=2, eval_strategy="no").validate()
     assert ("config_best_needs_eval", "eval_strategy") in [(i.code, i.field) for i in issues]
+
+
+@pytest.mark.slow
+def test_the_cpu_trainer_computes_the_same_loss_as_trls_fused_head(tmp_path, english_dataset):
+    """The full-logits loss used on a CPU equals TRL's fused-head loss on the same batch (answer tokens
+    only), and its gradients flow into the LoRA weights."""
+    import torch
+    from trl import SFTTrainer
+
+    from engine import data, models
+    from engine.config import BUNDLED_MODEL_ID
+
+    config = TrainConfig(dataset_path=str(english_dataset), lora_dropout=0.0, per_device_train_batch_size=4,
+                         max_length=128, eval_split=0.0)
+    train, _ = data.split_examples(data.load_report(config.dataset_path).examples, 0.0, config.seed)
+    folder = models.resolve_model(BUNDLED_MODEL_ID)
+    args = build.sft_config(config, tmp_path, cuda=False, has_eval=False)
+    trainer = build.trainer_class(cuda=False)(
+        model=models.load_model(folder, build.model_kwargs(config, False, False)), args=args, train_dataset=train,
+        processing_class=models.load_tokenizer(folder), peft_config=build.lora_config(config))
+    assert isinstance(trainer, SFTTrainer)
+    batch = next(iter(trainer.get_train_dataloader()))
+    assert (batch["labels"] == -100).any()  # the prompt is masked out
+    full = trainer.compute_loss(trainer.model, dict(batch))
+    fused = SFTTrainer.compute_loss(trainer, trainer.model, dict(batch))
+    assert torch.allclose(full, fused, rtol=1e-4)
+    full.backward()
+    grads = [p.grad for n, p in trainer.model.named_parameters() if "lora_B" in n]
+    assert grads and all(g is not None and g.abs().sum() > 0 for g in grads)
