@@ -1,7 +1,8 @@
 """Chat compare on the bundled model, measured side by side in one run.
 
-1. Memory: the compare model (base + adapter, one copy) against the base model alone, each loaded in
-   a fresh process (resident memory after loading and one forward pass). Goal: <= 1.05x.
+1. Memory: the compare model (base + adapter, one copy, and its tokenizer) against the base model alone
+   with its tokenizer, each loaded in a fresh process (resident memory after loading and one forward
+   pass). Goal: <= 1.05x.
 2. Time to generate N answer pairs: one mixed batch (`adapter_names=["__base__", name, ...]`) against
    two sequential generations per question. Goal: mixed at least 1.5x faster.
 A short adapter is trained first (two steps), so the numbers need no earlier run.
@@ -36,7 +37,9 @@ before = psutil.Process().memory_info().rss
 if mode == "base":
     config = TrainConfig.from_yaml(os.path.join(run_dir, "config.yaml"))
     kwargs = build.model_kwargs(config, device.cuda_available(), device.bf16_supported())
-    model = models.load_model(models.resolve_model(config.model_name_or_path), kwargs)
+    folder = models.resolve_model(config.model_name_or_path)
+    model = models.load_model(folder, kwargs)
+    tokenizer = models.load_tokenizer(folder)  # chatting with the base alone needs its tokenizer too
 else:
     chat = ChatModel()
     chat._attach(__import__("pathlib").Path(run_dir))
@@ -74,7 +77,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = short_run(Path(tmp))
         base_only, compare = memory("base", run_dir), memory("compare", run_dir)
-        print(f"[compare] memory after loading: base alone {base_only / 2**20:.0f} MB, compare mode "
+        print(f"[compare] memory after loading and one forward pass: base alone {base_only / 2**20:.0f} MB, compare mode "
               f"{compare / 2**20:.0f} MB: {compare / base_only:.3f}x (goal <= 1.05x)")
         chat = ChatModel()
         chat.compare(run_dir, conversations[0], GenParams(max_new_tokens=4))  # load and warm up
