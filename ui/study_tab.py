@@ -41,6 +41,7 @@ def build(demo: gr.Blocks, studio: Studio, texts: Texts, lang_input: gr.Radio) -
             run = texts.add(gr.Dropdown(choices=[], allow_custom_value=True, elem_id="study-run", scale=3),
                             label="run", info="run_info")
             take_held_out = texts.add(gr.Button(elem_id="study-held-out", scale=1), value="study_held_out")
+        with gr.Row():
             criteria = texts.add(gr.Textbox(value="terminology, logic, format", elem_id="study-criteria"),
                                  label="study_criteria")
             password = texts.add(gr.Textbox(type="password", elem_id="study-password"), label="study_password",
