@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from engine import data
+from engine import adapters, data
 from engine.config import TrainConfig
 from engine.device import DEVICE_LOCK, is_out_of_memory, release_memory
 from engine.errors import EngineError
@@ -245,7 +245,7 @@ def _preflight(config: TrainConfig) -> data.DatasetReport:
 def latest_checkpoint(run_dir: Path) -> Path | None:
     """The checkpoint with the highest step under `run_dir/checkpoints`, if any."""
     found = [p for p in (run_dir / "checkpoints").glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
-    return max(found, key=lambda p: int(p.name.rsplit("-", 1)[-1]), default=None)
+    return max(found, key=adapters.checkpoint_step, default=None)
 
 
 def _owner_alive(run_dir: Path) -> bool:

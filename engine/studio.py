@@ -200,10 +200,13 @@ class Studio:
         return [choice for run in self.list_runs() for choice in adapters.choices_for(run.run_id, Path(run.run_dir))]
 
     def adapter_path(self, choice: str) -> Path:
-        """The folder `ChatModel` opens for a choice: the run folder, or one of its checkpoint folders."""
+        """The folder `ChatModel` opens for a choice: the run folder, or one of its checkpoint folders;
+        raises `run_not_found` when no adapter is there."""
         run_id, checkpoint = adapters.split_choice(choice)
         run_dir = self.runner.run_dir(run_id) or Path(run_id)
-        return run_dir / "checkpoints" / checkpoint if checkpoint else run_dir
+        path = run_dir / "checkpoints" / checkpoint if checkpoint else run_dir
+        adapters.locate(path)
+        return path
 
     # chat
     def stream_compare(self, run_id: str, prompt: str, params: GenParams = GenParams(),

@@ -14,7 +14,7 @@ import gradio as gr
 import pandas as pd
 import plotly.graph_objects as go
 
-from engine import adapters, metrics
+from engine import metrics
 from engine.errors import EngineError
 from engine.study_stats import OUTCOMES, summarize
 from engine.studio import Studio
@@ -120,7 +120,6 @@ def build(demo: gr.Blocks, studio: Studio, texts: Texts, lang_input: gr.Radio) -
             if not run_id:
                 raise EngineError("run_not_found", {"path": "-"}, hint="hint_pick_run")
             adapter_path = studio.adapter_path(run_id)
-            adapters.locate(adapter_path)  # refuses a choice without an adapter, naming it
             questions = studio.studies_questions(path.strip())
             names = [c.strip() for c in criteria_text.split(",") if c.strip()][:MAX_CRITERIA]
             params = gen_settings.params(new_tokens, temp, nucleus, penalty, gen_seed, system)
