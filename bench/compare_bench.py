@@ -17,8 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from engine.chat.inference import ChatModel, GenParams
 from engine.config import TrainConfig
-from engine.inference import ChatModel, GenParams
 from engine.presets import SAMPLE_DATASET
 
 PAIRS = int(os.environ.get("BENCH_PAIRS", "8"))
@@ -28,18 +28,20 @@ ROOT = Path(__file__).resolve().parent.parent
 MEASURE = r"""
 import json, os, sys, psutil
 sys.path.insert(0, {root!r})
-from engine import build, device, models
+from engine.training import factories
+from engine.system import device
+from engine.models import loader
 from engine.config import TrainConfig
 import peft, transformers  # imported in both modes before measuring: only model memory is compared
-from engine.inference import ChatModel
+from engine.chat.inference import ChatModel
 mode, run_dir = sys.argv[1], sys.argv[2]
 before = psutil.Process().memory_info().rss
 if mode == "base":
     config = TrainConfig.from_yaml(os.path.join(run_dir, "config.yaml"))
-    kwargs = build.model_kwargs(config, device.cuda_available(), device.bf16_supported())
-    folder = models.resolve_model(config.model_name_or_path)
-    model = models.load_model(folder, kwargs)
-    tokenizer = models.load_tokenizer(folder)  # chatting with the base alone needs its tokenizer too
+    kwargs = factories.model_kwargs(config, device.cuda_available(), device.bf16_supported())
+    folder = loader.resolve_model(config.model_name_or_path)
+    model = loader.load_model(folder, kwargs)
+    tokenizer = loader.load_tokenizer(folder)  # chatting with the base alone needs its tokenizer too
 else:
     chat = ChatModel()
     chat._attach(__import__("pathlib").Path(run_dir))

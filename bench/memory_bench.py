@@ -60,7 +60,7 @@ def _child(config_file: str, folder: str) -> None:
 
 def main() -> None:
     from bench.training_bench import spread_dataset
-    from engine.estimate import gb
+    from engine.planning.estimate import gb
     from engine.studio import Studio
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -30,9 +30,11 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from engine import build, data, models, preview
 from engine.config import BUNDLED_MODEL_ID, TrainConfig
+from engine.data import preview, reading, splits
+from engine.models import loader
 from engine.presets import SAMPLE_DATASET
+from engine.training import factories
 
 STEPS = int(os.environ.get("BENCH_STEPS", "8"))
 SPREAD_ROWS = int(os.environ.get("BENCH_SPREAD_ROWS", "48"))
@@ -46,7 +48,7 @@ def spread_dataset(folder: Path, rows: int = SPREAD_ROWS, seed: int = 0) -> Path
     """Alpaca rows of the sample's questions whose answers are the sample's answers repeated and cut so
     that nine rows in ten are 100-400 tokens long in all and one in ten 520-700 (over max_length)."""
     rng = random.Random(seed)
-    tokenizer = models.load_tokenizer(models.resolve_model(BUNDLED_MODEL_ID))
+    tokenizer = loader.load_tokenizer(loader.resolve_model(BUNDLED_MODEL_ID))
     sample = [json.loads(line) for line in SAMPLE_DATASET.read_text(encoding="utf-8").splitlines()]
     out = []
     for i in range(rows):
@@ -106,21 +108,21 @@ def _bare_trl(config: TrainConfig, folder: Path, sft_overrides: dict | None = No
     """TRL's SFTTrainer driven directly (no studio engine): real tokens/s."""
     from trl import SFTConfig, SFTTrainer
 
-    examples = data.load_report(config.dataset_path).examples
-    train, _ = data.split_examples(examples, 0.0, config.seed)
-    model_folder = models.resolve_model(config.model_name_or_path)
-    model = models.load_model(model_folder, build.model_kwargs(config, False, False))
+    examples = reading.load_report(config.dataset_path).examples
+    train, _ = splits.split_examples(examples, 0.0, config.seed)
+    model_folder = loader.resolve_model(config.model_name_or_path)
+    model = loader.load_model(model_folder, factories.model_kwargs(config, False, False))
     if sft_overrides is None:
-        args = build.sft_config(config, folder, cuda=False, has_eval=False)
+        args = factories.sft_config(config, folder, cuda=False, has_eval=False)
     else:  # TRL's own defaults, with only what the comparison needs
         args = SFTConfig(output_dir=str(folder), max_steps=config.max_steps, per_device_train_batch_size=BATCH,
                          max_length=MAX_LENGTH, learning_rate=config.learning_rate, report_to="none",
                          use_cpu=True, save_strategy="no", include_num_input_tokens_seen="non_padding",
                          disable_tqdm=True, **sft_overrides)
     meter = Throughput(budget_seconds)
-    trainer_class = SFTTrainer if sft_overrides is not None else build.trainer_class(cuda=False)
-    trainer = trainer_class(model=model, args=args, train_dataset=train, processing_class=models.load_tokenizer(model_folder),
-                         peft_config=build.lora_config(config), callbacks=[meter])
+    trainer_class = SFTTrainer if sft_overrides is not None else factories.trainer_class(cuda=False)
+    trainer = trainer_class(model=model, args=args, train_dataset=train, processing_class=loader.load_tokenizer(model_folder),
+                         peft_config=factories.lora_config(config), callbacks=[meter])
     trainer.train()
     return meter.epoch_rate() if whole_run else meter.result()
 
@@ -152,10 +154,10 @@ def _padded_recipe(config: TrainConfig, folder: Path) -> dict:
     from peft import get_peft_model
     from transformers import Trainer, TrainingArguments, default_data_collator
 
-    model_folder = models.resolve_model(config.model_name_or_path)
-    tokenizer = models.load_tokenizer(model_folder)
+    model_folder = loader.resolve_model(config.model_name_or_path)
+    tokenizer = loader.load_tokenizer(model_folder)
     rows = []
-    for example in data.load_report(config.dataset_path).examples:
+    for example in reading.load_report(config.dataset_path).examples:
         view = preview.training_view(example, tokenizer, MAX_LENGTH)
         ids = view.input_ids[:MAX_LENGTH]
         labels = [i if k == preview.TRAINED else -100 for i, k in zip(ids, view.kinds)]
@@ -164,8 +166,8 @@ def _padded_recipe(config: TrainConfig, folder: Path) -> dict:
                      "labels": labels + [-100] * pad})
     from datasets import Dataset
 
-    model = get_peft_model(models.load_model(model_folder, build.model_kwargs(config, False, False)),
-                           build.lora_config(config))
+    model = get_peft_model(loader.load_model(model_folder, factories.model_kwargs(config, False, False)),
+                           factories.lora_config(config))
     meter = Throughput()
     args = TrainingArguments(output_dir=str(folder), max_steps=config.max_steps, per_device_train_batch_size=BATCH,
                              learning_rate=config.learning_rate, report_to="none", use_cpu=True, save_strategy="no",
@@ -208,7 +210,7 @@ def main() -> None:
     rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        models.resolve_model(BUNDLED_MODEL_ID)
+        loader.resolve_model(BUNDLED_MODEL_ID)
         print(f"[training] batch {BATCH}, bundled model, CPU threads {os.cpu_count()}; every measurement in its own "
               f"process; sample set: {STEPS} measured steps after 1 warm-up")
         runs: dict[str, list[dict]] = {"engine": [], "bare": []}
@@ -246,8 +248,8 @@ def _rates(runs: list[dict]) -> str:
 
 def token_lengths(path: Path) -> list[int]:
     """Each row's length in tokens as training sees it."""
-    tokenizer = models.load_tokenizer(models.resolve_model(BUNDLED_MODEL_ID))
-    return [len(preview.training_view(e, tokenizer, 10_000).input_ids) for e in data.load_report(path).examples]
+    tokenizer = loader.load_tokenizer(loader.resolve_model(BUNDLED_MODEL_ID))
+    return [len(preview.training_view(e, tokenizer, 10_000).input_ids) for e in reading.load_report(path).examples]
 
 
 def _child(name: str, dataset: str, folder: str) -> None:

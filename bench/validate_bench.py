@@ -104,7 +104,8 @@ def write_jsonl(path: Path, rows: list[dict[str, str]]) -> None:
 
 
 def run(rows: int = ROWS) -> dict[str, float]:
-    from engine import checks, data, models
+    from engine.data import checks, reading
+    from engine.models import loader
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "alpaca_10k.jsonl"
@@ -112,11 +113,11 @@ def run(rows: int = ROWS) -> dict[str, float]:
         size_mb = path.stat().st_size / 1e6
 
         start = time.perf_counter()
-        tokenizer = models.load_tokenizer(models.resolve_model("HuggingFaceTB/SmolLM2-135M-Instruct"))
+        tokenizer = loader.load_tokenizer(loader.resolve_model("HuggingFaceTB/SmolLM2-135M-Instruct"))
         tokenizer_s = time.perf_counter() - start
 
         start = time.perf_counter()
-        report = data.load_report(path)
+        report = reading.load_report(path)
         read_s = time.perf_counter() - start
         start = time.perf_counter()
         issues, summary = checks.check_dataset(report, tokenizer, max_length=MAX_LENGTH, num_train_epochs=EPOCHS)

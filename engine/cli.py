@@ -15,8 +15,8 @@ from pathlib import Path
 
 from engine.config import TrainConfig, parse_assignments
 from engine.errors import EngineError
-from engine.events import Event, RunState
-from engine.messages import render, render_error
+from engine.locales import render, render_error
+from engine.training.events import Event, RunState
 
 COMMANDS = ("train", "validate", "chat", "study")
 EXIT_OK, EXIT_FAILED, EXIT_STOPPED = 0, 1, 130
@@ -152,7 +152,7 @@ def _train(args) -> int:
 
 def _dry_run(studio, config: TrainConfig, lang: str) -> int:
     """Print the config as YAML and the pre-training check; exit 1 when it has errors."""
-    from engine.plan_text import plan_lines
+    from engine.planning.plan_text import plan_lines
 
     plan = studio.plan(config)
     print(config.to_yaml())
@@ -163,7 +163,7 @@ def _dry_run(studio, config: TrainConfig, lang: str) -> int:
 
 def _follow(studio, run_id: str, lang: str) -> RunState:
     """Print the run's events as they arrive, and the diagnosis whenever it changes, until the run ends."""
-    from engine.diagnosis import diagnose
+    from engine.training.diagnosis import diagnose
 
     cursor, points, said = 0, [], "warming_up"
     while True:
@@ -205,7 +205,7 @@ def format_event(event: Event, lang: str) -> str | None:
 
 # ---- chat -------------------------------------------------------------------------------
 def _chat(args) -> int:
-    from engine.inference import ChatModel
+    from engine.chat.inference import ChatModel
 
     pair = ChatModel().compare(args.run, [{"role": "user", "content": args.prompt}])
     if args.json:
@@ -218,7 +218,7 @@ def _chat(args) -> int:
 
 # ---- study ------------------------------------------------------------------------------
 def _study(args) -> int:
-    from engine.study import StudyStore
+    from engine.study.store import StudyStore
 
     if not Path(args.db).is_file():
         raise EngineError("study_db_missing", {"path": args.db})

@@ -1,13 +1,14 @@
 """Engine errors: a stable code, its parameters and a hint code, worded later by the caller."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field as dc_field
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from typing import Any
 
 
 @dataclass
 class EngineError(Exception):
-    """A failure the user can act on; `code` and `hint` are keys of `engine.messages`."""
+    """A failure the user can act on; `code` and `hint` are keys of `engine.locales`."""
 
     code: str
     params: dict[str, Any] = dc_field(default_factory=dict)
@@ -17,7 +18,7 @@ class EngineError(Exception):
         super().__init__(self.code)
 
     def __str__(self) -> str:
-        from engine.messages import render_error
+        from engine.locales import render_error
 
         return render_error(self, "en")
 
@@ -33,7 +34,7 @@ class Issue:
     params: dict[str, Any] = dc_field(default_factory=dict)
 
     def to_dict(self, lang: str = "en") -> dict[str, Any]:
-        from engine.messages import render
+        from engine.locales import render
 
         return {
             "code": self.code,

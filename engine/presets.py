@@ -1,20 +1,19 @@
 """Presets: small YAML files in presets/ that hold only the settings differing from the defaults."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-import re
-
 from engine.config import TrainConfig
 from engine.errors import EngineError
-from engine.files import write_text_atomic
+from engine.system.files import write_text_atomic
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
-SAMPLE_DATASET = Path(__file__).resolve().parent / "samples" / "customer_service.jsonl"
+SAMPLE_DATASET = Path(__file__).resolve().parent / "data" / "samples" / "customer_service.jsonl"
 CPU_PRESET = "cpu-demo"
 
 
@@ -69,12 +68,12 @@ def apply_preset(name: str, base: TrainConfig) -> TrainConfig:
 def default_config(cuda: bool | None = None) -> TrainConfig:
     """The starting config for this machine: the bundled model and sample data; QLoRA where CUDA is."""
     if cuda is None:
-        from engine.device import cuda_available
+        from engine.system.device import cuda_available
 
         cuda = cuda_available()
     base = TrainConfig(dataset_path=str(SAMPLE_DATASET))
     if cuda:
-        from engine.device import bf16_supported
+        from engine.system.device import bf16_supported
 
         return base.replace(load_in_4bit=True, bf16=bf16_supported(), fp16=not bf16_supported())
     return apply_preset(CPU_PRESET, base)

@@ -1,27 +1,29 @@
 """Studio: the engine's public face for the UI, the CLI and scripts (one runner, one chat model)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
-from dataclasses import dataclass
-
-from engine import adapters, checks, data, models, presets
+from engine import presets
+from engine.chat.inference import AnswerPair, ChatModel, GenParams
 from engine.config import TrainConfig
-from engine.dataset_store import DatasetEditor
+from engine.data import checks, reading, splits
+from engine.data.editor import DatasetEditor
+from engine.data.mapping import ColumnMapping
 from engine.errors import EngineError, Issue
-from engine.mapping import ColumnMapping
-from engine.study import StudyStore, load_questions
-from engine.study_questions import held_out_questions, write_questions
-from engine.events import Event, RunSnapshot
-from engine.inference import AnswerPair, ChatModel, GenParams
-from engine.runner import JobFactory, Runner, RunSummary, real_job_factory
+from engine.models import loader
+from engine.study.questions import held_out_questions, write_questions
+from engine.study.store import StudyStore, load_questions
+from engine.training import adapters
+from engine.training.events import Event, RunSnapshot
+from engine.training.runner import JobFactory, Runner, RunSummary, real_job_factory
 
 
 @dataclass
 class DatasetCheck:
     """A dataset's row report (with the dataset-level warnings added) and its summary."""
 
-    report: data.DatasetReport
+    report: reading.DatasetReport
     summary: checks.DatasetSummary
 
 
@@ -64,8 +66,8 @@ class Studio:
         return presets.apply_preset(name, base)
 
     # data
-    def inspect_dataset(self, path: str | Path) -> data.DatasetReport:
-        return data.load_report(path)
+    def inspect_dataset(self, path: str | Path) -> reading.DatasetReport:
+        return reading.load_report(path)
 
     def check_dataset(self, path: str | Path, config: TrainConfig | None = None,
                       mapping: ColumnMapping | None = None) -> DatasetCheck:
@@ -75,7 +77,7 @@ class Studio:
         tokenizer cannot be had (offline hub id), token counts are skipped with a warning.
         """
         config = config or self.default_config()
-        report = data.load_report(path, mapping)
+        report = reading.load_report(path, mapping)
         tokenizer = None
         if report.usable:
             try:
@@ -85,7 +87,7 @@ class Studio:
                                            params={"model": config.model_name_or_path, "reason": error.code}))
         evaluation = None
         if report.usable and (config.eval_split > 0 or config.eval_rows > 0) and len(report.examples) > 1:
-            _train, held_out = data.split_examples(report.examples, config.eval_split, config.seed, config.eval_rows)
+            _train, held_out = splits.split_examples(report.examples, config.eval_split, config.seed, config.eval_rows)
             evaluation = list(held_out) if held_out is not None else None
         extra, summary = checks.check_dataset(report, tokenizer, config.max_length, config.num_train_epochs,
                                               evaluation)
@@ -97,7 +99,7 @@ class Studio:
 
         Shared by the Hyperparameters tab and `python app.py train --dry-run`.
         """
-        from engine import advice, estimate
+        from engine.planning import advice, estimate
 
         issues = config.validate()
         plan = RunPlan(config, issues)
@@ -126,11 +128,11 @@ class Studio:
 
     def linear_names(self, model_name: str) -> list[str]:
         """The model's LoRA-targetable linear layer names (EngineError when it cannot be inspected)."""
-        return models.linear_names_of(model_name)
+        return loader.linear_names_of(model_name)
 
     def trainable_parameters(self, config: TrainConfig) -> tuple[int, int] | None:
         """(trainable, total) parameters of the config's LoRA on its model, or None for an unknown model."""
-        from engine import estimate
+        from engine.planning import estimate
 
         shape = estimate.shape_of(config.model_name_or_path)
         return estimate.trainable_parameters(config, shape) if shape is not None else None
@@ -138,7 +140,7 @@ class Studio:
     def tokenizer(self, model_name: str):
         """The tokenizer (with chat template) of a model, loaded once per model."""
         if model_name not in self._tokenizers:
-            self._tokenizers[model_name] = models.load_tokenizer(models.resolve_model(model_name))
+            self._tokenizers[model_name] = loader.load_tokenizer(loader.resolve_model(model_name))
         return self._tokenizers[model_name]
 
     def open_editor(self, path: str | Path) -> DatasetEditor:
@@ -148,7 +150,7 @@ class Studio:
 
     def training_view(self, example: dict, config: TrainConfig | None = None):
         """Segments (text, kind) of one example as the config's model will be trained on it."""
-        from engine import preview
+        from engine.data import preview
 
         config = config or self.default_config()
         tokenizer = self.tokenizer(config.model_name_or_path)

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from engine import adapters
 from engine.config import TrainConfig
 from engine.errors import EngineError
 from engine.studio import Studio
+from engine.training import adapters
 from tests.conftest import FakeJob
 
 

@@ -5,10 +5,11 @@ import re
 
 import pytest
 
-from engine import advice, device
-from engine.advice import advise
 from engine.config import TrainConfig
-from engine.messages import MESSAGES, render
+from engine.locales import MESSAGES, render
+from engine.planning import advice
+from engine.planning.advice import advise
+from engine.system import device
 
 BASE = TrainConfig()
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine import build
 from engine.config import TrainConfig
+from engine.training import factories
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("trl")
@@ -18,7 +18,7 @@ def _value(x):
 @pytest.fixture(scope="module")
 def default_args(tmp_path_factory):
     out = tmp_path_factory.mktemp("sft") / "checkpoints"
-    return build.sft_config(TrainConfig(), out, cuda=False, has_eval=False), out
+    return factories.sft_config(TrainConfig(), out, cuda=False, has_eval=False), out
 
 
 def test_sft_config_maps_the_fields(tmp_path):
@@ -26,7 +26,7 @@ def test_sft_config_maps_the_fields(tmp_path):
                          gradient_accumulation_steps=2, max_length=256, max_steps=11, seed=9,
                          logging_steps=4, save_steps=7, save_total_limit=3, lr_scheduler_type="linear",
                          weight_decay=0.01, optim="adafactor")
-    args = build.sft_config(config, tmp_path / "ck", cuda=False, has_eval=False)
+    args = factories.sft_config(config, tmp_path / "ck", cuda=False, has_eval=False)
     assert args.output_dir == str(tmp_path / "ck")
     assert args.learning_rate == 5e-5
     assert args.num_train_epochs == 2.0
@@ -57,35 +57,35 @@ def test_sft_config_defaults(default_args):
 
 def test_sft_config_eval_only_with_an_eval_set(tmp_path):
     config = TrainConfig(eval_strategy="epoch")
-    assert _value(build.sft_config(config, tmp_path, cuda=False, has_eval=False).eval_strategy) == "no"
-    assert _value(build.sft_config(config, tmp_path, cuda=False, has_eval=True).eval_strategy) == "epoch"
-    steps = build.sft_config(TrainConfig(eval_strategy="steps", eval_steps=13), tmp_path, cuda=False, has_eval=True)
+    assert _value(factories.sft_config(config, tmp_path, cuda=False, has_eval=False).eval_strategy) == "no"
+    assert _value(factories.sft_config(config, tmp_path, cuda=False, has_eval=True).eval_strategy) == "epoch"
+    steps = factories.sft_config(TrainConfig(eval_strategy="steps", eval_steps=13), tmp_path, cuda=False, has_eval=True)
     assert _value(steps.eval_strategy) == "steps" and steps.eval_steps == 13
 
 
 def test_sft_config_gradient_checkpointing_on(tmp_path):
-    args = build.sft_config(TrainConfig(gradient_checkpointing=True), tmp_path, cuda=False, has_eval=False)
+    args = factories.sft_config(TrainConfig(gradient_checkpointing=True), tmp_path, cuda=False, has_eval=False)
     assert args.gradient_checkpointing is True
 
 
 def test_lora_config_all_linear():
-    lora = build.lora_config(TrainConfig(lora_r=8, lora_alpha=16, lora_dropout=0.1))
+    lora = factories.lora_config(TrainConfig(lora_r=8, lora_alpha=16, lora_dropout=0.1))
     assert lora.target_modules == "all-linear"
     assert (lora.r, lora.lora_alpha, lora.lora_dropout) == (8, 16, 0.1)
     assert _value(lora.task_type) == "CAUSAL_LM"
 
 
 def test_lora_config_module_list():
-    lora = build.lora_config(TrainConfig(lora_target_modules=("q_proj", "v_proj")))
+    lora = factories.lora_config(TrainConfig(lora_target_modules=("q_proj", "v_proj")))
     assert set(lora.target_modules) == {"q_proj", "v_proj"}
 
 
 def test_no_bnb_config_without_quantization():
-    assert build.bnb_config(TrainConfig(), "float32") is None
+    assert factories.bnb_config(TrainConfig(), "float32") is None
 
 
 def test_bnb_config_4bit_nf4_double_quant():
-    quant = build.bnb_config(TrainConfig(load_in_4bit=True), "bfloat16")
+    quant = factories.bnb_config(TrainConfig(load_in_4bit=True), "bfloat16")
     assert quant.load_in_4bit is True and quant.load_in_8bit is False
     assert quant.bnb_4bit_quant_type == "nf4"
     assert quant.bnb_4bit_use_double_quant is True
@@ -93,14 +93,14 @@ def test_bnb_config_4bit_nf4_double_quant():
 
 
 def test_bnb_config_follows_the_fields():
-    quant = build.bnb_config(TrainConfig(load_in_4bit=True, bnb_4bit_quant_type="fp4",
+    quant = factories.bnb_config(TrainConfig(load_in_4bit=True, bnb_4bit_quant_type="fp4",
                                          use_bnb_nested_quant=False), "float16")
     assert quant.bnb_4bit_quant_type == "fp4" and quant.bnb_4bit_use_double_quant is False
     assert quant.bnb_4bit_compute_dtype == torch.float16
 
 
 def test_bnb_config_8bit():
-    quant = build.bnb_config(TrainConfig(load_in_8bit=True), "float16")
+    quant = factories.bnb_config(TrainConfig(load_in_8bit=True), "float16")
     assert quant.load_in_8bit is True and quant.load_in_4bit is False
 
 
@@ -113,15 +113,15 @@ def test_bnb_config_8bit():
     ("bfloat16", True, False, "bfloat16"),
 ])
 def test_resolve_dtype(dtype, cuda, bf16, expected):
-    assert build.resolve_dtype(TrainConfig(dtype=dtype), cuda, bf16) == expected
+    assert factories.resolve_dtype(TrainConfig(dtype=dtype), cuda, bf16) == expected
 
 
 def test_model_kwargs_cpu():
-    assert build.model_kwargs(TrainConfig(), cuda=False, bf16_supported=False) == {"dtype": torch.float32}
+    assert factories.model_kwargs(TrainConfig(), cuda=False, bf16_supported=False) == {"dtype": torch.float32}
 
 
 def test_model_kwargs_cuda_with_4bit():
-    kwargs = build.model_kwargs(TrainConfig(load_in_4bit=True), cuda=True, bf16_supported=True)
+    kwargs = factories.model_kwargs(TrainConfig(load_in_4bit=True), cuda=True, bf16_supported=True)
     assert kwargs["dtype"] == torch.bfloat16
     assert kwargs["quantization_config"].load_in_4bit is True
     assert kwargs["quantization_config"].bnb_4bit_compute_dtype == torch.bfloat16
@@ -129,21 +129,21 @@ def test_model_kwargs_cuda_with_4bit():
 
 
 def test_model_kwargs_cuda_without_quantization_has_no_device_map():
-    kwargs = build.model_kwargs(TrainConfig(), cuda=True, bf16_supported=False)
+    kwargs = factories.model_kwargs(TrainConfig(), cuda=True, bf16_supported=False)
     assert kwargs == {"dtype": torch.float16}
 
 
 def test_keeping_the_best_checkpoint_saves_at_every_evaluation(tmp_path):
-    from engine import build
     from engine.config import TrainConfig
+    from engine.training import factories
 
-    args = build.sft_config(TrainConfig(eval_strategy="steps", eval_steps=7, save_steps=50,
+    args = factories.sft_config(TrainConfig(eval_strategy="steps", eval_steps=7, save_steps=50,
                                         early_stopping_patience=2), tmp_path, cuda=False, has_eval=True)
     assert args.load_best_model_at_end and args.metric_for_best_model == "eval_loss"
     assert args.save_strategy == "steps" and args.save_steps == 7 and args.greater_is_better is False
-    plain = build.sft_config(TrainConfig(eval_strategy="epoch"), tmp_path, cuda=False, has_eval=True)
+    plain = factories.sft_config(TrainConfig(eval_strategy="epoch"), tmp_path, cuda=False, has_eval=True)
     assert not plain.load_best_model_at_end and plain.save_steps == 50
-    no_eval = build.sft_config(TrainConfig(load_best_model_at_end=True), tmp_path, cuda=False, has_eval=False)
+    no_eval = factories.sft_config(TrainConfig(load_best_model_at_end=True), tmp_path, cuda=False, has_eval=False)
     assert not no_eval.load_best_model_at_end
 
 
@@ -161,17 +161,18 @@ def test_the_cpu_trainer_computes_the_same_loss_as_trls_fused_head(tmp_path, eng
     import torch
     from trl import SFTTrainer
 
-    from engine import data, models
     from engine.config import BUNDLED_MODEL_ID
+    from engine.data import reading, splits
+    from engine.models import loader
 
     config = TrainConfig(dataset_path=str(english_dataset), lora_dropout=0.0, per_device_train_batch_size=4,
                          max_length=128, eval_split=0.0)
-    train, _ = data.split_examples(data.load_report(config.dataset_path).examples, 0.0, config.seed)
-    folder = models.resolve_model(BUNDLED_MODEL_ID)
-    args = build.sft_config(config, tmp_path, cuda=False, has_eval=False)
-    trainer = build.trainer_class(cuda=False)(
-        model=models.load_model(folder, build.model_kwargs(config, False, False)), args=args, train_dataset=train,
-        processing_class=models.load_tokenizer(folder), peft_config=build.lora_config(config))
+    train, _ = splits.split_examples(reading.load_report(config.dataset_path).examples, 0.0, config.seed)
+    folder = loader.resolve_model(BUNDLED_MODEL_ID)
+    args = factories.sft_config(config, tmp_path, cuda=False, has_eval=False)
+    trainer = factories.trainer_class(cuda=False)(
+        model=loader.load_model(folder, factories.model_kwargs(config, False, False)), args=args, train_dataset=train,
+        processing_class=loader.load_tokenizer(folder), peft_config=factories.lora_config(config))
     assert isinstance(trainer, SFTTrainer)
     batch = next(iter(trainer.get_train_dataloader()))
     assert (batch["labels"] == -100).any()  # the prompt is masked out

@@ -8,9 +8,9 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from engine import callbacks  # noqa: E402
-from engine.callbacks import EventCallback  # noqa: E402
-from engine.events import EventLog, RunState  # noqa: E402
+from engine.training import callbacks  # noqa: E402
+from engine.training.callbacks import EventCallback  # noqa: E402
+from engine.training.events import EventLog, RunState  # noqa: E402
 
 
 class FakeClock:

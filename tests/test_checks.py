@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from engine import checks, data, models
 from engine.config import BUNDLED_MODEL_ID
-from engine.messages import MESSAGES, render
+from engine.data import checks, reading, splits
+from engine.locales import MESSAGES, render
+from engine.models import loader
 from engine.presets import SAMPLE_DATASET
 from tests.conftest import HELDOUT
 
@@ -18,7 +19,7 @@ CODES = ("dataset_near_duplicate", "dataset_conflicting_answers", "dataset_too_l
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    return models.load_tokenizer(models.resolve_model(BUNDLED_MODEL_ID))
+    return loader.load_tokenizer(loader.resolve_model(BUNDLED_MODEL_ID))
 
 
 def filler(count: int, start: int = 0) -> list[dict]:
@@ -27,10 +28,10 @@ def filler(count: int, start: int = 0) -> list[dict]:
             for i in range(start, start + count)]
 
 
-def report_of(tmp_path: Path, rows: list[dict], name: str = "data.jsonl") -> data.DatasetReport:
+def report_of(tmp_path: Path, rows: list[dict], name: str = "data.jsonl") -> reading.DatasetReport:
     path = tmp_path / name
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    return data.load_report(path)
+    return reading.load_report(path)
 
 
 def codes(issues) -> list[str]:
@@ -43,7 +44,7 @@ def of(issues, code: str) -> list:
 
 # ---- the clean sample -------------------------------------------------------------------------
 def test_the_bundled_sample_is_clean(tokenizer):
-    report = data.load_report(SAMPLE_DATASET)
+    report = reading.load_report(SAMPLE_DATASET)
     issues, summary = checks.check_dataset(report, tokenizer, max_length=512, num_train_epochs=3)
     assert issues == []
     assert summary.rows == len(report.examples) == 120
@@ -206,14 +207,14 @@ def test_an_eval_split_overlaps_only_through_duplicates(tmp_path):
 
 
 def test_the_studio_eval_split_of_the_sample_does_not_overlap():
-    report = data.load_report(SAMPLE_DATASET)
-    _train, held_out = data.split_examples(report.examples, 0.1, 42)
+    report = reading.load_report(SAMPLE_DATASET)
+    _train, held_out = splits.split_examples(report.examples, 0.1, 42)
     issues, _ = checks.check_dataset(report, num_train_epochs=3, eval_examples=list(held_out))
     assert len(held_out) == 12 and issues == []
 
 
 def test_the_bundled_heldout_file_does_not_overlap():
-    train, held = data.load_report(SAMPLE_DATASET), data.load_report(HELDOUT)
+    train, held = reading.load_report(SAMPLE_DATASET), reading.load_report(HELDOUT)
     issues, _ = checks.check_dataset(train, num_train_epochs=3, eval_examples=held.examples)
     assert not of(issues, "dataset_eval_overlap")
 

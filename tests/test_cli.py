@@ -15,10 +15,10 @@ import pytest
 
 from engine import cli
 from engine.config import TrainConfig
-from engine.events import Event
+from engine.training.events import Event
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = ROOT / "engine" / "samples" / "customer_service.jsonl"
+SAMPLE = ROOT / "engine" / "data" / "samples" / "customer_service.jsonl"
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
@@ -180,9 +180,9 @@ def test_train_infinite_int_value(capsys):
 
 
 def test_resolve_train_config_order(tmp_path, monkeypatch):
-    import engine.device
+    import engine.system.device
 
-    monkeypatch.setattr(engine.device, "cuda_available", lambda: False)
+    monkeypatch.setattr(engine.system.device, "cuda_available", lambda: False)
     config_file = tmp_path / "c.yaml"
     config_file.write_text("lora_r: 4\nmax_steps: 9\ndataset_path: from-config.jsonl\n", encoding="utf-8")
     args = Namespace(preset="smoke-test", config=str(config_file), dataset="from-flag.jsonl",

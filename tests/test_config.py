@@ -9,7 +9,7 @@ import pytest
 from engine.config import FIELDS, GROUPS, TrainConfig, coerce, field_kind, parse_assignments
 from engine.errors import EngineError, errors_of, warnings_of
 
-SAMPLE = str(Path(__file__).resolve().parent.parent / "engine" / "samples" / "customer_service.jsonl")
+SAMPLE = str(Path(__file__).resolve().parent.parent / "engine" / "data" / "samples" / "customer_service.jsonl")
 
 
 def codes(issues):

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from engine import data
-from engine.data import load_report, split_examples, to_example
+from engine.data import reading
+from engine.data.reading import load_report, to_example
+from engine.data.splits import split_examples
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = ROOT / "engine" / "samples" / "customer_service.jsonl"
+SAMPLE = ROOT / "engine" / "data" / "samples" / "customer_service.jsonl"
 
 ALPACA_ROWS = [
     {"instruction": "Say hi", "input": "", "output": "Hi!"},
@@ -396,7 +397,7 @@ def test_bad_json_line_number_with_later_row_error(tmp_path):
 
 # ---- to_example -----------------------------------------------------------------------------
 def test_to_example_raises_row_problem():
-    with pytest.raises(data.RowProblem) as info:
+    with pytest.raises(reading.RowProblem) as info:
         to_example({"instruction": "x"}, "alpaca", 7)
     assert (info.value.issue.code, info.value.issue.row, info.value.issue.field) == (
         "dataset_missing_field", 7, "output")

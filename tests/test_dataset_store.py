@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.data import load_report
-from engine.dataset_store import UNDO_LIMIT, DatasetEditor
+from engine.data.editor import UNDO_LIMIT, DatasetEditor
+from engine.data.reading import load_report
 from engine.errors import EngineError
 
 ALPACA = [
@@ -314,7 +314,7 @@ def test_fifty_thousand_rows(tmp_path):
     timed("duplicate_row", lambda: ed.duplicate_row(100))
     assert timed("strip_whitespace", ed.strip_whitespace) == 0
     assert timed("remove_exact_duplicates", ed.remove_exact_duplicates) == 1
-    for n in range(3):
+    for _ in range(3):
         timed("undo", ed.undo)
     assert ed.rows == 50_000 and ed.to_records()[9]["output"] == "edited needle"
     timed("save", ed.save)

@@ -6,8 +6,16 @@ import math
 import numpy as np
 import pytest
 
-from engine.diagnosis import KINDS, MIN_POINTS, OSCILLATION_VARIABILITY, Diagnosis, _variability, diagnose, smooth
-from engine.messages import MESSAGES, render
+from engine.locales import MESSAGES, render
+from engine.training.diagnosis import (
+    KINDS,
+    MIN_POINTS,
+    OSCILLATION_VARIABILITY,
+    Diagnosis,
+    _variability,
+    diagnose,
+    smooth,
+)
 
 
 def train_points(losses, grad_norms=None, every: int = 10) -> list[dict]:

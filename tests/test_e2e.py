@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from engine.events import RunState
-from engine.inference import ChatModel
+from engine.chat.inference import ChatModel
 from engine.studio import Studio
+from engine.training.events import RunState
 from tests.conftest import EN_GREETING, HELDOUT, sample_rows
 
 pytestmark = pytest.mark.slow

@@ -14,16 +14,18 @@ HEAVY = {"torch", "transformers", "trl", "peft"}
 
 CHECK = """
 import sys
-import engine, engine.studio, engine.cli, engine.runner, engine.inference, engine.training
-import engine.config, engine.data, engine.events, engine.build, engine.callbacks, engine.presets
-import engine.messages, engine.models, engine.device, engine.files
+import engine, engine.studio, engine.cli, engine.training.runner, engine.chat.inference, engine.training.job
+import engine.config, engine.data.reading, engine.training.events, engine.training.factories
+import engine.training.callbacks, engine.presets, engine.locales, engine.models.loader, engine.system.device
+import engine.system.files
 leaked = sorted(m for m in sys.modules if m == "gradio" or m.startswith("gradio."))
 print("LEAKED:" + ",".join(leaked))
 """
 
 LIGHT = """
 import sys
-import engine, engine.studio, engine.cli, engine.runner, engine.inference, engine.presets, engine.data
+import engine, engine.studio, engine.cli, engine.training.runner, engine.chat.inference, engine.presets
+import engine.data.reading
 heavy = sorted(m for m in ("torch", "transformers", "trl", "peft", "gradio") if m in sys.modules)
 print("HEAVY:" + ",".join(heavy))
 """

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from engine import estimate
 from engine.config import BUNDLED_MODEL_ID, TrainConfig
-from engine.estimate import GB, DeviceInfo
-from engine.messages import MESSAGES, render
+from engine.locales import MESSAGES, render
+from engine.planning import estimate
+from engine.planning.estimate import GB, DeviceInfo
 
 CARD_12GB = DeviceInfo("cuda", "NVIDIA GeForce RTX 3060", 12 * GB, int(11.6 * GB), True)
 CARD_24GB = DeviceInfo("cuda", "NVIDIA GeForce RTX 4090", 24 * GB, int(23.5 * GB), True)
@@ -87,11 +87,11 @@ def test_trainable_parameters_equal_peft_on_the_bundled_model(modules, dora):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from engine import models
+    from engine.models import loader
 
-    if models.bundled_gguf() is None:
+    if loader.bundled_gguf() is None:
         pytest.skip("the bundled model is not installed")
-    model = AutoModelForCausalLM.from_pretrained(models.resolve_model(BUNDLED_MODEL_ID))
+    model = AutoModelForCausalLM.from_pretrained(loader.resolve_model(BUNDLED_MODEL_ID))
     target = "all-linear" if modules == ("all-linear",) else list(modules)
     peft_model = get_peft_model(model, LoraConfig(r=16, target_modules=target, use_dora=dora, task_type="CAUSAL_LM"))
     config = TrainConfig(lora_r=16, lora_target_modules=modules, use_dora=dora)
@@ -247,7 +247,7 @@ def test_detect_device_reports_this_machine():
 
 
 def test_importing_the_estimate_and_estimating_on_cpu_do_not_import_torch():
-    code = ("import sys\nfrom engine import estimate\nfrom engine.config import TrainConfig\n"
+    code = ("import sys\nfrom engine.planning import estimate\nfrom engine.config import TrainConfig\n"
             "d = estimate.DeviceInfo('cpu', 'CPU', 8 * 2**30, 8 * 2**30)\n"
             "estimate.estimate_memory(TrainConfig(), estimate.shape_of('bundled'), d)\n"
             "print('torch' in sys.modules, 'gradio' in sys.modules)")

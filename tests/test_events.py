@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from engine.events import Event, EventLog, RunState, snapshot
+from engine.training.events import Event, EventLog, RunState, snapshot
 
 
 def test_sequence_numbers_start_at_zero_and_are_contiguous():

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from engine import models
+from engine.chat.inference import ChatModel, GenParams
 from engine.config import BUNDLED_MODEL_ID, TrainConfig
-from engine.inference import ChatModel, GenParams
+from engine.models import loader
 
 pytestmark = pytest.mark.slow
 
@@ -20,14 +20,14 @@ def run_dir(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("run")
     (folder / "config.yaml").write_text(TrainConfig().to_yaml(), encoding="utf-8")
-    source = models.resolve_model(BUNDLED_MODEL_ID)
+    source = loader.resolve_model(BUNDLED_MODEL_ID)
     for seed, target in ((0, folder / "adapter"), (1, folder / "checkpoints" / "checkpoint-3")):
         torch.manual_seed(seed)
         model = get_peft_model(AutoModelForCausalLM.from_pretrained(source),
                                LoraConfig(r=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False,
                                           task_type="CAUSAL_LM"))
         model.save_pretrained(str(target))
-        models.load_tokenizer(source).save_pretrained(str(target))
+        loader.load_tokenizer(source).save_pretrained(str(target))
     return folder
 
 

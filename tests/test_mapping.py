@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine import data
-from engine.data import load_report
+from engine.data import reading
+from engine.data.reading import load_report
 from tests.test_data import write_jsonl
 
 
@@ -20,12 +20,12 @@ from tests.test_data import write_jsonl
     ({"foo", "bar"}, None),
 ])
 def test_detect_format(columns, expected):
-    assert data.detect_format([{c: "x" for c in columns}]) == expected
+    assert reading.detect_format([{c: "x" for c in columns}]) == expected
 
 
 
 def test_proposed_mapping_and_a_user_mapping(tmp_path):
-    from engine.mapping import ColumnMapping
+    from engine.data.mapping import ColumnMapping
 
     path = write_jsonl(tmp_path / "qa.jsonl", [{"question": "Where is it?", "answer": "On its way.", "note": "x"}])
     report = load_report(path)

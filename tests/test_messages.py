@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from engine.errors import EngineError, Issue
-from engine.events import RunState
-from engine.messages import LANGS, MESSAGES, render, render_error
+from engine.locales import LANGS, MESSAGES, render, render_error
+from engine.training.events import RunState
 
 ENGINE = Path(__file__).resolve().parent.parent / "engine"
 CODE_PREFIX = re.compile(r"^(hint|progress|cli|state)_[a-z0-9_]+$")

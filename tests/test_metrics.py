@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from engine import metrics
+from engine.chat import metrics
 
 
 def test_tokens_split_han_characters_and_words():

@@ -5,13 +5,13 @@ from pathlib import Path
 
 import pytest
 
-import engine.device
+import engine.system.device
 from engine import presets
 from engine.config import FIELDS, TrainConfig
 from engine.errors import EngineError, errors_of
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = ROOT / "engine" / "samples" / "customer_service.jsonl"
+SAMPLE = ROOT / "engine" / "data" / "samples" / "customer_service.jsonl"
 PRESET_NAMES = sorted(p.stem for p in (ROOT / "presets").glob("*.yaml"))
 
 
@@ -86,7 +86,7 @@ def test_default_config_cpu():
 
 @pytest.mark.parametrize("bf16", [True, False])
 def test_default_config_cuda(monkeypatch, bf16):
-    monkeypatch.setattr(engine.device, "bf16_supported", lambda: bf16)
+    monkeypatch.setattr(engine.system.device, "bf16_supported", lambda: bf16)
     config = presets.default_config(cuda=True)
     assert config.load_in_4bit is True
     assert (config.bf16, config.fp16) == (bf16, not bf16)
@@ -95,5 +95,5 @@ def test_default_config_cuda(monkeypatch, bf16):
 
 
 def test_default_config_detects_the_machine(monkeypatch):
-    monkeypatch.setattr(engine.device, "cuda_available", lambda: False)
+    monkeypatch.setattr(engine.system.device, "cuda_available", lambda: False)
     assert presets.default_config() == presets.default_config(cuda=False)

@@ -3,15 +3,16 @@ from __future__ import annotations
 
 import pytest
 
-from engine import models, preview
 from engine.config import BUNDLED_MODEL_ID
-from engine.data import load_report
+from engine.data import preview
+from engine.data.reading import load_report
+from engine.models import loader
 from engine.presets import SAMPLE_DATASET
 
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    return models.load_tokenizer(models.resolve_model(BUNDLED_MODEL_ID))
+    return loader.load_tokenizer(loader.resolve_model(BUNDLED_MODEL_ID))
 
 
 def test_answer_is_trained_and_question_is_context(tokenizer):
@@ -32,14 +33,14 @@ def test_max_length_cuts_the_tail(tokenizer):
 
 
 def test_matches_what_sft_trainer_trains_on(tokenizer, tmp_path):
-    from trl import SFTConfig, SFTTrainer
     from transformers import AutoModelForCausalLM
+    from trl import SFTConfig, SFTTrainer
 
-    from engine.data import split_examples
+    from engine.data.splits import split_examples
 
     examples = load_report(SAMPLE_DATASET).examples[:4]
     train, _ = split_examples(examples, 0.0, seed=0)
-    model = AutoModelForCausalLM.from_pretrained(models.resolve_model(BUNDLED_MODEL_ID))
+    model = AutoModelForCausalLM.from_pretrained(loader.resolve_model(BUNDLED_MODEL_ID))
     trainer = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=train,
                          args=SFTConfig(output_dir=str(tmp_path), max_length=64, use_cpu=True, report_to="none"))
     for example, row in zip(examples, trainer.train_dataset):

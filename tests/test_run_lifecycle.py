@@ -8,9 +8,9 @@ import pytest
 
 from engine.config import TrainConfig
 from engine.errors import EngineError
-from engine.events import EventLog, RunState
 from engine.presets import SAMPLE_DATASET
-from engine.runner import OWNER_FILE, Runner, latest_checkpoint
+from engine.training.events import EventLog, RunState
+from engine.training.runner import OWNER_FILE, Runner, latest_checkpoint
 from tests.conftest import FakeJob
 
 
@@ -132,7 +132,7 @@ def test_real_out_of_memory_fails_cleanly_then_stop_saves_a_loadable_adapter(tmp
     from transformers import TrainerCallback
 
     from engine.studio import Studio
-    from engine.training import SFTJob
+    from engine.training.job import SFTJob
 
     class OutOfMemoryAtStep2(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
@@ -162,7 +162,7 @@ def test_real_out_of_memory_fails_cleanly_then_stop_saves_a_loadable_adapter(tmp
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from engine import models
+    from engine.models import loader
 
-    base = AutoModelForCausalLM.from_pretrained(models.resolve_model(cfg.model_name_or_path))
+    base = AutoModelForCausalLM.from_pretrained(loader.resolve_model(cfg.model_name_or_path))
     assert PeftModel.from_pretrained(base, str(adapter)).peft_config["default"].r == cfg.lora_r

@@ -9,11 +9,11 @@ import pytest
 
 from engine.config import TrainConfig
 from engine.errors import EngineError
-from engine.events import EventLog, RunState
-from engine.runner import Runner
+from engine.training.events import EventLog, RunState
+from engine.training.runner import Runner
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = str(ROOT / "engine" / "samples" / "customer_service.jsonl")
+SAMPLE = str(ROOT / "engine" / "data" / "samples" / "customer_service.jsonl")
 WAIT = 30  # seconds; a guard against hangs, not a timing assertion
 
 

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from engine import build, data
 from engine.config import BUNDLED_MODEL_ID, TrainConfig
+from engine.data import reading, splits
+from engine.export.script import python_script
 from engine.presets import SAMPLE_DATASET
-from engine.script_export import python_script
+from engine.training import factories
 
 CONFIGS = {
     "defaults": {},
@@ -61,9 +62,9 @@ def test_configs_match_engine_build(name, has_eval, tmp_path):
     config = sample_config(**CONFIGS[name])
     script = exported(config)
     sft, lora = script["build_configs"](tmp_path / "checkpoints", False, has_eval)
-    expected = build.sft_config(config, tmp_path / "checkpoints", cuda=False, has_eval=has_eval)
+    expected = factories.sft_config(config, tmp_path / "checkpoints", cuda=False, has_eval=has_eval)
     assert sft.to_dict() == expected.to_dict()
-    assert lora.to_dict() == build.lora_config(config).to_dict()
+    assert lora.to_dict() == factories.lora_config(config).to_dict()
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
@@ -71,7 +72,7 @@ def test_configs_match_engine_build(name, has_eval, tmp_path):
 def test_model_kwargs_match_engine_build(name, cuda, bf16):
     config = sample_config(**CONFIGS[name])
     got = exported(config)["model_kwargs"](cuda, bf16)
-    expected = build.model_kwargs(config, cuda, bf16)
+    expected = factories.model_kwargs(config, cuda, bf16)
     assert got.keys() == expected.keys()
     assert got["dtype"] == expected["dtype"] and got.get("device_map") == expected.get("device_map")
     if "quantization_config" in expected:
@@ -135,7 +136,7 @@ def dataset_files(tmp_path: Path) -> list[Path]:
 def test_examples_match_the_studio(tmp_path):
     script = exported(sample_config())
     for path in dataset_files(tmp_path):
-        expected = data.load_report(path).examples
+        expected = reading.load_report(path).examples
         assert expected and script["load_examples"](str(path)) == expected, path.name
 
 
@@ -148,11 +149,11 @@ def test_split_and_mix_match_the_studio(changes, tmp_path):
         changes = {**changes, "mix_dataset_path": str(mix)}
     config = sample_config(**changes)
     script = exported(config)
-    examples = data.load_report(config.dataset_path).examples
+    examples = reading.load_report(config.dataset_path).examples
     train, evaluation = script["split"](examples)
     if config.mix_dataset_path and config.mix_ratio > 0:
         train = script["mix_in"](train, script["load_examples"](config.mix_dataset_path))
-    expected_train, expected_eval = data.build_splits(config, examples)
+    expected_train, expected_eval = splits.build_splits(config, examples)
     assert list(train) == list(expected_train)
     assert (evaluation is None) == (expected_eval is None)
     if evaluation is not None:
@@ -161,9 +162,9 @@ def test_split_and_mix_match_the_studio(changes, tmp_path):
 
 @pytest.mark.slow
 def test_exported_script_trains_as_is(tmp_path):
-    from engine import models
+    from engine.models import loader
 
-    folder = str(models.resolve_model(BUNDLED_MODEL_ID))
+    folder = str(loader.resolve_model(BUNDLED_MODEL_ID))
     config = TrainConfig(model_name_or_path=folder, dataset_path=str(SAMPLE_DATASET), max_steps=2,
                          per_device_train_batch_size=2, max_length=128, eval_split=0)
     out = tmp_path / "out"

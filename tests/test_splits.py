@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from engine import data
 from engine.config import TrainConfig
+from engine.data import splits
 from engine.errors import EngineError
 
 
@@ -20,11 +20,11 @@ def questions(dataset) -> list[str]:
 
 
 def test_split_by_count_overrides_ratio_and_is_seeded():
-    train, evaluation = data.split_examples(examples(50), eval_split=0.5, seed=3, eval_rows=7)
+    train, evaluation = splits.split_examples(examples(50), eval_split=0.5, seed=3, eval_rows=7)
     assert len(evaluation) == 7 and len(train) == 43
-    again, _ = data.split_examples(examples(50), eval_split=0.5, seed=3, eval_rows=7)
+    again, _ = splits.split_examples(examples(50), eval_split=0.5, seed=3, eval_rows=7)
     assert questions(train) == questions(again)
-    other, _ = data.split_examples(examples(50), eval_split=0.5, seed=4, eval_rows=7)
+    other, _ = splits.split_examples(examples(50), eval_split=0.5, seed=4, eval_rows=7)
     assert questions(other) != questions(train)
 
 
@@ -33,12 +33,12 @@ def test_mix_in_adds_the_ratio_of_rows_to_train_only(tmp_path):
     extra.write_text("".join(json.dumps({"prompt": f"g{i}", "completion": f"c{i}"}) + "\n" for i in range(100)),
                      encoding="utf-8")
     config = TrainConfig(eval_split=0.2, mix_dataset_path=str(extra), mix_ratio=0.5, seed=1)
-    train, evaluation = data.build_splits(config, examples(40))
+    train, evaluation = splits.build_splits(config, examples(40))
     assert len(evaluation) == 8
     assert len(train) == 32 + 16
     assert sum(q.startswith("g") for q in questions(train)) == 16
     assert not any(q.startswith("g") for q in questions(evaluation))
-    again, _ = data.build_splits(config, examples(40))
+    again, _ = splits.build_splits(config, examples(40))
     assert questions(again) == questions(train)
 
 
@@ -47,7 +47,7 @@ def test_mix_in_of_plain_text_into_chat_rows_is_refused(tmp_path):
     extra.write_text(json.dumps({"text": "hello"}) + "\n", encoding="utf-8")
     config = TrainConfig(eval_split=0.0, mix_dataset_path=str(extra), mix_ratio=1.0)
     with pytest.raises(EngineError) as caught:
-        data.build_splits(config, examples(4))
+        splits.build_splits(config, examples(4))
     assert caught.value.code == "dataset_mix_mismatch"
 
 

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from engine import study as study_module
+from engine.chat.inference import GenParams
 from engine.errors import EngineError
-from engine.inference import GenParams
-from engine.messages import MESSAGES, render_error
-from engine.study import RatingItem, StudyStore, balanced_sides, load_questions
-from engine.study_stats import summarize
+from engine.locales import MESSAGES, render_error
+from engine.study import store as study_module
+from engine.study.stats import summarize
+from engine.study.store import RatingItem, StudyStore, balanced_sides, load_questions
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL_NAMES = ("base", "adapter", "smollm", "qwen", "llama", "chatgpt", "openai", "hugging")
@@ -322,7 +322,7 @@ def test_self_consistency_repeats_swap_sides(store):
 # crash safety and threads ------------------------------------------------------------------------
 VOTER = """
 import sys, time
-from engine.study import StudyStore
+from engine.study.store import StudyStore
 store = StudyStore(sys.argv[1])
 study_id, rater = int(sys.argv[2]), int(sys.argv[3])
 while (item := store.next_item(study_id, rater)) is not None:
@@ -474,7 +474,7 @@ def test_preferences_skip_split_questions(store):
 
 
 def test_new_codes_are_worded_in_both_languages():
-    source = (ROOT / "engine" / "study.py").read_text(encoding="utf-8")
+    source = "".join(path.read_text(encoding="utf-8") for path in (ROOT / "engine" / "study").glob("*.py"))
 
     codes = set(re.findall(r'EngineError\("([a-z_]+)"', source)) | set(re.findall(r'hint="([a-z_]+)"', source))
     assert codes

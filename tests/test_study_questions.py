@@ -6,8 +6,8 @@ import json
 import pytest
 
 from engine.errors import EngineError
-from engine.messages import render_error
-from engine.study import identity_flags, load_questions, reveals_identity
+from engine.locales import render_error
+from engine.study.store import identity_flags, load_questions, reveals_identity
 
 
 def test_load_questions_errors_name_rows(tmp_path):
@@ -56,7 +56,7 @@ def test_ordinary_text_is_not_flagged(text):
 
 def test_held_out_questions_are_the_runs_eval_rows_with_references(tmp_path, english_dataset):
     from engine.config import TrainConfig
-    from engine.study_questions import held_out_questions, load_questions, write_questions
+    from engine.study.questions import held_out_questions, load_questions, write_questions
 
     run = tmp_path / "run"
     run.mkdir()

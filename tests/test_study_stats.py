@@ -3,8 +3,15 @@ from __future__ import annotations
 
 import pytest
 
-from engine.study_stats import (cohens_kappa, fleiss_kappa, outcome_block, self_consistency, sign_test,
-                                summarize, wilson_interval)
+from engine.study.stats import (
+    cohens_kappa,
+    fleiss_kappa,
+    outcome_block,
+    self_consistency,
+    sign_test,
+    summarize,
+    wilson_interval,
+)
 
 
 def test_wilson_interval_hand_computed():

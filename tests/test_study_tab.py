@@ -6,7 +6,7 @@ import json
 import pytest
 from gradio_client import Client
 
-from engine.inference import AnswerPair
+from engine.chat.inference import AnswerPair
 from engine.presets import SAMPLE_DATASET
 from engine.studio import Studio
 from tests.conftest import FakeJob
@@ -120,7 +120,7 @@ def test_cli_lists_and_exports_a_study(tmp_path):
     import sys
     from pathlib import Path
 
-    from engine.study import StudyStore
+    from engine.study.store import StudyStore
 
     store = StudyStore(tmp_path / "studies.db")
     study_id = store.create_study("cli", [{"prompt": "q1"}, {"prompt": "q2"}], tmp_path, seed=1)

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from engine.threads import on_own_thread
+from engine.system.threads import on_own_thread
 
 
 def test_returns_the_result_from_another_thread():

@@ -11,8 +11,8 @@ import gradio as gr
 import pandas as pd
 
 from engine.config import TrainConfig
+from engine.data.mapping import FORMAT_FIELDS, FORMATS, ColumnMapping
 from engine.errors import EngineError
-from engine.mapping import FORMAT_FIELDS, FORMATS, ColumnMapping
 from engine.studio import DatasetCheck, Studio
 from ui import editor_panel, present
 from ui.i18n import Texts, t

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from engine.inference import GenParams
+from engine.chat.inference import GenParams
 from ui.i18n import Texts
 
 DEFAULTS = GenParams()

@@ -9,7 +9,7 @@ from typing import Any
 
 import gradio as gr
 
-from engine.messages import render
+from engine.locales import render
 
 LANG_CHOICES = [("中文", "zh"), ("English", "en")]
 

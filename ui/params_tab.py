@@ -76,7 +76,7 @@ def build(studio: Studio, texts: Texts, config: TrainConfig, lang_input: gr.Radi
     def show_config(lang: str, path: str, *values):
         """Inputs: language, dataset path, form values. Outputs: the config as YAML (what config.yaml
         will hold) and as a standalone TRL + PEFT script."""
-        from engine.script_export import python_script
+        from engine.export.script import python_script
 
         try:
             config = current(path, list(values))

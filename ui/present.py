@@ -7,12 +7,13 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from engine.data import DatasetReport
-from engine.diagnosis import diagnose, smooth
+from engine.data.reading import DatasetReport
 from engine.errors import EngineError
-from engine.plan_text import duration as _duration, plan_lines
-from engine.events import Event, RunSnapshot, RunState
-from engine.messages import render_error
+from engine.locales import render_error
+from engine.planning.plan_text import duration as _duration
+from engine.planning.plan_text import plan_lines
+from engine.training.diagnosis import diagnose, smooth
+from engine.training.events import Event, RunSnapshot, RunState
 from ui.i18n import t
 
 SMOOTHING = 0.6  # TensorBoard's default weight: smooth enough to read, little lag on short runs

@@ -14,10 +14,10 @@ import gradio as gr
 import pandas as pd
 import plotly.graph_objects as go
 
-from engine import metrics
+from engine.chat import metrics
 from engine.errors import EngineError
-from engine.study_stats import OUTCOMES, summarize
 from engine.studio import Studio
+from engine.study.stats import OUTCOMES, summarize
 from ui import gen_settings, present
 from ui.i18n import Texts, t
 

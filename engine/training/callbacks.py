@@ -7,8 +7,8 @@ import time
 
 from transformers import TrainerCallback
 
-from engine.device import memory_in_use_mb
-from engine.events import EventLog, RunState
+from engine.system.device import memory_in_use_mb
+from engine.training.events import EventLog, RunState
 
 METRICS = ("loss", "eval_loss", "learning_rate", "grad_norm", "mean_token_accuracy", "entropy")
 

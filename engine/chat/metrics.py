@@ -69,12 +69,13 @@ def reference_scores(pairs: list[tuple[str, str, str]]) -> dict[str, dict[str, f
 def eval_perplexity(chat_model, run_dir: str | Path) -> dict[str, dict[str, float]]:
     """Mean loss on the answer tokens and its perplexity, base vs adapter, on the run's eval split
     (the rows training held out), from the chat model's one copy of the weights."""
-    from engine import adapters, data
     from engine.config import TrainConfig
+    from engine.data import splits
+    from engine.training import adapters
 
     run_folder, _adapter = adapters.locate(run_dir)  # run_dir may also be one of the run's checkpoints
     config = TrainConfig.from_yaml(run_folder / "config.yaml")
-    examples, held_out = data.held_out_rows(config)
+    examples, held_out = splits.held_out_rows(config)
     examples = (held_out if held_out is not None else examples)[:MAX_EVAL_ROWS]
     losses = chat_model.answer_losses(run_dir, examples, config.max_length)
     return {side: {"loss": value, "perplexity": math.exp(value), "rows": len(examples)}

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from engine.errors import EngineError
-from engine.passwords import hash_password, verify_password
-from engine.study_questions import identity_flags, load_questions, reveals_identity, text_or_none
-from engine.study_results import StudyResults
+from engine.study.passwords import hash_password, verify_password
+from engine.study.questions import identity_flags, load_questions, reveals_identity, text_or_none
+from engine.study.results import StudyResults
 
 __all__ = ["StudyStore", "RatingItem", "balanced_sides", "identity_flags", "load_questions", "reveals_identity"]
 
@@ -206,7 +206,7 @@ class StudyStore(StudyResults):
                      gen_params: dict[str, Any] | None = None, criteria: list[str] | None = None,
                      password: str | None = None, seed: int | None = None, repeats: int = 0) -> int:
         """A new study with its questions and its balanced blinding key; returns the study id."""
-        from engine.inference import GenParams
+        from engine.chat.inference import GenParams
 
         name = (name or "").strip()
         if not name:
@@ -336,7 +336,7 @@ class StudyStore(StudyResults):
         stored as soon as it exists, so an interrupted generation resumes where it stopped.
         `progress(done, total)` is called after each batch; returns how many pairs were generated.
         """
-        from engine.inference import GenParams
+        from engine.chat.inference import GenParams
 
         info = self.study(study_id)
         params = GenParams(**info["gen_params"])

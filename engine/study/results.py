@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError
-from engine.files import write_text_atomic
+from engine.system.files import write_text_atomic
 
 
 class StudyResults:

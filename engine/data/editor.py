@@ -21,9 +21,9 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
-from engine.data import read_rows
+from engine.data.reading import read_rows
 from engine.errors import EngineError, Issue
-from engine.files import write_text_atomic
+from engine.system.files import write_text_atomic
 
 UNDO_LIMIT = 50
 LATEST = "latest.jsonl"

@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from engine import adapters, data
 from engine.config import TrainConfig
-from engine.device import DEVICE_LOCK, is_out_of_memory, release_memory
+from engine.data import reading
 from engine.errors import EngineError
-from engine.events import Event, EventLog, RunSnapshot, RunState, snapshot
-from engine.files import write_text_atomic
+from engine.system.device import DEVICE_LOCK, is_out_of_memory, release_memory
+from engine.system.files import write_text_atomic
+from engine.training import adapters
+from engine.training.events import Event, EventLog, RunSnapshot, RunState, snapshot
 
 
 class Job(Protocol):
@@ -36,7 +37,7 @@ JobFactory = Callable[[TrainConfig, list, Path, EventLog, threading.Event], Job]
 
 
 def real_job_factory(config, examples, run_dir, log, stop_requested) -> Job:
-    from engine.training import SFTJob
+    from engine.training.job import SFTJob
 
     return SFTJob(config, examples, run_dir, log, stop_requested)
 
@@ -229,13 +230,13 @@ class Runner:
             self.lock.release()
 
 
-def _preflight(config: TrainConfig) -> data.DatasetReport:
+def _preflight(config: TrainConfig) -> reading.DatasetReport:
     """Refuse a config with errors or a dataset without usable rows, naming the first problem."""
     problems = [i for i in config.validate() if i.severity == "error"]
     if problems:
         first = problems[0]
         raise EngineError(first.code, {**first.params, "field": first.field}, hint="hint_fix_config")
-    report = data.load_report(config.dataset_path)
+    report = reading.load_report(config.dataset_path)
     if not report.usable:
         first = report.errors[0]
         raise EngineError(first.code, {**first.params, "row": first.row, "field": first.field}, hint="hint_fix_rows")

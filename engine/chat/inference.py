@@ -10,10 +10,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine import adapters, build, device, models
 from engine.config import TrainConfig
 from engine.errors import EngineError
-from engine.threads import on_own_thread
+from engine.models import loader
+from engine.system import device
+from engine.system.threads import on_own_thread
+from engine.training import adapters, factories
 
 
 @dataclass(frozen=True)
@@ -69,14 +71,14 @@ class ChatModel:
     def _attach(self, path: Path) -> str:
         run_dir, adapter_dir = adapters.locate(path)
         config = TrainConfig.from_yaml(run_dir / "config.yaml")
-        folder = models.resolve_model(config.model_name_or_path)
+        folder = loader.resolve_model(config.model_name_or_path)
         name = f"run_{run_dir.resolve().name}" + (f"_{adapter_dir.name}" if adapter_dir != run_dir / "adapter" else "")
         if self._model is None or folder != self._base_folder:
             self._load_base(folder, config, adapter_dir, name)
         elif name not in self._model.peft_config:
             self._model.load_adapter(str(adapter_dir), adapter_name=name)
         if name not in self._tokenizers:
-            self._tokenizers[name] = models.load_tokenizer(adapter_dir)
+            self._tokenizers[name] = loader.load_tokenizer(adapter_dir)
         return name
 
     def _load_base(self, folder: Path, config: TrainConfig, adapter_dir: Path, name: str) -> None:
@@ -85,10 +87,10 @@ class ChatModel:
         self._model = None
         device.release_memory()
         cuda = device.cuda_available()
-        kwargs = build.model_kwargs(config, cuda, device.bf16_supported())
+        kwargs = factories.model_kwargs(config, cuda, device.bf16_supported())
         if cuda and "device_map" not in kwargs:
             kwargs["device_map"] = {"": 0}
-        base = models.load_model(folder, kwargs)
+        base = loader.load_model(folder, kwargs)
         self._model = PeftModel.from_pretrained(base, str(adapter_dir), adapter_name=name)
         self._model.eval()
         self._base_folder = folder
@@ -153,7 +155,7 @@ class ChatModel:
         """Mean cross-entropy on the trained (answer) tokens of `examples`, base vs adapter."""
         import torch
 
-        from engine import preview
+        from engine.data import preview
 
         with self._session(run_dir) as (_name, tokenizer):
             totals = {"base": [0.0, 0], "adapter": [0.0, 0]}

@@ -4,10 +4,13 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from engine import build, data, device, models
-from engine.callbacks import EventCallback
 from engine.config import TrainConfig
-from engine.events import EventLog
+from engine.data import splits
+from engine.models import loader
+from engine.system import device
+from engine.training import factories
+from engine.training.callbacks import EventCallback
+from engine.training.events import EventLog
 
 
 class SFTJob:
@@ -18,24 +21,24 @@ class SFTJob:
         from transformers import EarlyStoppingCallback, PrinterCallback
 
         log.append("progress", message="progress_load_data")
-        train_set, eval_set = data.build_splits(config, examples)
-        folder = models.resolve_model(config.model_name_or_path,
+        train_set, eval_set = splits.build_splits(config, examples)
+        folder = loader.resolve_model(config.model_name_or_path,
                                       progress=lambda code: log.append("progress", message=code))
         log.append("progress", message="progress_load_model")
         cuda = device.cuda_available()
-        self.tokenizer = models.load_tokenizer(folder)
-        model = models.load_model(folder, build.model_kwargs(config, cuda, device.bf16_supported()))
-        args = build.sft_config(config, run_dir / "checkpoints", cuda, has_eval=eval_set is not None)
+        self.tokenizer = loader.load_tokenizer(folder)
+        model = loader.load_model(folder, factories.model_kwargs(config, cuda, device.bf16_supported()))
+        args = factories.sft_config(config, run_dir / "checkpoints", cuda, has_eval=eval_set is not None)
         callbacks = [EventCallback(log, stop_requested)]
         if config.early_stopping_patience > 0 and args.load_best_model_at_end:
             callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
-        self.trainer = build.trainer_class(cuda)(
+        self.trainer = factories.trainer_class(cuda)(
             model=model,
             args=args,
             train_dataset=train_set,
             eval_dataset=eval_set,
             processing_class=self.tokenizer,
-            peft_config=build.lora_config(config),
+            peft_config=factories.lora_config(config),
             callbacks=callbacks,
         )
         self.trainer.remove_callback(PrinterCallback)  # the runner's events replace its prints

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine import mapping
 from engine.config import BUNDLED_MODEL_ID, TrainConfig
-from engine.data import ROLE_ALIASES
-from engine.models import FALLBACK_CHAT_TEMPLATE, is_bundled
+from engine.data import mapping
+from engine.data.reading import ROLE_ALIASES
+from engine.models.loader import FALLBACK_CHAT_TEMPLATE, is_bundled
 
 SCRIPT_NAME = "train_lora.py"
 

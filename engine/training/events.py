@@ -14,7 +14,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from engine.files import write_text_atomic
+from engine.system.files import write_text_atomic
 
 
 class RunState(str, Enum):

@@ -12,7 +12,7 @@ import yaml
 
 from engine.config import BUNDLED_MODEL_ID, TrainConfig
 
-SHAPES_FILE = Path(__file__).with_name("model_shapes.yaml")
+SHAPES_FILE = Path(__file__).with_name("shapes.yaml")
 NORMS_PER_LAYER = {"gemma2": 4, "gemma3": 4}
 BIASED_ATTENTION = {"qwen2"}       # q/k/v projections carry a bias
 
@@ -147,9 +147,9 @@ def shape_of(model_name_or_path: str) -> ModelShape | None:
     """The shape of a model without loading it: the shipped table, a local folder's config.json, or a
     config.json already in the hub cache. None when none of these knows the model (nothing is fetched)."""
     name = model_name_or_path.strip()
-    from engine import models
+    from engine.models import loader
 
-    key = BUNDLED_MODEL_ID.lower() if models.is_bundled(name) else name.lower()
+    key = BUNDLED_MODEL_ID.lower() if loader.is_bundled(name) else name.lower()
     entry = _table().get(key)
     if entry is not None:
         return _from_mapping(entry["name"], entry)

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from engine.data import read_rows
+from engine.data.reading import read_rows
 from engine.errors import EngineError
 
 PROMPT_COLUMNS = ("prompt", "question")
@@ -86,10 +86,10 @@ def held_out_questions(run_dir: str | Path) -> list[dict[str, Any]]:
     """The questions of a run's eval split (the rows training held out): each row's last user turn as
     the prompt and its trained answer as the reference. Raises `study_no_questions` when the run held
     out no rows."""
-    from engine import data
     from engine.config import TrainConfig
+    from engine.data import splits
 
-    _examples, held_out = data.held_out_rows(TrainConfig.from_yaml(Path(run_dir) / "config.yaml"))
+    _examples, held_out = splits.held_out_rows(TrainConfig.from_yaml(Path(run_dir) / "config.yaml"))
     questions = []
     for example in held_out or []:
         users = [m["content"] for m in example["prompt"] if m["role"] == "user"]
@@ -105,7 +105,7 @@ def write_questions(path: str | Path, questions: list[dict[str, Any]]) -> Path:
     """Save questions as a JSONL file `load_questions` reads back (written atomically)."""
     import json
 
-    from engine.files import write_text_atomic
+    from engine.system.files import write_text_atomic
 
     write_text_atomic(path, "".join(json.dumps(q, ensure_ascii=False) + "\n" for q in questions))
     return Path(path)

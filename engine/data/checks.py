@@ -188,7 +188,7 @@ def _strip_pattern() -> re.Pattern:
 
 
 def _fallback_template() -> str:
-    from engine.models import FALLBACK_CHAT_TEMPLATE
+    from engine.models.loader import FALLBACK_CHAT_TEMPLATE
 
     return FALLBACK_CHAT_TEMPLATE
 

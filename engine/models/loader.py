@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 
 from engine.config import BUNDLED_MODEL_ID
 from engine.errors import EngineError
-from engine.threads import on_own_thread
+from engine.system.threads import on_own_thread
 
 Progress = Callable[[str], None]
 

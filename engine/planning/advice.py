@@ -1,8 +1,8 @@
 """Advice: the fine-tuning guides' classic mistakes, spotted in a TrainConfig before a run.
 
 Every finding is a warning (training can proceed) naming the TrainConfig field to change; the wording,
-in English and 中文, is in `engine.messages` under the `advice_` codes. Dataset figures are optional:
-checks that need them are skipped when they are None. `cuda=None` asks `engine.device` (only when a
+in English and 中文, is in `engine.locales` under the `advice_` codes. Dataset figures are optional:
+checks that need them are skipped when they are None. `cuda=None` asks `engine.system.device` (only when a
 check needs to know). Turning gradient checkpointing on when it is not needed is deliberately not
 a warning: it only costs some speed.
 """
@@ -127,7 +127,7 @@ def _cpu_only(config: TrainConfig, cuda: bool | None) -> list[Issue]:
     if not needs_cuda:
         return []
     if cuda is None:
-        from engine.device import cuda_available
+        from engine.system.device import cuda_available
 
         cuda = cuda_available()
     if cuda:

@@ -1,7 +1,7 @@
 """Wording of a RunPlan (problems, advice, data, memory, time) as lines, for the terminal and the UI."""
 from __future__ import annotations
 
-from engine.messages import render
+from engine.locales import render
 
 GB = 2 ** 30
 

@@ -1,0 +1,1 @@
+"""Inference: one base model with adapters attached, mixed base/adapter batches, streaming, metrics."""

@@ -1,0 +1,1 @@
+"""Taking a run out of the studio: the standalone training script (merge, GGUF and serving land here)."""

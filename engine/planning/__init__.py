@@ -1,0 +1,1 @@
+"""Before training: the guides' advice and the whole-run memory and time estimate."""
