@@ -1,5 +1,48 @@
-"""The fine-tuning engine: a plain Python library (no gradio) that the UI, the CLI and scripts drive.
+"""The fine-tuning engine's public surface: a plain Python library (no gradio) that the UI, the CLI and
+scripts drive through `Studio` and the types below.
 
-Start from `engine.studio.Studio`. Heavy libraries (torch, transformers, trl, peft) are imported
-lazily inside the functions that need them, so importing the engine is fast.
+Front ends import only from here (`from engine import Studio, TrainConfig`), never from a submodule; a
+test holds `ui/` to that. Names resolve lazily, so `import engine` stays fast, and heavy libraries
+(torch, transformers, trl, peft) are imported only inside the functions that need them.
 """
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# public name -> the module that defines it
+_SURFACE = {
+    # the door
+    "Studio": "engine.studio", "DatasetCheck": "engine.studio", "RunPlan": "engine.studio",
+    # one run's settings
+    "TrainConfig": "engine.config", "FIELDS": "engine.config", "GROUPS": "engine.config",
+    "field_kind": "engine.config", "parse_assignments": "engine.config", "BUNDLED_MODEL_ID": "engine.config",
+    # errors and words
+    "EngineError": "engine.errors", "Issue": "engine.errors",
+    "LANGS": "engine.locales", "render": "engine.locales", "render_error": "engine.locales",
+    "plan_lines": "engine.planning.plan_text", "duration": "engine.planning.plan_text",
+    # data
+    "DatasetReport": "engine.data.reading", "ColumnMapping": "engine.data.mapping",
+    "FORMATS": "engine.data.mapping", "FORMAT_FIELDS": "engine.data.mapping",
+    # runs and their events
+    "RunState": "engine.training.events", "RunSnapshot": "engine.training.events", "Event": "engine.training.events",
+    "diagnose": "engine.training.diagnosis", "smooth": "engine.training.diagnosis",
+    # chat and studies
+    "GenParams": "engine.chat.inference", "OUTCOMES": "engine.study.stats",
+}
+
+__all__ = sorted(_SURFACE)
+
+
+def __getattr__(name: str) -> Any:
+    """Import the public `name` from its module on first use."""
+    module = _SURFACE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'engine' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

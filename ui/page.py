@@ -1,0 +1,37 @@
+"""What every tab is built from: the Blocks, the studio, the page's words and language, the training form."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from engine import Studio
+from ui.i18n import Texts
+
+
+@dataclass
+class Form:
+    """The run's settings on the page: the dataset path box (Dataset tab) and one input per `TrainConfig`
+    field (Hyperparameters tab), created before any tab so every tab can read them."""
+
+    dataset_path: gr.Textbox
+    fields: dict[str, gr.components.Component]
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.fields)
+
+    @property
+    def components(self) -> list:
+        return list(self.fields.values())
+
+
+@dataclass
+class Page:
+    """Handed to each tab's `build(page)`."""
+
+    demo: gr.Blocks
+    studio: Studio
+    texts: Texts
+    language: gr.Radio
+    form: Form
