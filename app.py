@@ -14,7 +14,7 @@ def main(argv: list[str]) -> int:
                                      f"Headless commands: {', '.join(cli.COMMANDS)}.")
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default: this computer only)")
     parser.add_argument("--port", type=int, default=7860)
-    parser.add_argument("--lang", choices=("zh", "en"), default=cli.default_lang())
+    parser.add_argument("--lang", choices=cli.LANGS, default=cli.default_lang())
     parser.add_argument("--auth", metavar="USER:PASS", help="require a login (always use this with --host 0.0.0.0)")
     parser.add_argument("--runs-dir", default="runs")
     args = parser.parse_args(argv)
@@ -24,7 +24,7 @@ def main(argv: list[str]) -> int:
         parser.error(f"--host {args.host} would expose the studio to your network: add --auth USER:PASS")
     auth = tuple(args.auth.split(":", 1)) if args.auth else None
 
-    from engine.studio import Studio
+    from engine import Studio
     from ui import build_app
 
     app = build_app(Studio(args.runs_dir), lang=args.lang)

@@ -65,7 +65,8 @@ def short_run(folder: Path) -> Path:
 
 def memory(mode: str, run_dir: Path) -> int:
     out = subprocess.run([sys.executable, "-c", MEASURE.format(root=str(ROOT)), mode, str(run_dir)],
-                         capture_output=True, text=True, check=True, env={**os.environ, "TRANSFORMERS_VERBOSITY": "error"})
+                         capture_output=True, text=True, check=True,
+                         env={**os.environ, "TRANSFORMERS_VERBOSITY": "error"})
     return json.loads(out.stdout.strip().splitlines()[-1])["rss"]
 
 
@@ -79,8 +80,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = short_run(Path(tmp))
         base_only, compare = memory("base", run_dir), memory("compare", run_dir)
-        print(f"[compare] memory after loading and one forward pass: base alone {base_only / 2**20:.0f} MB, compare mode "
-              f"{compare / 2**20:.0f} MB: {compare / base_only:.3f}x (goal <= 1.05x)")
+        print(f"[compare] memory after loading and one forward pass: base alone {base_only / 2**20:.0f} MB, "
+              f"compare mode {compare / 2**20:.0f} MB: {compare / base_only:.3f}x (goal <= 1.05x)")
         chat = ChatModel()
         chat.compare(run_dir, conversations[0], GenParams(max_new_tokens=4))  # load and warm up
         started = time.perf_counter()

@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = {  # name: changes over the studio's defaults for this machine
     "batch 4 x 256, r 16 all-linear": {"per_device_train_batch_size": 4, "max_length": 256},
     "batch 8 x 512, r 16 all-linear": {"per_device_train_batch_size": 8, "max_length": 512},
-    "batch 4 x 512, checkpointing": {"per_device_train_batch_size": 4, "max_length": 512, "gradient_checkpointing": True},
+    "batch 4 x 512, checkpointing": {"per_device_train_batch_size": 4, "max_length": 512,
+                                     "gradient_checkpointing": True},
     "batch 4 x 512, r 64 q/v only": {"per_device_train_batch_size": 4, "max_length": 512, "lora_r": 64,
                                      "lora_alpha": 128, "lora_target_modules": ["q_proj", "v_proj"]},
 }

@@ -121,8 +121,9 @@ def _bare_trl(config: TrainConfig, folder: Path, sft_overrides: dict | None = No
                          disable_tqdm=True, **sft_overrides)
     meter = Throughput(budget_seconds)
     trainer_class = SFTTrainer if sft_overrides is not None else factories.trainer_class(cuda=False)
-    trainer = trainer_class(model=model, args=args, train_dataset=train, processing_class=loader.load_tokenizer(model_folder),
-                         peft_config=factories.lora_config(config), callbacks=[meter])
+    trainer = trainer_class(model=model, args=args, train_dataset=train,
+                            processing_class=loader.load_tokenizer(model_folder),
+                            peft_config=factories.lora_config(config), callbacks=[meter])
     trainer.train()
     return meter.epoch_rate() if whole_run else meter.result()
 
@@ -138,15 +139,15 @@ def _engine(config: TrainConfig, folder: Path) -> dict:
     delays: list[float] = []
     cursor = 0
     while True:
-        live = studio.runner.is_live()
+        live = studio.is_live()
         events, cursor = studio.events_since(run_id, cursor)
         now = time.time()
         delays += [now - e.time for e in events if e.kind == "log"]
         if not live:
             break
         time.sleep(POLL_SECONDS)
-    logs = [e for e in studio.events_since(run_id, 0)[0] if e.kind == "log" and "tokens_seen" in e.data]
-    return {**_result([e.time for e in logs], [e.data["tokens_seen"] for e in logs]), "delays": delays}
+    logs = [e for e in studio.events_since(run_id, 0)[0] if e.kind == "log" and e.tokens_seen is not None]
+    return {**_result([e.time for e in logs], [e.tokens_seen for e in logs]), "delays": delays}
 
 
 def _padded_recipe(config: TrainConfig, folder: Path) -> dict:

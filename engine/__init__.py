@@ -20,15 +20,18 @@ _SURFACE = {
     # errors and words
     "EngineError": "engine.errors", "Issue": "engine.errors",
     "LANGS": "engine.locales", "render": "engine.locales", "render_error": "engine.locales",
+    "catalogue_text": "engine.locales",
     "plan_lines": "engine.planning.plan_text", "duration": "engine.planning.plan_text",
     # data
     "DatasetReport": "engine.data.reading", "ColumnMapping": "engine.data.mapping",
     "FORMATS": "engine.data.mapping", "FORMAT_FIELDS": "engine.data.mapping",
     # runs and their events
     "RunState": "engine.training.events", "RunSnapshot": "engine.training.events", "Event": "engine.training.events",
+    "StatusEvent": "engine.training.events", "LogEvent": "engine.training.events",
+    "ProgressEvent": "engine.training.events", "ErrorEvent": "engine.training.events",
     "diagnose": "engine.training.diagnosis", "smooth": "engine.training.diagnosis",
     # chat and studies
-    "GenParams": "engine.chat.inference", "OUTCOMES": "engine.study.stats",
+    "GenParams": "engine.chat.inference", "OUTCOMES": "engine.study.stats", "StudyStore": "engine.study.store",
 }
 
 __all__ = sorted(_SURFACE)

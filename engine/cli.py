@@ -1,4 +1,5 @@
-"""The headless command line: `train`, `validate` and `chat`, driving the same engine as the UI.
+"""The headless command line: `train`, `validate`, `chat` and `study`, driving the same engine as the UI
+through its public surface (`from engine import ...`), as any front end does.
 
 Exit codes: 0 success; 1 failure (bad data, bad settings, failed run; one sentence and a hint);
 2 bad command-line usage; 130 a training run stopped with Ctrl-C (adapter saved).
@@ -7,30 +8,48 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from engine.config import TrainConfig, parse_assignments
-from engine.errors import EngineError
-from engine.locales import render, render_error
-from engine.training.events import Event, RunState
+from engine import (
+    LANGS,
+    EngineError,
+    Event,
+    LogEvent,
+    ProgressEvent,
+    RunState,
+    StatusEvent,
+    TrainConfig,
+    diagnose,
+    parse_assignments,
+    plan_lines,
+    render,
+    render_error,
+)
+
+if TYPE_CHECKING:
+    from engine import Studio
 
 COMMANDS = ("train", "validate", "chat", "study")
 EXIT_OK, EXIT_FAILED, EXIT_STOPPED = 0, 1, 130
 
 
 def default_lang() -> str:
-    return "zh" if os.environ.get("LANG", "").lower().startswith("zh") else "en"
+    """The language of the user's locale (`LANG=zh_CN.UTF-8` gives zh) when the catalogue has it, else English."""
+    prefix = os.environ.get("LANG", "")[:2].lower()
+    return prefix if prefix in LANGS else "en"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python app.py", description="Local fine-tuning studio")
     sub = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--lang", choices=("zh", "en"), default=default_lang())
+    common.add_argument("--lang", choices=LANGS, default=default_lang())
     common.add_argument("--debug", action="store_true", help="show technical details on failure")
 
     train = sub.add_parser("train", parents=[common], help="train an adapter without the browser")
@@ -85,7 +104,8 @@ def _quiet_libraries(debug: bool) -> None:
 
 # ---- validate ---------------------------------------------------------------------------
 def _validate(args) -> int:
-    from engine.studio import Studio
+    """Check a dataset file; exit 1 when it has errors."""
+    from engine import Studio
 
     report = Studio().check_dataset(args.path).report
     if args.json:
@@ -99,13 +119,11 @@ def _validate(args) -> int:
 
 
 # ---- train ------------------------------------------------------------------------------
-def resolve_train_config(args) -> TrainConfig:
+def resolve_train_config(args, studio: "Studio") -> TrainConfig:
     """Defaults for this machine, then the preset, the config file, --dataset and --set, in that order."""
-    from engine.presets import apply_preset, default_config
-
-    config = default_config()
+    config = studio.default_config()
     if args.preset:
-        config = apply_preset(args.preset, config)
+        config = studio.apply_preset(args.preset, config)
     if args.config:
         config = TrainConfig.from_yaml(args.config, base=config)
     if args.dataset:
@@ -114,14 +132,15 @@ def resolve_train_config(args) -> TrainConfig:
 
 
 def _train(args) -> int:
-    from engine.studio import Studio
+    """Train in the foreground, printing events and the diagnosis; Ctrl-C stops the run (adapter saved)."""
+    from engine import Studio
 
-    config = resolve_train_config(args)
     studio = Studio()
+    config = resolve_train_config(args, studio)
     if args.dry_run:
         return _dry_run(studio, config, args.lang)
     run_id = studio.start(config, run_dir=args.run_dir)
-    run_dir = studio.runner.run_dir(run_id)
+    run_dir = studio.run_dir(run_id)
     print(f"run {run_id} -> {run_dir}", flush=True)
     interrupted = []
 
@@ -138,9 +157,9 @@ def _train(args) -> int:
     finally:
         signal.signal(signal.SIGINT, previous)
     if state is RunState.FAILED:
-        error = studio.snapshot(run_id).error or {}
-        print(render_error(EngineError(error.get("code", "train_failed"), error.get("params", {}),
-                                       error.get("hint")), args.lang), file=sys.stderr)
+        failure = studio.snapshot(run_id).error
+        error = failure.to_error() if failure else EngineError("train_failed")
+        print(render_error(error, args.lang), file=sys.stderr)
         if args.debug and (run_dir / "train.log").is_file():
             print((run_dir / "train.log").read_text(encoding="utf-8"), file=sys.stderr)
         return EXIT_FAILED
@@ -152,8 +171,6 @@ def _train(args) -> int:
 
 def _dry_run(studio, config: TrainConfig, lang: str) -> int:
     """Print the config as YAML and the pre-training check; exit 1 when it has errors."""
-    from engine.planning.plan_text import plan_lines
-
     plan = studio.plan(config)
     print(config.to_yaml())
     for line in plan_lines(plan, lang):
@@ -163,8 +180,6 @@ def _dry_run(studio, config: TrainConfig, lang: str) -> int:
 
 def _follow(studio, run_id: str, lang: str) -> RunState:
     """Print the run's events as they arrive, and the diagnosis whenever it changes, until the run ends."""
-    from engine.training.diagnosis import diagnose
-
     cursor, points, said = 0, [], "warming_up"
     while True:
         events, cursor = studio.events_since(run_id, cursor)
@@ -172,42 +187,43 @@ def _follow(studio, run_id: str, lang: str) -> RunState:
             line = format_event(event, lang)
             if line:
                 print(line, flush=True)
-            if event.kind == "log":
-                points.append(event.data)
+            if isinstance(event, LogEvent):
+                points.append(event.payload())
                 found = diagnose(points)
                 if found.kind != said:
                     said = found.kind
                     print(f">> {render(found.title_code, found.params, lang)} "
                           f"{render(found.advice_code, found.params, lang)}", flush=True)
         state = studio.snapshot(run_id).state
-        if not state.is_live and not studio.runner.is_live():
+        if not state.is_live and not studio.is_live():
             return state
         time.sleep(0.5)
 
 
 def format_event(event: Event, lang: str) -> str | None:
     """One terminal line for an event (None for events not worth a line)."""
-    data = event.data
-    if event.kind == "status":
-        return f"[{render('state_' + data['state'], lang=lang)}]"
-    if event.kind == "progress":
-        return f"... {render(data['message'], lang=lang)}"
-    if event.kind == "log":
-        parts = [f"step {data.get('step')}/{data.get('max_steps')}", f"epoch {data.get('epoch', 0):.2f}"]
-        for key, label, fmt in (("loss", "loss", ".4f"), ("eval_loss", "eval_loss", ".4f"),
-                                ("learning_rate", "lr", ".2e"), ("grad_norm", "grad_norm", ".3f"),
-                                ("tokens_per_second", "tok/s", ".0f")):
-            if data.get(key) is not None:
-                parts.append(f"{label} {data[key]:{fmt}}")
+    if isinstance(event, StatusEvent):
+        return f"[{render('state_' + event.state.value, lang=lang)}]"
+    if isinstance(event, ProgressEvent):
+        return f"... {render(event.message, lang=lang)}"
+    if isinstance(event, LogEvent):
+        parts = [f"step {event.step}/{event.max_steps}", f"epoch {event.epoch or 0:.2f}"]
+        for name, label, fmt in (("loss", "loss", ".4f"), ("eval_loss", "eval_loss", ".4f"),
+                                 ("learning_rate", "lr", ".2e"), ("grad_norm", "grad_norm", ".3f"),
+                                 ("tokens_per_second", "tok/s", ".0f")):
+            value = getattr(event, name)
+            if value is not None and math.isfinite(value):  # a non-finite value gets no number
+                parts.append(f"{label} {value:{fmt}}")
         return "  ".join(parts)
     return None
 
 
 # ---- chat -------------------------------------------------------------------------------
 def _chat(args) -> int:
-    from engine.chat.inference import ChatModel
+    """The base model's and the adapter's answers to one prompt (one model load serves both)."""
+    from engine import Studio
 
-    pair = ChatModel().compare(args.run, [{"role": "user", "content": args.prompt}])
+    pair = Studio().compare(args.run, args.prompt)
     if args.json:
         print(json.dumps({"base": pair.base, "adapter": pair.adapter}, ensure_ascii=False))
     else:
@@ -218,7 +234,8 @@ def _chat(args) -> int:
 
 # ---- study ------------------------------------------------------------------------------
 def _study(args) -> int:
-    from engine.study.store import StudyStore
+    """List the blind studies of a database, or export one's votes or preference pairs."""
+    from engine import StudyStore
 
     if not Path(args.db).is_file():
         raise EngineError("study_db_missing", {"path": args.db})

@@ -3,17 +3,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from engine import presets
 from engine.chat.inference import AnswerPair, ChatModel, GenParams
 from engine.config import TrainConfig
 from engine.data import checks, reading, splits
-from engine.data.editor import DatasetEditor
 from engine.data.mapping import ColumnMapping
+from engine.data.sessions import EditorPage, EditorSessions, Exclusion
 from engine.errors import EngineError, Issue
 from engine.models import loader
-from engine.study.questions import held_out_questions, write_questions
-from engine.study.store import StudyStore, load_questions
+from engine.study.desk import StudyDesk
+from engine.study.store import StudyStore
 from engine.training import adapters
 from engine.training.events import Event, RunSnapshot
 from engine.training.runner import JobFactory, Runner, RunSummary, real_job_factory
@@ -43,15 +44,16 @@ class RunPlan:
         return [i for i in self.issues if i.severity == "error"]
 
 
-class Studio:
-    """Everything a front end needs, as typed objects; raises EngineError with codes."""
+class Studio(StudyDesk):
+    """Everything a front end needs, as typed objects; raises EngineError with codes. The blind-study actions
+    come from `StudyDesk` (`engine/study/desk.py`)."""
 
     def __init__(self, runs_root: str | Path = "runs", job_factory: JobFactory = real_job_factory,
                  data_root: str | Path = "data") -> None:
         self.runner = Runner(runs_root, job_factory)
         self.chat = ChatModel()
         self.data_root = Path(data_root)
-        self.editor: DatasetEditor | None = None
+        self._editors = EditorSessions(self.data_root)
         self._studies: StudyStore | None = None
         self._tokenizers: dict[str, object] = {}
 
@@ -64,6 +66,26 @@ class Studio:
 
     def apply_preset(self, name: str, base: TrainConfig) -> TrainConfig:
         return presets.apply_preset(name, base)
+
+    def preset_description(self, name: str, lang: str) -> str:
+        """What the preset is for, in `lang` (English when it has no such text)."""
+        description = presets.load_preset(name).description
+        return description.get(lang) or description.get("en", "")
+
+    def save_preset(self, name: str, config: TrainConfig) -> str:
+        """Save `config` as the user preset `name`; returns the name it is saved under (lower case)."""
+        return presets.save_preset(name, config).stem
+
+    def config_from_form(self, values: dict[str, Any]) -> TrainConfig:
+        """The default config with a form's values ({field: value}; None leaves the default); raises
+        EngineError naming a field that does not fit."""
+        return self.default_config().replace(**{name: v for name, v in values.items() if v is not None})
+
+    def training_script(self, config: TrainConfig) -> str:
+        """A standalone TRL + PEFT script that trains like `config`."""
+        from engine.export.script import python_script
+
+        return python_script(config)
 
     # data
     def inspect_dataset(self, path: str | Path) -> reading.DatasetReport:
@@ -143,10 +165,44 @@ class Studio:
             self._tokenizers[model_name] = loader.load_tokenizer(loader.resolve_model(model_name))
         return self._tokenizers[model_name]
 
-    def open_editor(self, path: str | Path) -> DatasetEditor:
-        """Load a dataset into the row editor (the one dataset being edited)."""
-        self.editor = DatasetEditor.open(path, self.data_root)
-        return self.editor
+    # dataset editing: each `session` (a front end's id for one browser session) edits only its own dataset
+    def open_editor(self, session: str, path: str | Path) -> None:
+        """Load a dataset into the session's row editor (replacing the one it edited)."""
+        self._editors.open(session, path)
+
+    def editor_page(self, session: str, number: Any = 1, size: int = 20, query: str = "") -> EditorPage | None:
+        """Page `number` of the session's rows matching `query`; None when it has no dataset open."""
+        return self._editors.page(session, number, size, query)
+
+    def edit_dataset(self, session: str, change: str, *args: Any) -> int | None:
+        """Change the session's rows: `change` names one of `engine.data.sessions.EDITS` ("apply" grid records,
+        "add", "duplicate" a position, "delete" positions, "dedup", "strip", "drop_empty", "undo"); returns the count
+        to announce, None when the session has no dataset open."""
+        return self._editors.edit(session, change, *args)
+
+    def save_dataset(self, session: str) -> Path | None:
+        """Save the session's rows as the dataset's next version; None when it has no dataset open."""
+        return self._editors.save(session)
+
+    def export_dataset(self, session: str, folder: str | Path | None = None) -> Path | None:
+        """Write the session's rows to `<folder>/<dataset name>.jsonl` (default: a new temporary folder);
+        None when it has no dataset open."""
+        return self._editors.export(session, folder)
+
+    def close_editor(self, session: str) -> None:
+        """Forget the session's dataset (when its page closes; unsaved edits go with it)."""
+        self._editors.close(session)
+
+    def exclude_rows_with_errors(self, session: str, path: str | Path, config: TrainConfig) -> Exclusion | None:
+        """Delete the rows that `check_dataset` finds errors in from the session's dataset (undoable) and save
+        a version; None when no row has an error or the session has no dataset open."""
+        result = self.check_dataset(path, config)
+        bad = sorted({issue.row for issue in result.report.errors if issue.row is not None})
+        numbers = result.report.row_numbers
+        positions = [numbers.index(row) + 1 for row in bad if row in numbers]
+        if not bad or self._editors.edit(session, "delete", positions) is None:
+            return None
+        return Exclusion(self._editors.save(session), len(bad), result.report.mapping)
 
     def training_view(self, example: dict, config: TrainConfig | None = None):
         """Segments (text, kind) of one example as the config's model will be trained on it."""
@@ -178,23 +234,13 @@ class Studio:
     def list_runs(self) -> list[RunSummary]:
         return self.runner.list_runs()
 
-    # blind studies
-    @property
-    def studies(self) -> StudyStore:
-        """The studies database (`<data folder>/studies.db`), opened on first use."""
-        if self._studies is None:
-            self._studies = StudyStore(self.data_root / "studies.db")
-        return self._studies
+    def current_run_id(self) -> str | None:
+        """The run started or resumed last (live or finished), None before the first."""
+        return self.runner.current_run_id
 
-    def studies_questions(self, path: str | Path) -> list[dict]:
-        return load_questions(path)
-
-    def held_out_questions_file(self, choice: str) -> Path:
-        """Write the held-out rows of the chosen adapter's run as a question file under the data
-        folder (prompt + reference), for a study; returns its path."""
-        run_dir, _adapter = adapters.locate(self.adapter_path(choice))
-        questions = held_out_questions(run_dir)
-        return write_questions(self.data_root / "studies" / f"{run_dir.name}-held-out.jsonl", questions)
+    def is_live(self, run_id: str | None = None) -> bool:
+        """Whether a run is training now; with `run_id`, whether that run is the live one."""
+        return self.runner.is_live() and (run_id is None or self.runner.current_run_id == run_id)
 
     # adapters
     def adapter_choices(self) -> list[adapters.AdapterChoice]:
@@ -203,7 +249,9 @@ class Studio:
 
     def adapter_path(self, choice: str) -> Path:
         """The folder `ChatModel` opens for a choice: the run folder, or one of its checkpoint folders;
-        raises `run_not_found` when no adapter is there."""
+        raises `run_not_found` when no adapter is there (or no choice was made)."""
+        if not choice:
+            raise EngineError("run_not_found", {"path": "-"}, hint="hint_pick_run")
         run_id, checkpoint = adapters.split_choice(choice)
         run_dir = self.runner.run_dir(run_id) or Path(run_id)
         path = run_dir / "checkpoints" / checkpoint if checkpoint else run_dir
@@ -213,19 +261,21 @@ class Studio:
     # chat
     def stream_compare(self, run_id: str, prompt: str, params: GenParams = GenParams(),
                        history: tuple[list[dict], list[dict]] = ([], [])):
-        """`compare`, yielding (base so far, adapter so far) while the answers are generated."""
+        """Base and adapter answers to `prompt` for an adapter choice (a run id, or `run_id@checkpoint-N`),
+        yielding (base so far, adapter so far) while they are generated; `history` holds each side's earlier
+        turns (base, adapter) so a multi-turn chat continues on both sides."""
         if self.runner.is_live():
             raise EngineError("busy_generating", hint="hint_wait_or_stop")
         run_dir = self.adapter_path(run_id)
         turn = [{"role": "user", "content": prompt}]
         yield from self.chat.stream_compare(run_dir, list(history[0]) + turn, params, list(history[1]) + turn)
 
-    def compare(self, run_id: str, prompt: str, params: GenParams = GenParams(),
-                history: tuple[list[dict], list[dict]] = ([], [])) -> AnswerPair:
-        """Base and adapter answers to `prompt` for an adapter choice (a run id, or `run_id@checkpoint-N`);
-        `history` holds each side's earlier turns (base, adapter) so a multi-turn chat continues on both sides."""
-        if self.runner.is_live():
-            raise EngineError("busy_generating", hint="hint_wait_or_stop")
-        run_dir = self.adapter_path(run_id)
-        turn = [{"role": "user", "content": prompt}]
-        return self.chat.compare(run_dir, list(history[0]) + turn, params, list(history[1]) + turn)
+    # the command line
+    def run_dir(self, run_id: str) -> Path | None:
+        """The folder of a run (None when there is no such run)."""
+        return self.runner.run_dir(run_id)
+
+    def compare(self, choice: str, prompt: str) -> AnswerPair:
+        """Base and adapter answers to one prompt, whole rather than streamed (`python app.py chat`): an
+        adapter choice or a run / checkpoint folder; one model load serves both sides."""
+        return self.chat.compare(self.adapter_path(choice), [{"role": "user", "content": prompt}])

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from engine.presets import SAMPLE_DATASET
+from engine.training.events import LogEvent, RunState, StatusEvent
 
 HELDOUT = SAMPLE_DATASET.with_name("customer_service_heldout.jsonl")
 EN_GREETING = "Thanks for reaching out to Orchard Lane!"
@@ -37,12 +38,12 @@ class FakeJob:
 
     def train(self, resume_from: str | None = None) -> None:
         first = int(resume_from.rsplit("-", 1)[-1]) + 1 if resume_from else 1
-        self.log.append("status", state="TRAINING", max_steps=self.steps)
+        self.log.append(StatusEvent(RunState.TRAINING, max_steps=self.steps))
         for step in range(first, self.steps + 1):
             if self.stop_requested.is_set():
                 return
             time.sleep(self.delay)
-            self.log.append("log", step=step, epoch=step / self.steps, max_steps=self.steps, loss=3.0 / step)
+            self.log.append(LogEvent(step, epoch=step / self.steps, max_steps=self.steps, loss=3.0 / step))
             checkpoint = self.run_dir / "checkpoints" / f"checkpoint-{step}"
             checkpoint.mkdir(parents=True, exist_ok=True)
             (checkpoint / "trainer_state.json").write_text("{}", encoding="utf-8")

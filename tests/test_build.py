@@ -1,6 +1,8 @@
 """build: TrainConfig -> SFTConfig / LoraConfig / BitsAndBytesConfig / from_pretrained kwargs."""
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
 from engine.config import TrainConfig
@@ -66,6 +68,54 @@ def test_sft_config_eval_only_with_an_eval_set(tmp_path):
 def test_sft_config_gradient_checkpointing_on(tmp_path):
     args = factories.sft_config(TrainConfig(gradient_checkpointing=True), tmp_path, cuda=False, has_eval=False)
     assert args.gradient_checkpointing is True
+    assert args.activation_checkpointing is True  # transformers 5.23's name for it
+
+
+@pytest.mark.parametrize("checkpointing", [True, False])
+def test_sft_config_uses_no_deprecated_argument(tmp_path, checkpointing):
+    """transformers 5.23 deprecates `gradient_checkpointing` (FutureWarning): the factory sets the new name."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        warnings.simplefilter("error", DeprecationWarning)
+        args = factories.sft_config(TrainConfig(gradient_checkpointing=checkpointing, eval_strategy="steps"),
+                                    tmp_path, cuda=False, has_eval=True)
+    assert args.activation_checkpointing is checkpointing and args.gradient_checkpointing is checkpointing
+
+
+def test_the_sft_table_names_real_fields_and_arguments(tmp_path):
+    import dataclasses
+
+    from trl import SFTConfig
+
+    arguments = {f.name for f in dataclasses.fields(SFTConfig)}
+    config_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    assert {name for name, _argument in factories.SFT_FIELDS} <= config_fields
+    assert {argument for _name, argument in factories.SFT_FIELDS} | set(factories.SFT_FIXED) <= arguments
+    assert "gradient_checkpointing" not in {argument for _name, argument in factories.SFT_FIELDS}  # deprecated
+    config = TrainConfig(learning_rate=3e-5, num_train_epochs=1.5, max_steps=9, per_device_train_batch_size=3,
+                         gradient_accumulation_steps=2, lr_scheduler_type="linear", warmup_steps=4, weight_decay=0.1,
+                         optim="adafactor", gradient_checkpointing=True, train_sampling_strategy="random",
+                         seed=5, logging_steps=3, save_total_limit=4, max_length=128)
+    assert all(getattr(config, name) != getattr(TrainConfig(), name) for name, _argument in factories.SFT_FIELDS
+               if name not in ("bf16", "fp16"))  # every mapped field is exercised with a non-default value
+    args = factories.sft_config(config, tmp_path, cuda=False, has_eval=False)
+    for name, argument in factories.SFT_FIELDS:
+        assert _value(getattr(args, argument)) == getattr(config, name), argument
+    for argument, value in factories.SFT_FIXED.items():
+        expected = ([], "none", ["none"]) if argument == "report_to" else (value,)  # "none" may become []
+        assert _value(getattr(args, argument)) in expected, argument
+
+
+def test_settings_are_the_configs_arguments():
+    """The plain dicts the exporter writes are what the config objects are built from."""
+    config = TrainConfig(load_in_4bit=True, bnb_4bit_quant_type="fp4", lora_target_modules=("q_proj",), lora_r=4)
+    assert factories.quantization_settings(TrainConfig()) is None
+    assert factories.quantization_settings(TrainConfig(load_in_8bit=True, load_in_4bit=True)) == {"load_in_8bit": True}
+    assert factories.quantization_settings(config) == {"load_in_4bit": True, "bnb_4bit_quant_type": "fp4",
+                                                       "bnb_4bit_use_double_quant": True}
+    assert factories.lora_settings(config) == {"r": 4, "lora_alpha": 32, "lora_dropout": 0.05,
+                                               "target_modules": ["q_proj"], "use_rslora": False, "use_dora": False,
+                                               "task_type": "CAUSAL_LM"}
 
 
 def test_lora_config_all_linear():

@@ -1,6 +1,8 @@
 """EventCallback with fake trainer state/control objects: log events, throughput and stopping."""
 from __future__ import annotations
 
+import json
+import math
 import threading
 from types import SimpleNamespace
 
@@ -10,7 +12,7 @@ pytest.importorskip("transformers")
 
 from engine.training import callbacks  # noqa: E402
 from engine.training.callbacks import EventCallback  # noqa: E402
-from engine.training.events import EventLog, RunState  # noqa: E402
+from engine.training.events import EventLog, RunState, StatusEvent  # noqa: E402
 
 
 class FakeClock:
@@ -45,8 +47,9 @@ def events(log, kind=None):
 def test_train_begin_emits_training_status(setup):
     callback, log, _stop, state, control, _clock = setup
     callback.on_train_begin(None, state, control)
-    assert [(e.kind, e.data) for e in events(log)] == [("status", {"state": RunState.TRAINING.value,
-                                                                   "max_steps": 10})]
+    assert events(log) == [StatusEvent(RunState.TRAINING, max_steps=10)]
+    assert [(e.kind, e.payload()) for e in events(log)] == [("status", {"state": RunState.TRAINING.value,
+                                                                        "max_steps": 10})]
     assert control.should_training_stop is False
 
 
@@ -57,15 +60,15 @@ def test_on_log_emits_metrics(setup):
     callback.on_log(None, state, control, logs={"loss": 2.5, "learning_rate": 1e-4, "grad_norm": 0.75,
                                                 "mean_token_accuracy": 0.4, "epoch": 0.12})
     [event] = events(log, "log")
-    assert event.data["step"] == 1
-    assert event.data["epoch"] == 0.1235
-    assert event.data["max_steps"] == 10
-    assert event.data["loss"] == 2.5
-    assert event.data["learning_rate"] == 1e-4
-    assert event.data["grad_norm"] == 0.75
-    assert event.data["mean_token_accuracy"] == 0.4
-    assert event.data["memory_mb"] == 123.5
-    assert "eval_loss" not in event.data
+    assert event.step == 1
+    assert event.epoch == 0.1235
+    assert event.max_steps == 10
+    assert event.loss == 2.5
+    assert event.learning_rate == 1e-4
+    assert event.grad_norm == 0.75
+    assert event.mean_token_accuracy == 0.4
+    assert event.memory_mb == 123.5
+    assert event.eval_loss is None and "eval_loss" not in event.payload()
 
 
 def test_tokens_per_second_after_two_logs(setup):
@@ -78,9 +81,9 @@ def test_tokens_per_second_after_two_logs(setup):
     state.global_step, state.num_input_tokens_seen = 2, 1200
     callback.on_log(None, state, control, logs={"loss": 1.9})
     first, second = events(log, "log")
-    assert first.data["tokens_per_second"] == pytest.approx(200.0)
-    assert second.data["tokens_per_second"] == pytest.approx(200.0)
-    assert (first.data["tokens_seen"], second.data["tokens_seen"]) == (400, 1200)
+    assert first.tokens_per_second == pytest.approx(200.0)
+    assert second.tokens_per_second == pytest.approx(200.0)
+    assert (first.tokens_seen, second.tokens_seen) == (400, 1200)
 
 
 def test_no_tokens_per_second_without_new_tokens(setup):
@@ -89,7 +92,7 @@ def test_no_tokens_per_second_without_new_tokens(setup):
     clock.now += 1.0
     callback.on_log(None, state, control, logs={"loss": 2.0})  # num_input_tokens_seen stays 0
     [event] = events(log, "log")
-    assert "tokens_per_second" not in event.data
+    assert event.tokens_per_second is None and "tokens_per_second" not in event.payload()
 
 
 def test_eval_logs_carry_eval_loss_and_do_not_count_as_throughput(setup):
@@ -104,9 +107,10 @@ def test_eval_logs_carry_eval_loss_and_do_not_count_as_throughput(setup):
     state.global_step, state.num_input_tokens_seen = 2, 200
     callback.on_log(None, state, control, logs={"loss": 1.7})
     train1, evaluation, train2 = events(log, "log")
-    assert evaluation.data["eval_loss"] == 1.8
-    assert "loss" not in evaluation.data and "tokens_per_second" not in evaluation.data
-    assert train2.data["tokens_per_second"] == pytest.approx(100.0)
+    assert evaluation.eval_loss == 1.8
+    assert evaluation.loss is None and evaluation.tokens_per_second is None
+    assert "loss" not in evaluation.payload() and "tokens_per_second" not in evaluation.payload()
+    assert train2.tokens_per_second == pytest.approx(100.0)
 
 
 def test_end_summary_emits_nothing(setup):
@@ -119,11 +123,14 @@ def test_end_summary_emits_nothing(setup):
 
 
 def test_non_finite_values_become_none(setup):
+    """Reported but not finite: NaN on the event, None (null) in its payload and its line."""
     callback, log, _stop, state, control, _clock = setup
     callback.on_log(None, state, control, logs={"loss": float("nan"), "grad_norm": float("inf")})
     [event] = events(log, "log")
-    assert event.data["loss"] is None and event.data["grad_norm"] is None
-    event.to_json()  # still plain JSON
+    assert math.isnan(event.loss) and math.isnan(event.grad_norm)
+    assert event.payload()["loss"] is None and event.payload()["grad_norm"] is None
+    line = json.loads(event.to_json(), parse_constant=lambda name: pytest.fail(f"{name} in the line"))  # plain JSON
+    assert line["data"]["loss"] is None and line["data"]["grad_norm"] is None
 
 
 def test_step_end_without_stop(setup):
@@ -144,4 +151,4 @@ def test_stop_before_training_begins(setup):
     stop.set()
     callback.on_train_begin(None, state, control)
     assert control.should_training_stop is True
-    assert events(log, "status")[0].data["state"] == "TRAINING"
+    assert events(log, "status")[0].state is RunState.TRAINING

@@ -8,7 +8,7 @@ import pytest
 
 from engine.config import BUNDLED_MODEL_ID
 from engine.data import checks, reading, splits
-from engine.locales import MESSAGES, render
+from engine.locales import render, wordings
 from engine.models import loader
 from engine.presets import SAMPLE_DATASET
 from tests.conftest import HELDOUT
@@ -87,7 +87,7 @@ def test_conflicting_answers(tmp_path):
         {"instruction": "what are your opening hours", "output": "We are open around the clock."},     # 27
         {"instruction": "What are your opening hours?", "output": "We are open 9 to 5 on weekdays!"},  # 28 near 26
         {"instruction": "What are your opening hours?", "input": "On Sunday",
-         "output": "We are closed on Sundays."},                                                       # 29 other question
+         "output": "We are closed on Sundays."},                                              # 29 other question
     ]
     issues, _ = checks.check_dataset(report_of(tmp_path, rows), num_train_epochs=3)
     assert [(i.row, i.params["first"], i.field) for i in of(issues, "dataset_conflicting_answers")] == \
@@ -266,7 +266,7 @@ def test_an_unusable_report_gives_no_warnings(tmp_path):
 
 @pytest.mark.parametrize("code", CODES)
 def test_every_check_is_worded_in_both_languages(code):
-    en, zh = MESSAGES[code]
+    en, zh = wordings(code, "en", "zh")
     assert en != zh
     params = {"row": 7, "first": 3, "count": 4, "max_length": 512, "longest": 900, "mean_excess": 120,
               "length": 700, "field": "user", "chars": "U+0007", "rows": 12, "epochs": 3}

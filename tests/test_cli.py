@@ -1,7 +1,9 @@
 """The headless CLI (`python app.py validate|train`), run as a user would: a subprocess from the repo root."""
 from __future__ import annotations
 
+import ast
 import json
+import math
 import os
 import re
 import signal
@@ -13,9 +15,12 @@ from pathlib import Path
 
 import pytest
 
+import engine
 from engine import cli
 from engine.config import TrainConfig
-from engine.training.events import Event
+from engine.studio import Studio
+from engine.training.events import ErrorEvent, LogEvent, ProgressEvent, RunState, StatusEvent
+from tests.conftest import FakeJob
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "engine" / "data" / "samples" / "customer_service.jsonl"
@@ -187,28 +192,100 @@ def test_resolve_train_config_order(tmp_path, monkeypatch):
     config_file.write_text("lora_r: 4\nmax_steps: 9\ndataset_path: from-config.jsonl\n", encoding="utf-8")
     args = Namespace(preset="smoke-test", config=str(config_file), dataset="from-flag.jsonl",
                      assignments=["max_steps=5"])
-    config = cli.resolve_train_config(args)
+    studio = Studio(tmp_path / "runs", data_root=tmp_path / "data")
+    config = cli.resolve_train_config(args, studio)
     assert config.max_length == 128  # smoke-test over cpu-demo's 256
     assert config.learning_rate == 0.001  # cpu-demo, the CPU default
     assert config.lora_r == 4  # the config file
     assert config.dataset_path == "from-flag.jsonl"  # --dataset over the file
     assert config.max_steps == 5  # --set last
-    bare = cli.resolve_train_config(Namespace(preset=None, config=None, dataset=None, assignments=[]))
+    bare = cli.resolve_train_config(Namespace(preset=None, config=None, dataset=None, assignments=[]), studio)
     assert bare == TrainConfig(dataset_path=str(SAMPLE)).replace(learning_rate=0.001, num_train_epochs=1,
                                                                   max_length=256, save_steps=20)
 
 
 def test_format_event():
-    status = Event(0, 0.0, "status", {"state": "TRAINING", "max_steps": 4})
+    status = StatusEvent(RunState.TRAINING, max_steps=4)
     assert cli.format_event(status, "en") == "[Training]"
     assert cli.format_event(status, "zh") == "[训练中]"
-    assert cli.format_event(Event(1, 0.0, "progress", {"message": "progress_load_model"}), "en") == \
+    assert cli.format_event(ProgressEvent("progress_load_model"), "en") == \
         "... Loading the model"
-    line = cli.format_event(Event(2, 0.0, "log", {"step": 3, "max_steps": 4, "epoch": 0.75, "loss": 1.23456,
-                                                  "learning_rate": 2e-4, "grad_norm": None,
-                                                  "tokens_per_second": 812.4}), "en")
+    line = cli.format_event(LogEvent(3, max_steps=4, epoch=0.75, loss=1.23456, learning_rate=2e-4, grad_norm=math.nan,
+                                     tokens_per_second=812.4), "en")
     assert line == "step 3/4  epoch 0.75  loss 1.2346  lr 2.00e-04  tok/s 812"
-    assert cli.format_event(Event(3, 0.0, "error", {"code": "train_failed"}), "en") is None
+    assert cli.format_event(ErrorEvent("train_failed"), "en") is None
+
+
+def test_the_cli_uses_only_the_public_surface():
+    """`from engine import ...` only: no `engine.<submodule>` import, at module level or in a function."""
+    tree = ast.parse(Path(cli.__file__).read_text(encoding="utf-8"))
+    imported = [node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+    imported += [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+    assert "engine" in imported
+    assert [name for name in imported if name and name.startswith("engine.")] == []
+
+
+def in_process_studio(monkeypatch, tmp_path, job_factory) -> None:
+    """`cli.main` builds `Studio()`: give it a fake job and a temporary runs folder."""
+    monkeypatch.setattr(engine, "Studio", lambda: Studio(tmp_path / "runs", job_factory=job_factory,
+                                                         data_root=tmp_path / "data"))
+
+
+def test_train_in_process_prints_the_events(tmp_path, monkeypatch, capsys):
+    in_process_studio(monkeypatch, tmp_path, lambda *a: FakeJob(*a, steps=10, delay=0.0))
+    assert cli.main(["train", "--dataset", str(SAMPLE), "--run-dir", str(tmp_path / "runs" / "r"), "--lang", "en"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"run r -> {tmp_path / 'runs' / 'r'}"
+    assert "[Training]" in out and "[Done]" in out
+    assert "step 10/10  epoch 1.00  loss 0.3000" in out
+    found = engine.diagnose([{"step": step, "loss": 3.0 / step} for step in range(1, 9)])  # as soon as it can say
+    assert found.kind == "healthy" and [line for line in out if line.startswith(">> ")] == [
+        f">> {engine.render(found.title_code, found.params)} {engine.render(found.advice_code, found.params)}"]
+    assert str(tmp_path / "runs" / "r" / "adapter") in out[-1]
+
+
+def test_train_in_process_words_the_failure(tmp_path, monkeypatch, capsys):
+    def failing_job(*_args):
+        raise engine.EngineError("model_offline", {"name": "org/model"}, hint="hint_local_model")
+
+    in_process_studio(monkeypatch, tmp_path, failing_job)
+    assert cli.main(["train", "--dataset", str(SAMPLE), "--lang", "en"]) == 1
+    captured = capsys.readouterr()
+    expected = engine.render_error(engine.EngineError("model_offline", {"name": "org/model"},
+                                                      hint="hint_local_model"), "en")
+    assert "[Failed]" in captured.out and captured.err.strip() == expected and "org/model" in expected
+
+
+class FakeChat:
+    """Stands in for ChatModel: records each compare call and answers both sides at once."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def compare(self, run_dir, messages, *rest):
+        from engine.chat.inference import AnswerPair
+
+        self.calls.append((Path(run_dir), messages, rest))
+        return AnswerPair(base="base says 你好", adapter="adapter says hi")
+
+
+def test_chat_in_process_answers_both_sides_with_one_call(tmp_path, monkeypatch, capsys):
+    run_dir = tmp_path / "elsewhere" / "run-1"
+    (run_dir / "adapter").mkdir(parents=True)
+    (run_dir / "adapter" / "adapter_config.json").write_text("{}", encoding="utf-8")
+    (run_dir / "config.yaml").write_text(TrainConfig().to_yaml(), encoding="utf-8")
+    chat = FakeChat()
+    studio = Studio(tmp_path / "runs", data_root=tmp_path / "data")
+    studio.chat = chat
+    monkeypatch.setattr(engine, "Studio", lambda: studio)
+    assert cli.main(["chat", "--run", str(run_dir), "--prompt", "hello", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"base": "base says 你好", "adapter": "adapter says hi"}
+    assert chat.calls == [(run_dir, [{"role": "user", "content": "hello"}], ())]
+    assert cli.main(["chat", "--run", str(run_dir), "--prompt", "hello", "--lang", "en"]) == 0
+    assert capsys.readouterr().out == "== Base model ==\nbase says 你好\n\n== With adapter ==\nadapter says hi\n"
+    missing = tmp_path / "no-run"
+    assert cli.main(["chat", "--run", str(missing), "--prompt", "hello", "--lang", "en"]) == 1
+    assert str(missing) in capsys.readouterr().err and len(chat.calls) == 2
 
 
 # ---- train: real runs on the bundled model (slow) ---------------------------------------------

@@ -118,7 +118,8 @@ def test_missing_and_empty_cells_count_as_duplicates(tmp_path):
 
 
 def test_strip_whitespace_and_undo(tmp_path):
-    rows = [{"instruction": "  padded\n", "input": " ", "output": "fine"}, {"instruction": "ok", "input": "", "output": "ok"}]
+    rows = [{"instruction": "  padded\n", "input": " ", "output": "fine"},
+            {"instruction": "ok", "input": "", "output": "ok"}]
     ed = DatasetEditor.open(write_jsonl(tmp_path / "w.jsonl", rows), tmp_path / "data")
     assert ed.strip_whitespace() == 2
     assert ed.to_records()[0] == {"instruction": "padded", "input": "", "output": "fine"}

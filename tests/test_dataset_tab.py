@@ -66,3 +66,46 @@ def test_model_view_highlights_the_trained_answer(serve, tmp_path):
     kinds = [(span["token"], span["class_or_confidence"]) for span in spans]
     assert kinds[0][1] == "context" and "下单后多久发货" in kinds[0][0]
     assert kinds[1][1] == "trained" and kinds[1][0].startswith("您好，感谢联系果园巷！")
+
+
+def read_rows(path) -> list[dict]:
+    return [json.loads(line) for line in open(path, encoding="utf-8").read().splitlines()]
+
+
+def edit_first_cell(client: Client, column: int, text: str) -> None:
+    """Through the client's own editor: write `text` into the first row's `column` and apply."""
+    grid, _page, _info = client.predict("en", 1, "", api_name="/editor_page")
+    rows = [list(r) for r in grid["data"]]
+    rows[0][column] = text
+    client.predict("en", 1, "", {"headers": grid["headers"], "data": rows}, api_name="/editor_apply")
+
+
+def test_two_sessions_check_edit_exclude_and_save_their_own_datasets(serve, tmp_path):
+    faq = [{"instruction": f"Question {i}", "output": "" if i in (2, 4) else f"Answer {i}"} for i in range(1, 9)]
+    qa = [{"question": f"Where is order {i}?", "answer": "" if i % 10 == 0 else f"It ships today ({i})."}
+          for i in range(1, 31)]
+    path_a, path_b = write_rows(tmp_path / "faq.jsonl", faq), write_rows(tmp_path / "qa.jsonl", qa)
+    data = tmp_path / "data"
+    url, _app = serve(Studio(tmp_path / "runs", job_factory=FakeJob, data_root=data))
+    a, b = Client(url, verbose=False), Client(url, verbose=False)
+
+    *_, grid_a, _page, _info = a.predict(lang="en", file_path=str(path_a), api_name="/check_dataset")
+    *_, grid_b, _page, _info = b.predict(lang="en", file_path=str(path_b), api_name="/check_dataset")
+    assert grid_a["headers"] == ["#", "instruction", "output"] and grid_b["headers"] == ["#", "question", "answer"]
+    excluded_a, summary_a, *_ = a.predict(lang="en", file_path=str(path_a), api_name="/exclude_rows_with_errors")
+    excluded_b, summary_b, *_ = b.predict(lang="en", file_path=str(path_b), api_name="/exclude_rows_with_errors")
+    assert excluded_a == str(data / "faq" / "v0001.jsonl") and "6 rows" in summary_a
+    assert excluded_b == str(data / "qa" / "v0001.jsonl") and "27 rows" in summary_b
+    edit_first_cell(a, 2, "Edited by A")
+    edit_first_cell(b, 2, "Edited by B")
+    saved_a, saved_b = a.predict("en", api_name="/editor_save"), b.predict("en", api_name="/editor_save")
+
+    assert saved_a == str(data / "faq" / "v0002.jsonl") and saved_b == str(data / "qa" / "v0002.jsonl")
+    kept_a, kept_b = [r for r in faq if r["output"]], [r for r in qa if r["answer"]]
+    assert read_rows(excluded_a) == kept_a and read_rows(excluded_b) == kept_b
+    assert read_rows(saved_a) == [{**kept_a[0], "output": "Edited by A"}] + kept_a[1:]
+    assert read_rows(saved_b) == [{**kept_b[0], "answer": "Edited by B"}] + kept_b[1:]
+    assert sorted(p.name for p in data.iterdir()) == ["faq", "qa"]
+    for folder in ("faq", "qa"):
+        assert sorted(p.name for p in (data / folder).iterdir()) == ["latest.jsonl", "v0001.jsonl", "v0002.jsonl"]
+    assert read_rows(path_a) == faq and read_rows(path_b) == qa  # the imported files are never written

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from engine.locales import MESSAGES, render
+from engine.locales import message_codes, render, wordings
 from engine.training.diagnosis import (
     KINDS,
     MIN_POINTS,
@@ -275,8 +275,8 @@ def test_diagnosis_codes():
 def test_every_kind_has_english_and_chinese_wording(kind):
     result = Diagnosis(kind)
     for code in (result.title_code, result.advice_code):
-        assert code in MESSAGES, code
-        en, zh = MESSAGES[code]
+        assert code in message_codes(), code
+        en, zh = wordings(code, "en", "zh")
         assert en.strip() and zh.strip() and en != zh
         assert any("\u4e00" <= ch <= "\u9fff" for ch in zh), code
 

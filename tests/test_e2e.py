@@ -23,10 +23,10 @@ def test_adapter_learns_the_house_style(tmp_path, english_dataset):
 
     events, _ = studio.events_since(run_id, 0)
     assert [e.seq for e in events] == list(range(len(events)))
-    losses = [e.data["loss"] for e in events if e.kind == "log" and e.data.get("loss") is not None]
+    losses = [e.loss for e in events if e.kind == "log" and e.loss is not None]
     assert len(losses) >= 10
     assert sum(losses[-3:]) / 3 < losses[0] - 0.5, losses
-    logs = [e.data for e in events if e.kind == "log"]
+    logs = [e.payload() for e in events if e.kind == "log"]
     assert any("eval_loss" in d for d in logs)
     assert all(d.get("tokens_per_second", 1) > 0 for d in logs)
     assert any("learning_rate" in d and "grad_norm" in d for d in logs)

@@ -75,3 +75,35 @@ def test_ui_does_not_import_training_libraries():
         if bad:
             offenders[str(path.relative_to(ROOT))] = sorted(bad)
     assert offenders == {}
+
+
+def test_ui_imports_only_the_engine_surface():
+    """`ui/` reaches the engine through `from engine import ...` alone, never `engine.<submodule>`."""
+    files = sorted((ROOT / "ui").rglob("*.py"))
+    assert files
+    offenders = {}
+    for path in files:
+        bad = {name for name in _imported_modules(path) if name.startswith("engine.")}
+        bad |= {f"engine.{alias}" for alias in _engine_submodules_imported_by_name(path)}
+        if bad:
+            offenders[str(path.relative_to(ROOT))] = sorted(bad)
+    assert offenders == {}
+
+
+def _engine_submodules_imported_by_name(path: Path) -> set[str]:
+    """Names taken `from engine import ...` that are submodules (`from engine import presets`)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    submodules = {p.stem for p in (ROOT / "engine").glob("*.py")} | {
+        p.name for p in (ROOT / "engine").iterdir() if (p / "__init__.py").is_file()}
+    return {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module == "engine"
+            and node.level == 0 for alias in node.names if alias.name in submodules - {"__init__"}}
+
+
+def test_the_ui_import_check_catches_submodule_imports(tmp_path):
+    """The check above would fail on each way of reaching past the surface."""
+    module = tmp_path / "bad.py"
+    module.write_text("import engine.studio\nfrom engine.data import editor\nfrom engine import presets, Studio\n"
+                      "importlib.import_module('engine.cli')\n", encoding="utf-8")
+    reached = {name for name in _imported_modules(module) if name.startswith("engine.")}
+    assert reached == {"engine.studio", "engine.data", "engine.cli"}
+    assert _engine_submodules_imported_by_name(module) == {"presets"}

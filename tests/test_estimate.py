@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from engine.config import BUNDLED_MODEL_ID, TrainConfig
-from engine.locales import MESSAGES, render
+from engine.locales import message_codes, render, wordings
 from engine.planning import estimate
 from engine.planning.estimate import GB, DeviceInfo
 
@@ -180,7 +180,7 @@ def test_a_will_not_fit_suggestion_makes_the_run_fit(config, device):
     result = memory(config, device)
     assert result.verdict == "will_not_fit"
     code, params = result.suggestion
-    assert code in MESSAGES and "{" not in render(code, params) and "{" not in render(code, params, "zh")
+    assert code in message_codes() and "{" not in render(code, params) and "{" not in render(code, params, "zh")
     after = memory(config.replace(**result.changes), device)
     assert after.verdict == "fits" and params["total_gb"] == estimate.gb(after.total)
     if device.kind == "cpu":
@@ -206,11 +206,12 @@ def test_verdict_thresholds():
 
 
 def test_every_part_verdict_and_suggestion_has_both_languages():
-    codes = [f"estimate_part_{p}" for p in estimate.PARTS] + ["estimate_fits", "estimate_tight", "estimate_will_not_fit"]
+    codes = [f"estimate_part_{p}" for p in estimate.PARTS]
+    codes += ["estimate_fits", "estimate_tight", "estimate_will_not_fit"]
     codes += {code for code, _changes in estimate._candidates(  # every suggestion the engine can make
         TrainConfig(dtype="float32", per_device_train_batch_size=4), CARD_24GB)}
     for code in codes:
-        en, zh = MESSAGES[code]
+        en, zh = wordings(code, "en", "zh")
         assert en and zh and en != zh
     text = memory(qlora(QWEN_7B, load_in_4bit=False), CARD_12GB).describe("zh")
     assert "放不下" in text and "模型权重" in text and "4 位" in text

@@ -9,7 +9,7 @@ import pytest
 from engine.config import TrainConfig
 from engine.errors import EngineError
 from engine.presets import SAMPLE_DATASET
-from engine.training.events import EventLog, RunState
+from engine.training.events import EventLog, LogEvent, RunState, StatusEvent
 from engine.training.runner import OWNER_FILE, Runner, latest_checkpoint
 from tests.conftest import FakeJob
 
@@ -38,9 +38,9 @@ def test_stop_then_resume_continues_from_the_checkpoint(tmp_path):
     assert runner.wait(20) is RunState.DONE
     events = runner.events_since(run_id, 0)[0]
     assert [e.seq for e in events] == list(range(len(events)))  # one log, numbering continues
-    steps = [e.data["step"] for e in events if e.kind == "log"]
+    steps = [e.step for e in events if e.kind == "log"]
     assert steps == list(range(1, 31))  # no step repeated or skipped across the resume
-    assert any(e.data.get("resumed_from") == f"checkpoint-{stopped_at}" for e in events)
+    assert any(e.kind == "status" and e.resumed_from == f"checkpoint-{stopped_at}" for e in events)
     # a new reader of the file sees the same thing
     assert [e.seq for e in EventLog.read(tmp_path / run_id / "events.jsonl").since(0)[0]] == [e.seq for e in events]
 
@@ -73,10 +73,10 @@ def test_a_run_left_live_by_a_dead_process_is_marked_interrupted_and_resumable(t
     (run_dir / "checkpoints" / "checkpoint-3" / "trainer_state.json").write_text("{}", encoding="utf-8")
     (run_dir / "config.yaml").write_text(config().to_yaml(), encoding="utf-8")
     log = EventLog(run_dir / "events.jsonl")
-    log.append("status", state="LOADING")
-    log.append("status", state="TRAINING", max_steps=8)
+    log.append(StatusEvent(RunState.LOADING))
+    log.append(StatusEvent(RunState.TRAINING, max_steps=8))
     for step in (1, 2, 3):
-        log.append("log", step=step, max_steps=8, loss=1.0 / step)
+        log.append(LogEvent(step, max_steps=8, loss=1.0 / step))
     (run_dir / OWNER_FILE).write_text("999999999", encoding="utf-8")  # no such process
 
     runner = Runner(tmp_path, job_factory=lambda *a: FakeJob(*a, steps=8, delay=0.01))
@@ -84,7 +84,7 @@ def test_a_run_left_live_by_a_dead_process_is_marked_interrupted_and_resumable(t
     assert summary.state is RunState.INTERRUPTED and summary.can_resume
     runner.resume("crashed")
     assert runner.wait(10) is RunState.DONE
-    steps = [e.data["step"] for e in runner.events_since("crashed", 0)[0] if e.kind == "log"]
+    steps = [e.step for e in runner.events_since("crashed", 0)[0] if e.kind == "log"]
     assert steps == list(range(1, 9))
 
 
@@ -92,7 +92,7 @@ def test_a_run_owned_by_a_live_process_is_left_alone(tmp_path):
     run_dir = tmp_path / "elsewhere"
     run_dir.mkdir()
     (run_dir / "config.yaml").write_text(config().to_yaml(), encoding="utf-8")
-    EventLog(run_dir / "events.jsonl").append("status", state="TRAINING", max_steps=5)
+    EventLog(run_dir / "events.jsonl").append(StatusEvent(RunState.TRAINING, max_steps=5))
     (run_dir / OWNER_FILE).write_text(str(os.getpid()), encoding="utf-8")
     assert Runner(tmp_path, job_factory=FakeJob).snapshot("elsewhere").state is RunState.TRAINING
 
@@ -118,8 +118,8 @@ def test_real_resume_restores_the_trainer_state(tmp_path, english_dataset):
     studio.resume(run_id)
     assert studio.runner.wait(900) is RunState.DONE
     events = studio.events_since(run_id, 0)[0]
-    resumed_at = max(i for i, e in enumerate(events) if e.data.get("resumed_from"))
-    after = [e.data["step"] for e in events[resumed_at:] if e.kind == "log" and "loss" in e.data]
+    resumed_at = max(i for i, e in enumerate(events) if e.kind == "status" and e.resumed_from)
+    after = [e.step for e in events[resumed_at:] if e.kind == "log" and e.loss is not None]
     assert after and after[0] == checkpoint_step + 1 and after[-1] == 6
     assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()
 
@@ -150,7 +150,7 @@ def test_real_out_of_memory_fails_cleanly_then_stop_saves_a_loadable_adapter(tmp
     failed = studio.start(cfg)
     assert studio.runner.wait(600) is RunState.FAILED
     error = studio.snapshot(failed).error
-    assert error["code"] == "out_of_memory" and error["hint"] == "hint_reduce_memory"
+    assert error.code == "out_of_memory" and error.hint == "hint_reduce_memory"
     assert "out of memory" in (tmp_path / "runs" / failed / "train.log").read_text()
 
     studio = Studio(tmp_path / "runs")  # the lock was released: a new run starts

@@ -9,7 +9,7 @@ import pytest
 
 from engine.config import TrainConfig
 from engine.errors import EngineError
-from engine.training.events import EventLog, RunState
+from engine.training.events import ErrorEvent, EventLog, LogEvent, RunState, StatusEvent
 from engine.training.runner import Runner
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,16 +26,16 @@ class FakeJob:
 
     def train(self) -> None:
         self.factory.trained += 1
-        self.log.append("status", state=RunState.TRAINING.value, max_steps=3)
+        self.log.append(StatusEvent(RunState.TRAINING, max_steps=3))
         for step in (1, 2):
-            self.log.append("log", step=step, epoch=step / 3, max_steps=3, loss=2.0 / step)
+            self.log.append(LogEvent(step, epoch=step / 3, max_steps=3, loss=2.0 / step))
         if self.factory.block:
             self.factory.training.set()
             assert self.stop.wait(WAIT), "the test never stopped the run"
             return
         if self.factory.error is not None:
             raise self.factory.error
-        self.log.append("log", step=3, epoch=1.0, max_steps=3, loss=0.5)
+        self.log.append(LogEvent(3, epoch=1.0, max_steps=3, loss=0.5))
 
     def save(self, adapter_dir: Path) -> None:
         self.factory.saved.append(adapter_dir)
@@ -71,7 +71,7 @@ def config():
 
 
 def states(runner, run_id):
-    return [e.data["state"] for e in runner.events_since(run_id, 0)[0] if e.kind == "status"]
+    return [e.state.value for e in runner.events_since(run_id, 0)[0] if e.kind == "status"]
 
 
 def finish(runner) -> RunState:
@@ -98,7 +98,7 @@ def test_run_to_done(tmp_path, lock, config):
     assert "prompt" in examples[0] and "completion" in examples[0]
     # LOADING reports the usable rows; snapshot folds the last metrics
     first = runner.events_since(run_id, 0)[0][0]
-    assert first.data == {"state": "LOADING", "rows": 120}
+    assert first == StatusEvent(RunState.LOADING, rows=120)
     snap = runner.snapshot()
     assert snap.state is RunState.DONE and snap.step == 3 and snap.last_loss == 0.5 and snap.max_steps == 3
     assert runner.stop() is False  # nothing live to stop
@@ -201,8 +201,8 @@ def test_job_failure(tmp_path, lock, config):
     assert states(runner, run_id) == ["LOADING", "TRAINING", "FAILED"]
     errors = [e for e in runner.events_since(run_id, 0)[0] if e.kind == "error"]
     assert len(errors) == 1
-    assert errors[0].data == {"code": "train_failed", "params": {"detail": "boom in step 2"}, "hint": "hint_debug"}
-    assert runner.snapshot().error["code"] == "train_failed"
+    assert errors[0] == ErrorEvent("train_failed", {"detail": "boom in step 2"}, "hint_debug")
+    assert runner.snapshot().error.code == "train_failed"
     trace = (runner.run_dir(run_id) / "train.log").read_text(encoding="utf-8")
     assert "Traceback" in trace and "RuntimeError: boom in step 2" in trace
     assert factory.saved == []
@@ -218,7 +218,7 @@ def test_out_of_memory(tmp_path, lock, config):
     run_id = runner.start(config)
     assert finish(runner) is RunState.FAILED
     error = runner.snapshot(run_id).error
-    assert error["code"] == "out_of_memory" and error["hint"] == "hint_reduce_memory"
+    assert error.code == "out_of_memory" and error.hint == "hint_reduce_memory"
     assert not lock.locked()
 
 
@@ -227,7 +227,7 @@ def test_out_of_memory_by_message(tmp_path, lock, config):
                     lock)
     run_id = runner.start(config)
     finish(runner)
-    assert runner.snapshot(run_id).error["code"] == "out_of_memory"
+    assert runner.snapshot(run_id).error.code == "out_of_memory"
 
 
 def test_engine_error_from_loading_keeps_its_code(tmp_path, lock, config):
@@ -236,11 +236,12 @@ def test_engine_error_from_loading_keeps_its_code(tmp_path, lock, config):
     run_id = runner.start(config)
     assert finish(runner) is RunState.FAILED
     assert states(runner, run_id) == ["LOADING", "FAILED"]
-    assert runner.snapshot(run_id).error == {"code": "model_offline",
-                                             "params": {"name": "org/model", "extra": "/x"},
-                                             "hint": "hint_local_model"}
+    assert runner.snapshot(run_id).error == ErrorEvent("model_offline", {"name": "org/model", "extra": "/x"},
+                                                       "hint_local_model")
     # params are stored as plain JSON
-    EventLog.read(runner.run_dir(run_id) / "events.jsonl")
+    stored = EventLog.read(runner.run_dir(run_id) / "events.jsonl")
+    assert stored.skipped == 0
+    assert [e for e in stored.since(0)[0] if e.kind == "error"] == [runner.snapshot(run_id).error]
     assert not lock.locked()
 
 
@@ -248,7 +249,7 @@ def test_empty_exception_message(tmp_path, lock, config):
     runner = Runner(tmp_path / "runs", FakeFactory(error=ValueError()), lock)
     run_id = runner.start(config)
     finish(runner)
-    assert runner.snapshot(run_id).error["params"] == {"detail": "ValueError"}
+    assert runner.snapshot(run_id).error.params == {"detail": "ValueError"}
 
 
 # ---- refusals -------------------------------------------------------------------------------
@@ -353,11 +354,11 @@ def test_list_runs_and_events_from_disk(tmp_path, lock, config):
     assert started == sorted(started, reverse=True)
 
     events, cursor = fresh.events_since(done, 0)
-    assert [e.data["state"] for e in events if e.kind == "status"] == ["LOADING", "TRAINING", "SAVING", "DONE"]
+    assert [e.state.value for e in events if e.kind == "status"] == ["LOADING", "TRAINING", "SAVING", "DONE"]
     assert cursor == len(events)
     later, cursor2 = fresh.events_since(done, 2)
     assert [e.seq for e in later] == list(range(2, cursor)) and cursor2 == cursor
-    assert fresh.snapshot(failed).error["code"] == "train_failed"
+    assert fresh.snapshot(failed).error.code == "train_failed"
     assert fresh.run_dir(done) == root / done
 
 

@@ -2,19 +2,25 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
 
 from engine.config import BUNDLED_MODEL_ID, TrainConfig
-from engine.data import reading, splits
+from engine.data import convert, reading, splits
+from engine.export import script as exporter
 from engine.export.script import python_script
+from engine.models import loader
 from engine.presets import SAMPLE_DATASET
 from engine.training import factories
+
+ROOT = Path(__file__).resolve().parent.parent
 
 CONFIGS = {
     "defaults": {},
@@ -160,10 +166,145 @@ def test_split_and_mix_match_the_studio(changes, tmp_path):
         assert list(evaluation) == list(expected_eval)
 
 
+# ---- the template, its settings block and the copied studio code ---------------------------------
+def _ruff(path: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", *extra, str(path)], cwd=ROOT,
+                          capture_output=True, text=True)
+
+
+def test_the_template_imports_and_passes_ruff():
+    module = importlib.import_module("engine.export.train_lora")
+    assert module.MODEL == BUNDLED_MODEL_ID and module.SFT == factories.sft_settings(TrainConfig(), has_eval=True)
+    assert callable(module.main) and module.to_example is convert.to_example
+    assert module.trainer_class is factories.trainer_class and module.load_tokenizer is loader.load_tokenizer
+    result = _ruff(exporter.TEMPLATE)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_exported_script_passes_ruff_but_for_the_copied_modules_imports(tmp_path):
+    path = tmp_path / "train_lora.py"
+    path.write_text(python_script(sample_config(**CONFIGS["custom"])), encoding="utf-8")
+    # the copied module keeps its own imports, so they stand below the script's code (E402, I001)
+    result = _ruff(path, "--isolated", "--line-length", "120", "--select", "E,F,W,I,B", "--ignore", "E402,I001")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_template_settings_are_the_export_of_the_defaults():
+    template = exporter.TEMPLATE.read_text(encoding="utf-8")
+    assert exporter.settings_block(TrainConfig()) in template
+    assert template.count(exporter.SETTINGS_START) == 1 and template.count(exporter.SETTINGS_END) == 1
+
+
+def _config_from_settings(script: dict) -> TrainConfig:
+    """The config read back from an exported script's settings (the inverse of the exporter's tables)."""
+    sft, lora, quantization = script["SFT"], script["LORA"], script["QUANTIZATION"] or {}
+    modules = lora["target_modules"]
+    return TrainConfig().replace(
+        **{name: sft[argument] for name, argument in factories.SFT_FIELDS},
+        model_name_or_path=script["MODEL"], dataset_path=script["DATASET"], mix_dataset_path=script["MIX_DATASET"],
+        mix_ratio=script["MIX_RATIO"], eval_split=script["EVAL_SPLIT"], eval_rows=script["EVAL_ROWS"],
+        early_stopping_patience=script["EARLY_STOPPING_PATIENCE"], dtype=script["DTYPE"],
+        load_in_8bit=quantization.get("load_in_8bit", False), load_in_4bit=quantization.get("load_in_4bit", False),
+        bnb_4bit_quant_type=quantization.get("bnb_4bit_quant_type", "nf4"),
+        use_bnb_nested_quant=quantization.get("bnb_4bit_use_double_quant", True),
+        lora_r=lora["r"], lora_alpha=lora["lora_alpha"], lora_dropout=lora["lora_dropout"],
+        lora_target_modules=(modules,) if isinstance(modules, str) else tuple(modules),
+        use_rslora=lora["use_rslora"], use_dora=lora["use_dora"],
+        eval_strategy=sft["eval_strategy"], eval_steps=sft["eval_steps"] or TrainConfig().eval_steps,
+        save_steps={**sft, **script["SFT_WITHOUT_EVAL"]}["save_steps"],
+        load_best_model_at_end=sft["load_best_model_at_end"])
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_the_settings_block_round_trips_a_config(name):
+    config = sample_config(**CONFIGS[name], mix_ratio=0.25, mix_dataset_path=str(SAMPLE_DATASET), eval_rows=5)
+    script = exported(config, "runs/x")
+    written = exporter.settings(config, "runs/x")
+    assert {key: script[key] for key in written} == written
+    back = _config_from_settings(script)
+    assert all(getattr(back, field) == getattr(config, field) for field, _argument in factories.SFT_FIELDS)
+    assert python_script(back, "runs/x") == python_script(config, "runs/x")
+
+
+def test_long_and_odd_strings_round_trip(tmp_path):
+    folder = tmp_path / ("a long folder name with spaces, quotes ' \" and 中文 " * 4)
+    folder.mkdir()
+    dataset = folder / "data.jsonl"
+    dataset.write_text('{"text": "x"}\n', encoding="utf-8")
+    script = exported(sample_config(dataset_path=str(dataset)))
+    assert script["DATASET"] == str(dataset.resolve())
+    assert all(len(line) <= 120 for line in exporter.settings_block(sample_config(dataset_path=str(dataset)))
+               .splitlines())
+
+
+def test_the_conversion_module_imports_only_the_standard_library():
+    tree = ast.parse(Path(convert.__file__).read_text(encoding="utf-8"))
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert imported and imported <= set(sys.stdlib_module_names) - {"__future__"}
+
+
+def test_the_script_carries_the_studio_code_verbatim():
+    import inspect
+
+    source = python_script(sample_config())
+    assert inspect.getsource(convert) in source
+    assert inspect.getsource(factories.trainer_class) in source
+    assert inspect.getsource(loader.load_tokenizer) in source
+    body = ast.parse(exporter.TEMPLATE.read_text(encoding="utf-8")).body
+    template_names = {node.name for node in body if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+    template_names |= {target.id for node in body if isinstance(node, ast.Assign) for target in node.targets}
+    assert {"main", "MODEL", "SFT"} <= template_names
+    assert not template_names & set(vars(convert))  # the copy overwrites none of the script's own names
+
+
+def test_the_scripts_conversion_equals_the_engines_row_by_row(tmp_path):
+    script = exported(sample_config())
+    for path in dataset_files(tmp_path):
+        rows = [row for _number, row in reading.read_rows(path, [])]
+        mapping = reading.propose_mapping(list(dict.fromkeys(key for row in rows[:200] for key in row)))
+        fmt, columns = script["detect_columns"](list(dict.fromkeys(key for row in rows[:200] for key in row)))
+        assert (fmt, columns) == (mapping.format, mapping.columns), path.name
+        assert script["read_rows"](path) == rows, path.name
+        for number, row in enumerate(rows, start=1):
+            try:
+                expected = reading.to_example(mapping.apply(row), mapping.format, number)
+            except reading.RowProblem as problem:
+                with pytest.raises(script["BadRow"]) as bad:
+                    script["to_example"](script["rename_columns"](row, columns), fmt)
+                assert (bad.value.code, bad.value.field, bad.value.params) == (
+                    problem.issue.code, problem.issue.field, problem.issue.params)
+            else:
+                assert script["to_example"](script["rename_columns"](row, columns), fmt) == expected
+
+
+def test_on_a_cpu_the_script_trains_with_the_studios_full_logits_loss(monkeypatch):
+    from transformers import Trainer
+    from trl import SFTTrainer
+
+    script = exported(sample_config())
+    assert script["trainer_class"](cuda=True) is SFTTrainer is factories.trainer_class(cuda=True)
+    cpu = script["trainer_class"](cuda=False)
+    assert issubclass(cpu, SFTTrainer) and cpu.compute_loss is not SFTTrainer.compute_loss
+    calls = []
+    monkeypatch.setattr(Trainer, "compute_loss", lambda self, *args: calls.append(args) or "full-logits loss")
+    assert cpu.compute_loss("trainer", "model", {"input_ids": []}) == "full-logits loss"
+    assert calls == [("model", {"input_ids": []}, False, None)]
+
+
+@pytest.mark.parametrize("has_eval", [True, False])
+def test_the_scripts_configs_use_no_deprecated_argument(has_eval, tmp_path):
+    script = exported(sample_config(**CONFIGS["custom"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        warnings.simplefilter("error", DeprecationWarning)
+        sft, _lora = script["build_configs"](tmp_path, False, has_eval)
+    assert sft.activation_checkpointing is True
+
+
 @pytest.mark.slow
 def test_exported_script_trains_as_is(tmp_path):
-    from engine.models import loader
-
     folder = str(loader.resolve_model(BUNDLED_MODEL_ID))
     config = TrainConfig(model_name_or_path=folder, dataset_path=str(SAMPLE_DATASET), max_steps=2,
                          per_device_train_batch_size=2, max_length=128, eval_split=0)

@@ -17,8 +17,8 @@ import pytest
 
 from engine.chat.inference import GenParams
 from engine.errors import EngineError
-from engine.locales import MESSAGES, render_error
-from engine.study import store as study_module
+from engine.locales import render_error, wordings
+from engine.study import database as study_module
 from engine.study.stats import summarize
 from engine.study.store import RatingItem, StudyStore, balanced_sides, load_questions
 
@@ -479,5 +479,39 @@ def test_new_codes_are_worded_in_both_languages():
     codes = set(re.findall(r'EngineError\("([a-z_]+)"', source)) | set(re.findall(r'hint="([a-z_]+)"', source))
     assert codes
     for code in codes:
-        en, zh = MESSAGES[code]
+        en, zh = wordings(code, "en", "zh")
         assert en and zh and en != zh
+
+
+# the studio's door to studies --------------------------------------------------------------------
+def test_a_study_through_the_studio(tmp_path):
+    from engine.presets import SAMPLE_DATASET
+    from engine.studio import Studio
+    from tests.conftest import FakeJob
+
+    studio = Studio(tmp_path / "runs", job_factory=FakeJob, data_root=tmp_path / "data")
+    studio.chat = FakeChatModel()
+    questions = tmp_path / "questions.csv"
+    questions.write_text("question,reference\nWhere is it?,expert: Where is it?\nWhen?,\n", encoding="utf-8")
+    with pytest.raises(EngineError) as unpicked:
+        studio.create_study("s", questions, "", GenParams())
+    assert (unpicked.value.code, unpicked.value.hint) == ("run_not_found", "hint_pick_run")
+    run_id = studio.start(studio.default_config().replace(dataset_path=str(SAMPLE_DATASET)))
+    studio.runner.wait(30)
+    assert studio.current_run_id() == run_id and not studio.is_live() and not studio.is_live(run_id)
+    info = studio.create_study("s", f" {questions} ", run_id, GenParams(max_new_tokens=8), criteria=["logic"],
+                               password="pw")
+    study_id = info["id"]
+    assert (info["questions"], info["criteria"], info["gen_params"]["max_new_tokens"]) == (2, ["logic"], 8)
+    assert [s["id"] for s in studio.list_studies()] == [study_id] and studio.generation_pending(study_id)
+    assert studio.generate_study(study_id) == (2, 0) and not studio.generation_pending(study_id)
+    assert studio.check_study_password(study_id, "pw") and not studio.check_study_password(study_id, "nope")
+    rater = studio.add_rater(study_id, "Ann")
+    while (item := studio.next_item(study_id, rater)) is not None:
+        studio.vote(study_id, rater, item.question_id, "A" if item.answer_a.startswith("expert") else "B")
+    assert studio.study_statistics(study_id)["overall"]["win"]["count"] == 2
+    assert studio.study_reference_scores(study_id)["adapter"] == {"rouge_l": 1.0, "bleu": 1.0, "n": 1}
+    pairs = studio.export_study(study_id, "preferences")
+    assert pairs.name == f"study-{study_id}-preferences.jsonl" and len(pairs.read_text("utf-8").splitlines()) == 2
+    votes = studio.export_study(study_id, "csv", tmp_path / "votes.csv")
+    assert votes == tmp_path / "votes.csv" and "Ann" in votes.read_text(encoding="utf-8-sig")

@@ -41,7 +41,8 @@ def test_load_questions_errors_name_rows(tmp_path):
 
 @pytest.mark.parametrize("text", [
     "I am SmolLM, made by Hugging Face.", "I'm an AI assistant and cannot do that.", "I am an AI language model.",
-    "我是一个人工智能助手。", "我是通义千问。", "我是由 OpenAI 开发的 AI 语言模型。", "As an AI language model, I think",
+    "我是一个人工智能助手。", "我是通义千问。", "我是由 OpenAI 开发的 AI 语言模型。",
+    "As an AI language model, I think",
     "This is Qwen speaking.", "I am Llama 3.", "Ask ChatGPT instead.", "I am an AI.", "我是AI助手"])
 def test_identity_is_flagged(text):
     assert reveals_identity(text), text

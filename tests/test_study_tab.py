@@ -1,15 +1,28 @@
-"""The blind study through the UI layer: create, pre-generate, two raters judge, unblind, export."""
+"""The blind study through the UI layer: create, pre-generate, two raters judge, unblind, export; and the
+tab's handlers called directly with a fake studio."""
 from __future__ import annotations
 
+import dataclasses
 import json
+from pathlib import Path
 
+import gradio as gr
 import pytest
 from gradio_client import Client
 
 from engine.chat.inference import AnswerPair
+from engine.errors import EngineError
+from engine.locales import render_error
 from engine.presets import SAMPLE_DATASET
 from engine.studio import Studio
+from engine.study.rating import RatingItem
+from engine.study.stats import summarize
 from tests.conftest import FakeJob
+from ui import study_organise, study_rate, study_results
+from ui.i18n import t
+from ui.study_organise import MAX_CRITERIA, SetupView
+from ui.study_rate import RatingView
+from ui.study_results import ResultsView
 
 
 class FakeChat:
@@ -21,7 +34,8 @@ class FakeChat:
     def compare(self, run_dir, messages, params) -> AnswerPair:
         self.calls += 1
         question = messages[-1]["content"]
-        return AnswerPair(base=f"Well, about '{question}': maybe.", adapter=f"Thanks for reaching out! About {question}.")
+        return AnswerPair(base=f"Well, about '{question}': maybe.",
+                          adapter=f"Thanks for reaching out! About {question}.")
 
 
 def finished_run(studio: Studio) -> str:
@@ -118,7 +132,6 @@ def test_wrong_password_is_refused(serve, tmp_path):
 def test_cli_lists_and_exports_a_study(tmp_path):
     import subprocess
     import sys
-    from pathlib import Path
 
     from engine.study.store import StudyStore
 
@@ -155,8 +168,8 @@ def test_real_model_study_end_to_end(serve, tmp_path, english_dataset):
         dataset_path=str(english_dataset), max_steps=2, per_device_train_batch_size=2, max_length=96,
         eval_split=0.0, eval_strategy="no"))
     assert studio.runner.wait(900).value == "DONE"
-    questions = [{"prompt": f"Question #{i}: where is my parcel {i}?",
-                  "reference": "Thanks for reaching out to Orchard Lane! Parcels ship within 24 hours."} for i in range(3)]
+    reference = "Thanks for reaching out to Orchard Lane! Parcels ship within 24 hours."
+    questions = [{"prompt": f"Question #{i}: where is my parcel {i}?", "reference": reference} for i in range(3)]
     study_id = studio.studies.create_study("real", questions, studio.runner.run_dir(run_id),
                                            gen_params={"max_new_tokens": 32}, seed=3)
     url, _app = serve(studio)
@@ -172,3 +185,120 @@ def test_real_model_study_end_to_end(serve, tmp_path, english_dataset):
     assert "**6 votes.**" in summary
     automatic = organiser.predict("en", study_id, api_name="/study_metrics")
     assert automatic.count("ROUGE-L") == 2 and automatic.count("perplexity") == 2
+
+
+# the handlers called directly, with a fake studio ---------------------------------------------------
+class FakeStudies:
+    """Stands in for `Studio` on the study tab: a two-criteria study with one item to judge."""
+
+    def __init__(self) -> None:
+        self.votes: list[tuple] = []
+        self.item = RatingItem(study_id=1, question_id=7, prompt="Where is my parcel?", answer_a="A text",
+                               answer_b="B text", criteria=("logic", "format"), done=0, total=2)
+
+    def study(self, study_id):
+        return {"id": study_id, "criteria": ["logic", "format"]}
+
+    def check_study_password(self, study_id, password):
+        return password == "right"
+
+    def add_rater(self, study_id, name):
+        return 3
+
+    def next_item(self, study_id, rater_id):
+        return None if self.votes else self.item
+
+    def generation_pending(self, study_id):
+        return False
+
+    def vote(self, study_id, rater_id, question_id, choice, scores=None, comment="", repeat=False):
+        self.votes.append((study_id, rater_id, question_id, choice, scores, comment, repeat))
+
+    def study_statistics(self, study_id):
+        rows = [{"question_id": q, "rater_id": 1, "rater": "Ann", "adapter_outcome": o, "domain": "law",
+                 "repeat": False, "adapter_scores": {}, "base_scores": {}, "flagged_identity": False}
+                for q, o in ((1, "win"), (2, "win"), (3, "loss"))]
+        return summarize(rows)
+
+    def study_reference_scores(self, study_id):
+        return {side: {"rouge_l": None, "bleu": None, "n": 0} for side in ("base", "adapter")}
+
+    def study_perplexity(self, study_id):
+        raise EngineError("run_not_found", {"path": "runs/gone"}, hint="hint_pick_run")
+
+    def create_study(self, *args, **kwargs):
+        raise EngineError("study_name_empty")
+
+    def export_study(self, study_id, kind):
+        return Path(f"/tmp/study-{study_id}.{kind}")
+
+
+def view_of(view_class, **lists):
+    """A view whose components are their own field names (handlers' dicts are then keyed by names)."""
+    return view_class(**{f.name: lists.get(f.name, f.name) for f in dataclasses.fields(view_class)})
+
+
+def rating_view() -> RatingView:
+    return view_of(RatingView, scores_a=[f"a{i}" for i in range(MAX_CRITERIA)],
+                   scores_b=[f"b{i}" for i in range(MAX_CRITERIA)])
+
+
+def test_submit_vote_without_a_chosen_answer_is_refused_in_words():
+    studio, view = FakeStudies(), rating_view()
+    for lang in ("en", "zh"):
+        with pytest.raises(gr.Error) as refused:
+            study_rate.submit_vote(studio, view, lang, 1, 3, (7, False), None, "", *([3] * 10))
+        assert refused.value.message == t("rate_choose", lang)
+    with pytest.raises(gr.Error) as early:
+        study_rate.submit_vote(studio, view, "en", 1, None, None, "A", "")
+    assert early.value.message == t("rate_begin_first", "en")
+    assert studio.votes == []
+
+
+def test_begin_rating_shows_the_item_with_a_slider_per_criterion():
+    studio, view = FakeStudies(), rating_view()
+    with pytest.raises(gr.Error) as refused:
+        study_rate.begin_rating(studio, view, "zh", 1, "Ann", "wrong")
+    assert refused.value.message == t("study_wrong_password", "zh")
+    with pytest.raises(gr.Error) as no_study:
+        study_rate.begin_rating(studio, view, "en", None, "Ann", "right")
+    assert no_study.value.message == t("study_none", "en")
+    shown = study_rate.begin_rating(studio, view, "en", 1, "Ann", "right")
+    assert set(shown) == set(view.outputs)
+    assert shown["rater_id"] == 3 and shown["item"] == (7, False) and shown["answer_a"] == "A text"
+    assert [shown[f"a{i}"].visible for i in range(MAX_CRITERIA)] == [True, True, False, False, False]
+    assert shown["b1"].label == "B · format"
+
+
+def test_submit_vote_maps_the_sliders_to_criteria_then_shows_the_next_item():
+    studio, view = FakeStudies(), rating_view()
+    after = study_rate.submit_vote(studio, view, "en", 1, 3, (7, True), "B", "fine", 4, 5, 3, 3, 3, 2, 1, 3, 3, 3)
+    assert studio.votes == [(1, 3, 7, "B", {"A": {"logic": 4, "format": 5}, "B": {"logic": 2, "format": 1}},
+                             "fine", True)]
+    assert after["progress"] == t("rate_done", "en") and after["item"] is None and after["answer_a"] == ""
+
+
+def test_unblind_results_returns_summary_chart_and_table_keyed_by_the_view():
+    view = view_of(ResultsView)
+    shown = study_results.unblind_results(FakeStudies(), view, "en", 1)
+    assert set(shown) == {"summary", "chart", "groups"}
+    assert "**3 votes.**" in shown["summary"] and "67%" in shown["summary"]
+    assert shown["chart"].data[0].y[0] == pytest.approx(2 / 3)
+    assert list(shown["groups"].iloc[0][:3]) == [t("group_kind_domain", "en"), "law", 3]
+
+
+def test_automatic_metrics_words_a_perplexity_that_cannot_be_measured():
+    shown = study_results.automatic_metrics(FakeStudies(), view_of(ResultsView), "zh", 1)
+    lines = shown["metrics"].split("\n\n")
+    assert lines[0] == t("metrics_no_reference", "zh") and "runs/gone" in lines[1] and len(lines) == 2
+
+
+def test_create_study_words_an_engine_error_and_export_returns_the_file():
+    view = view_of(SetupView)
+    with pytest.raises(gr.Error) as refused:
+        study_organise.create_study(FakeStudies(), view, "zh", "", "q.csv", "run", "logic", "", 0)
+    assert refused.value.message == render_error(EngineError("study_name_empty"), "zh")
+    exported = study_results.export_study(FakeStudies(), view_of(ResultsView), "jsonl", "en", 4)
+    assert exported == {"exported": str(Path("/tmp/study-4.jsonl"))}
+    with pytest.raises(gr.Error):
+        study_results.export_study(FakeStudies(), view_of(ResultsView), "csv", "en", None)

@@ -61,8 +61,9 @@ def test_start_poll_and_busy_with_fake_job(serve, tmp_path):
     status = poll_until_final(client, timeout=30)
     assert "Stopped" in status
     # a reload (a new session) rebuilds the whole curve from cursor 0
-    status2, _progress, _diagnosis, plot, _metrics, _timer = Client(url, verbose=False).predict("en", api_name="/attach")
-    logged = [e.data["step"] for e in studio.events_since(None, 0)[0] if e.kind == "log"]
+    reloaded = Client(url, verbose=False)
+    status2, _progress, _diagnosis, plot, _metrics, _timer = reloaded.predict("en", api_name="/attach")
+    logged = [e.step for e in studio.events_since(None, 0)[0] if e.kind == "log"]
     assert logged and plotted_steps(plot) == logged
     assert studio.runner.current_run_id in status2
 

@@ -3,14 +3,19 @@ from __future__ import annotations
 
 import gradio as gr
 
-from engine.studio import Studio
-from ui import chat_tab, dataset_tab, params_tab, study_tab, training_tab
+from engine import Studio
+from ui import chat_tab, dataset_tab, forms, params_tab, study_tab, training_tab
 from ui.i18n import LANG_CHOICES, Texts
+from ui.page import Page
+
+# (element id, label key, module with `build(page)`), in the order the tabs are shown
+TABS = (("tab-dataset", "tab_dataset", dataset_tab), ("tab-params", "tab_params", params_tab),
+        ("tab-training", "tab_training", training_tab), ("tab-chat", "tab_chat", chat_tab),
+        ("tab-study", "tab_study", study_tab))
 
 
 def build_app(studio: Studio, lang: str = "en") -> gr.Blocks:
-    """Four tabs wired to `studio`, labelled in `lang` with a switch between 中文 and English."""
-    config = studio.default_config()
+    """Five tabs wired to `studio`, labelled in `lang` with a switch between 中文 and English."""
     texts = Texts(lang)
     with gr.Blocks(title="Fine-tuning studio") as demo:
         with gr.Row():
@@ -18,19 +23,10 @@ def build_app(studio: Studio, lang: str = "en") -> gr.Blocks:
             language = texts.add(gr.Radio(choices=LANG_CHOICES, value=lang, elem_id="language", scale=0,
                                           min_width=220), label="language")
         texts.add(gr.Markdown(), value="subtitle")
+        page = Page(demo, studio, texts, language, forms.create_form(studio.default_config(), texts))
         with gr.Tabs():
-            with texts.add(gr.Tab(elem_id="tab-dataset"), label="tab_dataset"):
-                data = dataset_tab.build(studio, texts, language, config.dataset_path)
-            with texts.add(gr.Tab(elem_id="tab-params"), label="tab_params"):
-                params = params_tab.build(studio, texts, config, language, data.path)
-            data.wire(params.names, params.components)
-            with texts.add(gr.Tab(elem_id="tab-training"), label="tab_training"):
-                training_tab.build(demo, studio, texts, language, data.path, params.names, params.components)
-            with texts.add(gr.Tab(elem_id="tab-chat"), label="tab_chat"):
-                chat_tab.build(demo, studio, texts, language)
-            with texts.add(gr.Tab(elem_id="tab-study"), label="tab_study"):
-                study_tab.build(demo, studio, texts, language)
-        for fn, inputs, outputs in params.on_load:
-            demo.load(fn, inputs, outputs, api_visibility="private")
+            for elem_id, label, tab in TABS:
+                with texts.add(gr.Tab(elem_id=elem_id), label=label):
+                    tab.build(page)
         language.change(texts.updates, [language], texts.components, api_name="set_language")
     return demo

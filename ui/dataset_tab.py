@@ -1,51 +1,183 @@
 """Dataset tab: import a file, map its columns, check it, fix rows in a grid, preview what the model sees.
 
 The check runs the same engine function as `python app.py validate` and the training pre-flight,
-with the model and max length chosen on the Hyperparameters tab (wired in `wire`).
+with the model and max length chosen on the Hyperparameters tab (the form's fields are inputs here).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import gradio as gr
 import pandas as pd
 
-from engine.config import TrainConfig
-from engine.data.mapping import FORMAT_FIELDS, FORMATS, ColumnMapping
-from engine.errors import EngineError
-from engine.studio import DatasetCheck, Studio
+from engine import FORMAT_FIELDS, FORMATS, ColumnMapping, DatasetCheck, Studio, TrainConfig
 from ui import editor_panel, present
+from ui.editor_panel import EditorView
 from ui.i18n import Texts, t
+from ui.page import Page
+from ui.wiring import bind, session_of, worded_errors
 
 MAPPING_FIELDS = list(dict.fromkeys(name for fields in FORMAT_FIELDS.values() for name, _required in fields))
+FILE_TYPES = [".jsonl", ".json", ".csv", ".tsv", ".parquet", ".xlsx"]
 
 
 @dataclass
-class DatasetTab:
-    path: gr.Textbox
-    wire: object = None  # wire(form names, form components): connects the checks to the form
+class DatasetView:
+    """The Dataset tab's components that handlers fill (plain names in tests)."""
+
+    path: Any
+    summary: Any
+    histogram: Any
+    issues: Any
+    format: Any
+    columns: dict[str, Any]  # one column picker per field of `MAPPING_FIELDS`
+    model_view: Any
+    editor: EditorView
+    form: list[str]  # the form's field names, in the order of the values handlers receive
+
+    @property
+    def checked(self) -> list:
+        """What a check redraws, in the order of the check events' outputs."""
+        return [self.summary, self.histogram, self.issues, self.format, *self.columns.values(), *self.editor.shown]
 
 
-def build(studio: Studio, texts: Texts, lang_input: gr.Radio, default_path: str) -> DatasetTab:
+def _config(studio: Studio, view: DatasetView, values: tuple) -> TrainConfig:
+    return studio.config_from_form(dict(zip(view.form, values)))
+
+
+def _checked(studio: Studio, view: DatasetView, lang: str, file_path: str, session: str, values: tuple,
+             mapping: ColumnMapping | None = None) -> dict:
+    """Check the dataset with the form's settings and open it in the session's editor; the check's outputs."""
+    path = (file_path or "").strip()
+    result = studio.check_dataset(path, _config(studio, view, values), mapping)
+    if result.report.rows:
+        studio.open_editor(session, path)
+    return {**_check_outputs(view, result, lang), **_mapping_outputs(view, result),
+            **editor_panel.page_update(studio, view.editor, lang, 1, "", session)}
+
+
+@worded_errors
+def check_dataset(studio: Studio, view: DatasetView, lang: str, file_path: str, request: gr.Request,
+                  *values) -> dict:
+    """Inputs: language, dataset path, the form's values (one per field). Outputs: summary, length histogram,
+    problems, mapping (format + one column per field), editor page (grid, page number, page line)."""
+    return _checked(studio, view, lang, file_path, session_of(request), values)
+
+
+@worded_errors
+def check_with_mapping(studio: Studio, view: DatasetView, lang: str, file_path: str, chosen_format: str,
+                       request: gr.Request, *columns_and_values) -> dict:
+    """Inputs: language, path, chosen format, one column per mapping field, the form's values.
+    Outputs: as `check_dataset`, read with that mapping."""
+    columns, values = columns_and_values[:len(MAPPING_FIELDS)], columns_and_values[len(MAPPING_FIELDS):]
+    wanted = {name for name, _required in FORMAT_FIELDS.get(chosen_format, ())}
+    chosen = {name: column for name, column in zip(MAPPING_FIELDS, columns) if column and name in wanted}
+    mapping = ColumnMapping(chosen_format or None, chosen)
+    return _checked(studio, view, lang, file_path, session_of(request), values, mapping)
+
+
+@worded_errors
+def exclude_rows_with_errors(studio: Studio, view: DatasetView, lang: str, file_path: str, request: gr.Request,
+                             *values) -> dict:
+    """Inputs: language, path, the form's values. Removes the rows with errors (undoable) and saves a version.
+    Outputs: the path box (the saved version), then as `check_dataset` for that version."""
+    session = session_of(request)
+    excluded = studio.exclude_rows_with_errors(session, (file_path or "").strip(), _config(studio, view, values))
+    if excluded is None:
+        raise gr.Error(t("nothing_to_exclude", lang))
+    saved = str(excluded.saved)
+    gr.Info(t("excluded", lang, count=excluded.count, path=saved))
+    return {view.path: saved, **_checked(studio, view, lang, saved, session, values, excluded.mapping)}
+
+
+@worded_errors
+def show_model_view(studio: Studio, view: DatasetView, lang: str, file_path: str, row: float, *values) -> dict:
+    """Inputs: language, path, row number, the form's values. Output: the row's text as the model is trained
+    on it (trained, context and cut spans)."""
+    config = _config(studio, view, values)
+    report = studio.inspect_dataset((file_path or "").strip())
+    number = int(row or 1)
+    if number not in report.example_rows:
+        raise gr.Error(t("preview_no_row", lang, row=number))
+    example = report.examples[report.example_rows.index(number)]
+    return {view.model_view: [(text, kind) for text, kind in studio.training_view(example, config)]}
+
+
+def take_upload(studio: Studio, view: DatasetView, lang: str, uploaded: str | None) -> dict:
+    """Inputs: language, the uploaded file. Output: its path in the path box (a check follows)."""
+    return {view.path: uploaded or ""}
+
+
+def show_mapping_columns(studio: Studio, view: DatasetView, lang: str, chosen_format: str) -> dict:
+    """Inputs: language, chosen format. Outputs: the column pickers, only those of the format's fields shown."""
+    wanted = {name for name, _required in FORMAT_FIELDS.get(chosen_format, ())}
+    return {box: gr.Dropdown(visible=name in wanted) for name, box in view.columns.items()}
+
+
+def _check_outputs(view: DatasetView, result: DatasetCheck, lang: str) -> dict:
+    problems = pd.DataFrame(present.issue_rows(result.report, lang), columns=present.issue_headers(lang))
+    return {view.summary: present.dataset_summary(result, lang),
+            view.histogram: present.length_histogram(result.summary, lang), view.issues: problems}
+
+
+def _mapping_outputs(view: DatasetView, result: DatasetCheck) -> dict:
+    mapping, columns = result.report.mapping, [""] + result.report.columns
+    wanted = {name for name, _required in FORMAT_FIELDS.get(mapping.format, ())}
+    boxes = {box: gr.Dropdown(choices=columns, value=mapping.columns.get(name, ""), visible=name in wanted)
+             for name, box in view.columns.items()}
+    return {view.format: gr.Dropdown(choices=list(FORMATS), value=mapping.format), **boxes}
+
+
+def build(page: Page) -> None:
+    """Lay out the Dataset tab (path, mapping, check results, row editor, model view) and wire its events."""
+    texts, form = page.texts, page.form
     texts.add(gr.Markdown(), value="dataset_intro")
     with gr.Row():
-        path = texts.add(gr.Textbox(value=default_path, elem_id="dataset-path", scale=3),
-                         label="dataset_path", info="dataset_path_info")
-        upload = texts.add(gr.File(file_types=[".jsonl", ".json", ".csv", ".tsv", ".parquet", ".xlsx"], scale=1),
-                           label="dataset_upload")
+        form.dataset_path.render()
+        upload = texts.add(gr.File(file_types=FILE_TYPES, scale=1), label="dataset_upload")
     check = texts.add(gr.Button(variant="primary", elem_id="dataset-check"), value="dataset_check")
-    with texts.add(gr.Accordion(open=False, elem_id="mapping"), label="mapping_title"):
-        texts.add(gr.Markdown(), value="mapping_intro")
-        with gr.Row():
-            fmt = texts.add(gr.Dropdown(choices=list(FORMATS), elem_id="mapping-format"), label="mapping_format")
-            field_boxes = [gr.Dropdown(choices=[], label=name, allow_custom_value=False, visible=False,
-                                       elem_id=f"mapping-{name}") for name in MAPPING_FIELDS]
-        apply_mapping = texts.add(gr.Button(elem_id="mapping-apply"), value="mapping_apply")
+    fmt, columns, apply_mapping = _mapping_section(texts)
     summary = gr.Markdown(elem_id="dataset-summary")
     histogram = texts.add(gr.Plot(elem_id="length-histogram"), label="length_histogram")
     issues = texts.add(gr.Dataframe(interactive=False, wrap=True, elem_id="dataset-issues"), label="issues_table")
     exclude = texts.add(gr.Button(elem_id="exclude-bad"), value="exclude_bad")
-    editor = editor_panel.build(studio, texts, lang_input, path)
+    editor = editor_panel.build(page)
+    preview_row, show, model_view = _preview_section(texts)
+    view = DatasetView(path=form.dataset_path, summary=summary, histogram=histogram, issues=issues, format=fmt,
+                       columns=columns, model_view=model_view, editor=editor.view, form=form.names)
+
+    studio, lang, names, values = page.studio, page.language, form.names, form.components
+    checking = bind(check_dataset, studio, view, fields=names)
+    check.click(checking, [lang, view.path] + values, view.checked, api_name="check_dataset")
+    apply_mapping.click(bind(check_with_mapping, studio, view, fields=MAPPING_FIELDS + names),
+                        [lang, view.path, fmt] + list(columns.values()) + values, view.checked,
+                        api_name="check_with_mapping")
+    upload.upload(bind(take_upload, studio, view), [lang, upload], [view.path], api_visibility="private").then(
+        checking, [lang, view.path] + values, view.checked, api_visibility="private")
+    exclude.click(bind(exclude_rows_with_errors, studio, view, fields=names), [lang, view.path] + values,
+                  [view.path] + view.checked, api_name="exclude_rows_with_errors")
+    editor.saved.then(checking, [lang, view.path] + values, view.checked, api_visibility="private")
+    show.click(bind(show_model_view, studio, view, fields=names), [lang, view.path, preview_row] + values,
+               [model_view], api_name="model_view")
+    fmt.change(bind(show_mapping_columns, studio, view), [lang, fmt], list(columns.values()),
+               api_visibility="private")
+
+
+def _mapping_section(texts: Texts) -> tuple[gr.Dropdown, dict[str, gr.Dropdown], gr.Button]:
+    """The column mapping accordion: the format, one column picker per mapping field, and Apply."""
+    with texts.add(gr.Accordion(open=False, elem_id="mapping"), label="mapping_title"):
+        texts.add(gr.Markdown(), value="mapping_intro")
+        with gr.Row():
+            fmt = texts.add(gr.Dropdown(choices=list(FORMATS), elem_id="mapping-format"), label="mapping_format")
+            columns = {name: gr.Dropdown(choices=[], label=name, allow_custom_value=False, visible=False,
+                                         elem_id=f"mapping-{name}") for name in MAPPING_FIELDS}
+        apply_mapping = texts.add(gr.Button(elem_id="mapping-apply"), value="mapping_apply")
+    return fmt, columns, apply_mapping
+
+
+def _preview_section(texts: Texts) -> tuple[gr.Number, gr.Button, gr.HighlightedText]:
+    """The "what the model sees" accordion: a row number, Show, and the highlighted training text."""
     with texts.add(gr.Accordion(open=False, elem_id="model-view"), label="preview_title"):
         texts.add(gr.Markdown(), value="preview_intro")
         with gr.Row():
@@ -54,95 +186,4 @@ def build(studio: Studio, texts: Texts, lang_input: gr.Radio, default_path: str)
             show = texts.add(gr.Button(elem_id="preview-show", scale=1), value="preview_show")
         model_view = gr.HighlightedText(combine_adjacent=True, show_legend=True, elem_id="preview-text",
                                         color_map={"trained": "green", "context": "gray", "cut": "red"})
-    tab = DatasetTab(path=path)
-
-    def wire(form_names: list[str], form_components: list) -> None:
-        """Connect the checks to the Hyperparameters form (model, max length, epochs, split)."""
-        def config_of(values: list) -> TrainConfig:
-            return _form_config(studio, form_names, values)
-
-        def run_check(lang: str, file_path: str, mapping: ColumnMapping | None, values: list):
-            try:
-                result = studio.check_dataset(file_path.strip(), config_of(values), mapping)
-            except EngineError as error:
-                raise gr.Error(present.error_message(error, lang)) from None
-            if result.report.rows:
-                studio.open_editor(file_path.strip())
-            return (_check_outputs(result, lang) + _mapping_outputs(result) +
-                    editor_panel.page_outputs(studio, lang, 1, ""))
-
-        def check_dataset(lang: str, file_path: str, *values):
-            """Inputs: language, dataset path, form values. Outputs: summary, histogram, problems,
-            mapping (format + columns), editor page."""
-            return run_check(lang, file_path, None, list(values))
-
-        def check_with_mapping(lang: str, file_path: str, chosen_format: str, *rest):
-            """Inputs: language, path, chosen format, one column per canonical field, form values."""
-            columns, values = rest[:len(MAPPING_FIELDS)], list(rest[len(MAPPING_FIELDS):])
-            wanted = {name for name, _required in FORMAT_FIELDS.get(chosen_format, ())}
-            mapping = ColumnMapping(chosen_format or None,
-                                    {n: c for n, c in zip(MAPPING_FIELDS, columns) if c and n in wanted})
-            return run_check(lang, file_path, mapping, values)
-
-        def exclude_rows_with_errors(lang: str, file_path: str, *values):
-            """Remove the rows with errors (undoable), save a version, re-check. Outputs as check."""
-            result = studio.check_dataset(file_path.strip(), config_of(list(values)))
-            bad = sorted({i.row for i in result.report.errors if i.row is not None})
-            if not bad or studio.editor is None:
-                raise gr.Error(t("nothing_to_exclude", lang))
-            numbers = result.report.row_numbers
-            studio.editor.delete_rows([numbers.index(row) + 1 for row in bad if row in numbers])
-            saved = str(studio.editor.save())
-            gr.Info(t("excluded", lang, count=len(bad), path=saved))
-            return (saved,) + run_check(lang, saved, result.report.mapping, list(values))
-
-        def show_model_view(lang: str, file_path: str, row: float, *values):
-            """Inputs: language, path, row number, form values. Output: highlighted training text."""
-            config = config_of(list(values))
-            report = studio.inspect_dataset(file_path.strip())
-            number = int(row or 1)
-            if number not in report.example_rows:
-                raise gr.Error(t("preview_no_row", lang, row=number))
-            example = report.examples[report.example_rows.index(number)]
-            try:
-                runs = studio.training_view(example, config)
-            except EngineError as error:
-                raise gr.Error(present.error_message(error, lang)) from None
-            return [(text, kind) for text, kind in runs]
-
-        outputs = [summary, histogram, issues, fmt] + field_boxes + editor.page_outputs
-        check.click(check_dataset, [lang_input, path] + form_components, outputs, api_name="check_dataset")
-        apply_mapping.click(check_with_mapping, [lang_input, path, fmt] + field_boxes + form_components, outputs,
-                            api_name="check_with_mapping")
-        upload.upload(lambda f: f or "", [upload], [path], api_visibility="private").then(
-            check_dataset, [lang_input, path] + form_components, outputs, api_visibility="private")
-        exclude.click(exclude_rows_with_errors, [lang_input, path] + form_components, [path] + outputs,
-                      api_name="exclude_rows_with_errors")
-        editor.saved_then_check(check_dataset, [lang_input, path] + form_components, outputs)
-        show.click(show_model_view, [lang_input, path, preview_row] + form_components, [model_view],
-                   api_name="model_view")
-        fmt.change(lambda chosen: [gr.Dropdown(visible=n in {f for f, _r in FORMAT_FIELDS.get(chosen, ())})
-                                   for n in MAPPING_FIELDS], [fmt], field_boxes, api_visibility="private")
-
-    tab.wire = wire
-    return tab
-
-
-def _form_config(studio: Studio, names: list[str], values: list) -> TrainConfig:
-    from ui import forms
-
-    return forms.config_from(studio.default_config(), names, values)
-
-
-def _check_outputs(result: DatasetCheck, lang: str) -> tuple:
-    report = result.report
-    problems = pd.DataFrame(present.issue_rows(report, lang), columns=present.issue_headers(lang))
-    return (present.dataset_summary(result, lang), present.length_histogram(result.summary, lang), problems)
-
-
-def _mapping_outputs(result: DatasetCheck) -> tuple:
-    mapping, columns = result.report.mapping, [""] + result.report.columns
-    wanted = {name for name, _required in FORMAT_FIELDS.get(mapping.format, ())}
-    boxes = tuple(gr.Dropdown(choices=columns, value=mapping.columns.get(name, ""), visible=name in wanted)
-                  for name in MAPPING_FIELDS)
-    return (gr.Dropdown(value=mapping.format),) + boxes
+    return preview_row, show, model_view

@@ -1,138 +1,245 @@
-"""The row editor on the Dataset tab: a searchable, paged grid with row and bulk actions, undo and saves."""
+"""The row editor on the Dataset tab: a searchable, paged grid with row and bulk actions, undo and saves.
+
+Each browser session edits its own dataset (the studio keeps one per session id), so two people on
+one studio never change or save each other's rows.
+"""
 from __future__ import annotations
 
-import json
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import gradio as gr
 import pandas as pd
 
-from engine.errors import EngineError
-from engine.studio import Studio
-from ui import present
+from engine import Studio
 from ui.i18n import Texts, t
+from ui.page import Page
+from ui.wiring import bind, session_of, worded_errors
 
 PAGE_SIZE = 20
 
 
 @dataclass
+class EditorView:
+    """The editor's components that handlers fill (plain names in tests)."""
+
+    grid: Any
+    page: Any
+    info: Any
+    exported: Any
+    path: Any  # the Dataset tab's path box: a saved version goes there
+
+    @property
+    def shown(self) -> list:
+        """The redrawn page, in the order of the editor events' outputs."""
+        return [self.grid, self.page, self.info]
+
+
+@dataclass
 class EditorPanel:
-    page_outputs: list
-    saved_then_check: Callable
+    """What the Dataset tab needs from the editor: its view and the save event (a check follows it)."""
+
+    view: EditorView
+    saved: Any
 
 
-def page_outputs(studio: Studio, lang: str, page: int, query: str) -> tuple:
-    """Grid frame, page slider and page line for the open dataset (empty when none is open)."""
-    editor = studio.editor
-    if editor is None:
-        return pd.DataFrame(), 1, t("editor_empty", lang)
-    frame, pages = editor.page(page, PAGE_SIZE, query)
-    page = min(max(1, int(page)), pages)
-    shown = frame.map(lambda v: json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v)
-    line = t("editor_page", lang, page=page, pages=pages, rows=editor.rows)
-    return shown, page, line
+def page_update(studio: Studio, view: EditorView, lang: str, number: Any, query: str, session: str) -> dict:
+    """Inputs: language, page number, search, session id. Outputs: grid, page number and page line for the
+    session's dataset (an empty grid when none is open)."""
+    found = studio.editor_page(session, number, PAGE_SIZE, query or "")
+    if found is None:
+        return {view.grid: pd.DataFrame(), view.page: 1, view.info: t("editor_empty", lang)}
+    line = t("editor_page", lang, page=found.number, pages=found.pages, rows=found.rows)
+    return {view.grid: found.frame, view.page: found.number, view.info: line}
 
 
-def build(studio: Studio, texts: Texts, lang_input: gr.Radio, path: gr.Textbox) -> EditorPanel:
+@worded_errors
+def show_page(studio: Studio, view: EditorView, lang: str, current: float, search: str,
+              request: gr.Request) -> dict:
+    """Inputs: language, page number, search. Outputs: grid, page number, page line."""
+    return page_update(studio, view, lang, current, search, session_of(request))
+
+
+@worded_errors
+def previous_page(studio: Studio, view: EditorView, lang: str, current: float, search: str,
+                  request: gr.Request) -> dict:
+    """Inputs: language, page number, search. Outputs: the page before (grid, page number, page line)."""
+    return page_update(studio, view, lang, (current or 1) - 1, search, session_of(request))
+
+
+@worded_errors
+def next_page(studio: Studio, view: EditorView, lang: str, current: float, search: str,
+              request: gr.Request) -> dict:
+    """Inputs: language, page number, search. Outputs: the page after (grid, page number, page line)."""
+    return page_update(studio, view, lang, (current or 1) + 1, search, session_of(request))
+
+
+@worded_errors
+def search_rows(studio: Studio, view: EditorView, lang: str, search: str, request: gr.Request) -> dict:
+    """Inputs: language, search. Outputs: the first page of matching rows (grid, page number, page line)."""
+    return page_update(studio, view, lang, 1, search, session_of(request))
+
+
+def _edit(studio: Studio, view: EditorView, lang: str, current: float, search: str, request: gr.Request,
+          change: str, announce: str, *args: Any) -> dict:
+    """Make the change to the session's rows, announce its count with the `announce` words, redraw the page."""
+    count = studio.edit_dataset(session_of(request), change, *args)
+    if count is None:
+        raise gr.Error(t("editor_empty", lang))
+    gr.Info(t(announce, lang, count=count))
+    return page_update(studio, view, lang, current, search, session_of(request))
+
+
+@worded_errors
+def apply_edits(studio: Studio, view: EditorView, lang: str, current: float, search: str, frame: pd.DataFrame,
+                request: gr.Request) -> dict:
+    """Inputs: language, page number, search, the edited grid. Writes the changed cells (one undo step per
+    row). Outputs: grid, page number, page line."""
+    records = frame.to_dict(orient="records") if frame is not None else []
+    return _edit(studio, view, lang, current, search, request, "apply", "editor_applied", records)
+
+
+@worded_errors
+def add_row(studio: Studio, view: EditorView, lang: str, current: float, search: str, request: gr.Request) -> dict:
+    """Inputs: language, page number, search. Appends an empty row. Outputs: grid, page number, page line."""
+    return _edit(studio, view, lang, current, search, request, "add", "editor_added")
+
+
+@worded_errors
+def duplicate_row(studio: Studio, view: EditorView, lang: str, current: float, search: str, row: float,
+                  request: gr.Request) -> dict:
+    """Inputs: language, page number, search, row number. Inserts a copy after the row. Outputs: grid, page
+    number, page line."""
+    return _edit(studio, view, lang, current, search, request, "duplicate", "editor_duplicated", row)
+
+
+@worded_errors
+def delete_row(studio: Studio, view: EditorView, lang: str, current: float, search: str, row: float,
+               request: gr.Request) -> dict:
+    """Inputs: language, page number, search, row number. Deletes the row. Outputs: grid, page number, page
+    line."""
+    return _edit(studio, view, lang, current, search, request, "delete", "editor_deleted", [row])
+
+
+@worded_errors
+def remove_duplicates(studio: Studio, view: EditorView, lang: str, current: float, search: str,
+                      request: gr.Request) -> dict:
+    """Inputs: language, page number, search. Removes rows equal to an earlier row. Outputs: grid, page
+    number, page line."""
+    return _edit(studio, view, lang, current, search, request, "dedup", "editor_deduped")
+
+
+@worded_errors
+def strip_whitespace(studio: Studio, view: EditorView, lang: str, current: float, search: str,
+                     request: gr.Request) -> dict:
+    """Inputs: language, page number, search. Trims the text cells. Outputs: grid, page number, page line."""
+    return _edit(studio, view, lang, current, search, request, "strip", "editor_stripped")
+
+
+@worded_errors
+def drop_empty_rows(studio: Studio, view: EditorView, lang: str, current: float, search: str,
+                    request: gr.Request) -> dict:
+    """Inputs: language, page number, search. Removes rows with no text. Outputs: grid, page number, page line."""
+    return _edit(studio, view, lang, current, search, request, "drop_empty", "editor_dropped")
+
+
+@worded_errors
+def undo(studio: Studio, view: EditorView, lang: str, current: float, search: str, request: gr.Request) -> dict:
+    """Inputs: language, page number, search. Reverts the last change. Outputs: grid, page number, page line."""
+    return _edit(studio, view, lang, current, search, request, "undo", "editor_undone")
+
+
+@worded_errors
+def save_version(studio: Studio, view: EditorView, lang: str, request: gr.Request) -> dict:
+    """Input: language. Saves the session's rows as the dataset's next version. Output: its path (the
+    dataset path box)."""
+    saved = studio.save_dataset(session_of(request))
+    if saved is None:
+        raise gr.Error(t("editor_empty", lang))
+    gr.Info(t("editor_saved", lang, path=str(saved)))
+    return {view.path: str(saved)}
+
+
+@worded_errors
+def export_jsonl(studio: Studio, view: EditorView, lang: str, request: gr.Request) -> dict:
+    """Input: language. Output: a JSONL file of the session's rows, to download."""
+    exported = studio.export_dataset(session_of(request))
+    if exported is None:
+        raise gr.Error(t("editor_empty", lang))
+    return {view.exported: str(exported)}
+
+
+def close_dataset(studio: Studio, request: gr.Request) -> None:
+    """When the page closes: forget the session's dataset (unsaved edits go with it)."""
+    studio.close_editor(session_of(request))
+
+
+def build(page: Page) -> EditorPanel:
+    """Lay out the editor inside the Dataset tab and wire its events."""
+    texts = page.texts
     with texts.add(gr.Accordion(open=True, elem_id="editor"), label="editor_title"):
-        with gr.Row():
-            query = texts.add(gr.Textbox(elem_id="editor-search", scale=3), label="editor_search")
-            previous = texts.add(gr.Button(elem_id="editor-previous", scale=0, min_width=60), value="editor_previous")
-            page = texts.add(gr.Number(value=1, minimum=1, precision=0, elem_id="editor-page", scale=1, min_width=80),
-                             label="editor_page_label")
-            following = texts.add(gr.Button(elem_id="editor-next", scale=0, min_width=60), value="editor_next")
+        query, number, moves = _navigation(texts)
         info = gr.Markdown(elem_id="editor-info")
         grid = gr.Dataframe(interactive=True, wrap=True, max_height=520, elem_id="editor-grid")
-        with gr.Row():
-            apply_edits = texts.add(gr.Button(variant="primary", elem_id="editor-apply"), value="editor_apply")
-            row = texts.add(gr.Number(value=1, precision=0, minimum=1, elem_id="editor-row", min_width=100),
-                            label="col_row")
-            add = texts.add(gr.Button(elem_id="editor-add"), value="editor_add")
-            duplicate = texts.add(gr.Button(elem_id="editor-duplicate"), value="editor_duplicate")
-            delete = texts.add(gr.Button(variant="stop", elem_id="editor-delete"), value="editor_delete")
-        with gr.Row():
-            dedup = texts.add(gr.Button(elem_id="editor-dedup"), value="editor_dedup")
-            strip = texts.add(gr.Button(elem_id="editor-strip"), value="editor_strip")
-            drop_empty = texts.add(gr.Button(elem_id="editor-drop-empty"), value="editor_drop_empty")
-            undo = texts.add(gr.Button(elem_id="editor-undo"), value="editor_undo")
-        with gr.Row():
-            save = texts.add(gr.Button(variant="primary", elem_id="editor-save"), value="editor_save")
-            export = texts.add(gr.Button(elem_id="editor-export"), value="editor_export")
-            exported = texts.add(gr.File(interactive=False, elem_id="editor-exported"), label="editor_exported")
-    shown = [grid, page, info]
-
-    def act(action: Callable[[Any], Any], message: str):
-        """A handler running `action(editor)`, announcing `message`, and redrawing the page."""
-        def handler(lang: str, current: float, search: str, *args):
-            editor = studio.editor
-            if editor is None:
-                raise gr.Error(t("editor_empty", lang))
-            try:
-                result = action(editor, *args)
-            except EngineError as error:
-                raise gr.Error(present.error_message(error, lang)) from None
-            gr.Info(t(message, lang, count=result))
-            return page_outputs(studio, lang, current, search)
-        handler.__name__ = message
-        return handler
-
-    def apply_grid(editor, frame: pd.DataFrame) -> int:
-        changed = 0
-        for record in frame.to_dict(orient="records"):
-            position = int(record.pop("#"))
-            current = editor.row(position)
-            values = {k: v for k, v in record.items() if _shown(current.get(k)) != v}
-            if values:
-                editor.update_row(position, values)
-                changed += 1
-        return changed
-
-    inputs = [lang_input, page, query]
-    apply_edits.click(act(apply_grid, "editor_applied"), inputs + [grid], shown, api_name="editor_apply")
-    add.click(act(lambda e: e.add_row(), "editor_added"), inputs, shown, api_name="editor_add")
-    duplicate.click(act(lambda e, r: e.duplicate_row(int(r)), "editor_duplicated"), inputs + [row], shown,
-                    api_name="editor_duplicate")
-    delete.click(act(lambda e, r: e.delete_rows([int(r)]), "editor_deleted"), inputs + [row], shown,
-                 api_name="editor_delete")
-    dedup.click(act(lambda e: e.remove_exact_duplicates(), "editor_deduped"), inputs, shown, api_name="editor_dedup")
-    strip.click(act(lambda e: e.strip_whitespace(), "editor_stripped"), inputs, shown, api_name="editor_strip")
-    drop_empty.click(act(lambda e: e.drop_empty_rows(), "editor_dropped"), inputs, shown,
-                     api_name="editor_drop_empty")
-    undo.click(act(lambda e: int(e.undo()), "editor_undone"), inputs, shown, api_name="editor_undo")
-    page.submit(lambda lang, p, q: page_outputs(studio, lang, p, q), inputs, shown, api_name="editor_page")
-    previous.click(lambda lang, p, q: page_outputs(studio, lang, (p or 1) - 1, q), inputs, shown,
-                   api_visibility="private")
-    following.click(lambda lang, p, q: page_outputs(studio, lang, (p or 1) + 1, q), inputs, shown,
-                    api_visibility="private")
-    query.submit(lambda lang, q: page_outputs(studio, lang, 1, q), [lang_input, query], shown,
-                 api_name="editor_search")
-
-    def save_version(lang: str) -> str:
-        """Input: language. Output: the path of the new saved version (the dataset path box)."""
-        if studio.editor is None:
-            raise gr.Error(t("editor_empty", lang))
-        saved = studio.editor.save()
-        gr.Info(t("editor_saved", lang, path=str(saved)))
-        return str(saved)
-
-    def export_jsonl(lang: str) -> str:
-        """Input: language. Output: a JSONL file of the current rows to download."""
-        if studio.editor is None:
-            raise gr.Error(t("editor_empty", lang))
-        target = Path(tempfile.mkdtemp(prefix="export-")) / f"{studio.editor.name}.jsonl"
-        return str(studio.editor.export_jsonl(target))
-
-    export.click(export_jsonl, [lang_input], [exported], api_name="editor_export")
-
-    def saved_then_check(check: Callable, check_inputs: list, check_outputs: list) -> None:
-        save.click(save_version, [lang_input], [path], api_name="editor_save").then(
-            check, check_inputs, check_outputs, api_visibility="private")
-
-    return EditorPanel(page_outputs=shown, saved_then_check=saved_then_check)
+        row, buttons = _actions(texts)
+    view = EditorView(grid=grid, page=number, info=info, exported=buttons.pop("exported"),
+                      path=page.form.dataset_path)
+    saved = _wire(page, view, query, row, moves, buttons)
+    return EditorPanel(view=view, saved=saved)
 
 
-def _shown(value: Any) -> Any:
-    return json.dumps(value, ensure_ascii=False) if isinstance(value, (list, dict)) else value
+def _navigation(texts: Texts) -> tuple[gr.Textbox, gr.Number, dict[str, gr.Button]]:
+    """The search box, page number and the previous / next buttons."""
+    with gr.Row():
+        query = texts.add(gr.Textbox(elem_id="editor-search", scale=3), label="editor_search")
+        previous = texts.add(gr.Button(elem_id="editor-previous", scale=0, min_width=60), value="editor_previous")
+        number = texts.add(gr.Number(value=1, minimum=1, precision=0, elem_id="editor-page", scale=1, min_width=80),
+                           label="editor_page_label")
+        following = texts.add(gr.Button(elem_id="editor-next", scale=0, min_width=60), value="editor_next")
+    return query, number, {"previous": previous, "next": following}
+
+
+def _actions(texts: Texts) -> tuple[gr.Number, dict[str, Any]]:
+    """The row number, the row and bulk action buttons, save, export and the exported file."""
+    buttons: dict[str, Any] = {}
+
+    def button(name: str, elem_id: str, **style) -> None:
+        buttons[name] = texts.add(gr.Button(elem_id=elem_id, **style), value=f"editor_{name}")
+
+    with gr.Row():
+        button("apply", "editor-apply", variant="primary")
+        row = texts.add(gr.Number(value=1, precision=0, minimum=1, elem_id="editor-row", min_width=100),
+                        label="col_row")
+        button("add", "editor-add")
+        button("duplicate", "editor-duplicate")
+        button("delete", "editor-delete", variant="stop")
+    with gr.Row():
+        button("dedup", "editor-dedup")
+        button("strip", "editor-strip")
+        button("drop_empty", "editor-drop-empty")
+        button("undo", "editor-undo")
+    with gr.Row():
+        button("save", "editor-save", variant="primary")
+        button("export", "editor-export")
+        buttons["exported"] = texts.add(gr.File(interactive=False, elem_id="editor-exported"),
+                                        label="editor_exported")
+    return row, buttons
+
+
+def _wire(page: Page, view: EditorView, query: gr.Textbox, row: gr.Number, moves: dict[str, gr.Button],
+          buttons: dict[str, gr.Button]):
+    """Connect the editor's events to its handlers; returns the save event."""
+    studio, lang, shown = page.studio, page.language, view.shown
+    inputs = [lang, view.page, query]
+    edits = {"apply": (apply_edits, [view.grid]), "add": (add_row, []), "duplicate": (duplicate_row, [row]),
+             "delete": (delete_row, [row]), "dedup": (remove_duplicates, []), "strip": (strip_whitespace, []),
+             "drop_empty": (drop_empty_rows, []), "undo": (undo, [])}
+    for name, (handler, extra) in edits.items():
+        buttons[name].click(bind(handler, studio, view), inputs + extra, shown, api_name=f"editor_{name}")
+    view.page.submit(bind(show_page, studio, view), inputs, shown, api_name="editor_page")
+    moves["previous"].click(bind(previous_page, studio, view), inputs, shown, api_visibility="private")
+    moves["next"].click(bind(next_page, studio, view), inputs, shown, api_visibility="private")
+    query.submit(bind(search_rows, studio, view), [lang, query], shown, api_name="editor_search")
+    buttons["export"].click(bind(export_jsonl, studio, view), [lang], [view.exported], api_name="editor_export")
+    page.demo.unload(bind(close_dataset, studio))
+    return buttons["save"].click(bind(save_version, studio, view), [lang], [view.path], api_name="editor_save")

@@ -2,17 +2,18 @@
 
 Booleans become checkboxes, fields with choices dropdowns, numbers sliders (learning rate a dropdown
 of common values that also accepts a typed one); simple fields are shown, the rest sit in
-"Advanced" grouped like the config.
+"Advanced" grouped like the config. The components are created before the tabs (`create_form`) and
+laid out on the Hyperparameters tab (`render_fields`), so every tab can read them.
 """
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import gradio as gr
 
-from engine.config import BUNDLED_MODEL_ID, FIELDS, GROUPS, TrainConfig, field_kind
+from engine import BUNDLED_MODEL_ID, FIELDS, GROUPS, TrainConfig, field_kind
 from ui.i18n import Texts, field_help, field_label
+from ui.page import Form
 
 FIELD_MIN_WIDTH = 280  # rows of fields wrap instead of squeezing labels into narrow columns
 # Fields chosen elsewhere in the UI (the Dataset tab picks the file).
@@ -29,14 +30,18 @@ ATTENTION_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj"]
 
 
 def form_fields() -> list[str]:
-    return [name for name in FIELDS if name not in HIDDEN_FIELDS]
+    """The fields the form shows, in the form's order: the simple ones, then the rest group by group."""
+    shown = [name for name in FIELDS if name not in HIDDEN_FIELDS]
+    simple = [name for name in shown if FIELDS[name].metadata.get("simple")]
+    return simple + [name for group in GROUPS for name in shown
+                     if FIELDS[name].metadata["group"] == group and name not in simple]
 
 
 def make_component(name: str, value: Any, lang: str):
-    """One input component for field `name`, showing `value`."""
+    """One input component for field `name`, showing `value` (not rendered yet)."""
     meta, kind = FIELDS[name].metadata, field_kind(name)
     common = {"label": field_label(name, lang), "info": field_help(name, lang), "elem_id": f"field-{name}",
-              "min_width": FIELD_MIN_WIDTH}
+              "min_width": FIELD_MIN_WIDTH, "render": False}
     if kind is bool:
         return gr.Checkbox(value=value, **common)
     if meta.get("choices"):
@@ -53,45 +58,35 @@ def make_component(name: str, value: Any, lang: str):
     return gr.Textbox(value=value, **common)
 
 
-def build_form(config: TrainConfig, texts: Texts) -> dict[str, Any]:
-    """Render the form inside the current Blocks context; returns {field name: component}."""
-    components: dict[str, Any] = {}
-    simple = [n for n in form_fields() if FIELDS[n].metadata.get("simple")]
-    with gr.Row(equal_height=False):
-        for name in simple:
-            components[name] = texts.add_field(make_component(name, getattr(config, name), texts.lang), name)
-    advanced = texts.add(gr.Accordion(label="", open=False), label="advanced")
-    with advanced:
+def create_form(config: TrainConfig, texts: Texts) -> Form:
+    """The dataset path box and one input per shown field, holding `config`'s values; nothing is rendered
+    (the Dataset tab renders the path box, `render_fields` the fields)."""
+    path = texts.add(gr.Textbox(value=config.dataset_path, elem_id="dataset-path", scale=3, render=False),
+                     label="dataset_path", info="dataset_path_info")
+    fields = {name: texts.add_field(make_component(name, getattr(config, name), texts.lang), name)
+              for name in form_fields()}
+    return Form(dataset_path=path, fields=fields)
+
+
+def render_fields(form: Form, texts: Texts) -> None:
+    """Lay out the form's fields in the current Blocks context: the simple ones in a row, the rest in
+    "Advanced", one titled row per config group."""
+    simple = [name for name in form.names if FIELDS[name].metadata.get("simple")]
+    _render_row(form, simple)
+    with texts.add(gr.Accordion(label="", open=False), label="advanced"):
         for group in GROUPS:
-            names = [n for n in form_fields() if FIELDS[n].metadata["group"] == group and n not in simple]
-            if not names:
-                continue
-            texts.add(gr.Markdown(), value=f"group_{group}")
-            with gr.Row(equal_height=False):
-                for name in names:
-                    components[name] = texts.add_field(make_component(name, getattr(config, name), texts.lang), name)
-    return components
+            names = [name for name in form.names if FIELDS[name].metadata["group"] == group and name not in simple]
+            if names:
+                texts.add(gr.Markdown(), value=f"group_{group}")
+                _render_row(form, names)
+
+
+def _render_row(form: Form, names: list[str]) -> None:
+    with gr.Row(equal_height=False):
+        for name in names:
+            form.fields[name].render()
 
 
 def values_of(config: TrainConfig, names: list[str]) -> list[Any]:
     """Component values for `config`, in the order of `names` (tuples as lists)."""
     return [list(v) if isinstance(v := getattr(config, name), tuple) else v for name in names]
-
-
-def named_form_handler(handler, leading: list[str], names: list[str]):
-    """`handler(*leading, *values)` exposed with a signature naming each field, so API clients
-    (gradio_client, scripts) can pass `max_steps=2` instead of `param_17`."""
-    def wrapper(*args):
-        return handler(*args)
-
-    params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in leading + names]
-    wrapper.__signature__ = inspect.Signature(params)
-    wrapper.__doc__, wrapper.__name__ = handler.__doc__, handler.__name__
-    return wrapper
-
-
-def config_from(base: TrainConfig, names: list[str], values: list[Any]) -> TrainConfig:
-    """`base` with the form's values; raises EngineError naming a field that does not fit."""
-    changes = {name: value for name, value in zip(names, values) if value is not None}
-    return base.replace(**changes)
-

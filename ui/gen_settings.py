@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import gradio as gr
 
-from engine.chat.inference import GenParams
-from ui.i18n import Texts
+from engine import GenParams
+from ui.page import Page
 
 DEFAULTS = GenParams()
 
 
-def build(texts: Texts, elem_id: str) -> list:
+def build(page: Page, elem_id: str) -> list:
     """The accordion's components, in the order `params` takes their values."""
+    texts = page.texts
     with texts.add(gr.Accordion(open=False, elem_id=elem_id), label="gen_settings"):
         with gr.Row():
             max_new_tokens = texts.add(gr.Slider(16, 1024, value=DEFAULTS.max_new_tokens, step=16),
@@ -22,7 +23,8 @@ def build(texts: Texts, elem_id: str) -> list:
             repetition_penalty = texts.add(gr.Slider(1, 2, value=DEFAULTS.repetition_penalty, step=0.05),
                                            label="gen_repetition_penalty")
             seed = texts.add(gr.Number(value=DEFAULTS.seed, precision=0), label="gen_seed")
-        system_prompt = texts.add(gr.Textbox(value="", lines=2), label="gen_system_prompt", info="gen_system_prompt_info")
+        system_prompt = texts.add(gr.Textbox(value="", lines=2), label="gen_system_prompt",
+                                  info="gen_system_prompt_info")
     return [max_new_tokens, temperature, top_p, repetition_penalty, seed, system_prompt]
 
 

@@ -1,132 +1,173 @@
 """Hyperparameters tab: presets (shipped and saved), the form generated from TrainConfig, the YAML view."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
 import gradio as gr
 
-from engine import presets
-from engine.config import TrainConfig
-from engine.errors import EngineError
-from engine.studio import Studio
+from engine import EngineError, Studio, TrainConfig
 from ui import forms, present
 from ui.i18n import Texts, t
+from ui.page import Page
+from ui.wiring import bind, worded_errors
+
+# Changing one of these changes how many parameters the adapter trains.
+TRAINABLE_FIELDS = ("model_name_or_path", "lora_r", "lora_target_modules", "use_dora")
 
 
 @dataclass
-class ParamsTab:
-    names: list[str]
-    components: list
-    on_load: list = field(default_factory=list)  # (fn, inputs, outputs) to run when the page loads
+class ParamsView:
+    """The Hyperparameters tab's components that handlers fill (plain names in tests)."""
+
+    preset: Any
+    about: Any
+    fields: dict[str, Any]  # the form: field name -> its input
+    trainable: Any
+    plan: Any
+    as_yaml: Any
+    as_script: Any
+
+    @property
+    def modules(self) -> Any:
+        return self.fields["lora_target_modules"]
 
 
 def preset_choices(studio: Studio) -> list[str]:
+    """The preset picker's choices: none, then every shipped and saved preset."""
     return [""] + [p.name for p in studio.presets()]
 
 
-def build(studio: Studio, texts: Texts, config: TrainConfig, lang_input: gr.Radio, dataset_path: gr.Textbox) -> ParamsTab:
+def _config(studio: Studio, view: ParamsView, values: tuple, dataset_path: str | None = None) -> TrainConfig:
+    """The form's config; with a dataset path (when one is typed), the run's whole config."""
+    config = studio.config_from_form(dict(zip(view.fields, values)))
+    return config.replace(dataset_path=dataset_path.strip()) if dataset_path and dataset_path.strip() else config
+
+
+@worded_errors
+def apply_preset(studio: Studio, view: ParamsView, lang: str, name: str) -> dict:
+    """Inputs: language, preset name. Outputs: its description and every form field (defaults + preset)."""
+    chosen, about = studio.default_config(), ""
+    if name:
+        chosen = studio.apply_preset(name, chosen)
+        about = studio.preset_description(name, lang)
+    return {view.about: about, **dict(zip(view.fields.values(), forms.values_of(chosen, list(view.fields))))}
+
+
+@worded_errors
+def save_preset(studio: Studio, view: ParamsView, lang: str, name: str, *values) -> dict:
+    """Inputs: language, new preset name, the form's values (one per field). Output: the preset picker with
+    the new preset chosen."""
+    saved = studio.save_preset(name or "", _config(studio, view, values))
+    gr.Info(t("preset_saved", lang, name=saved))
+    return {view.preset: gr.Dropdown(choices=preset_choices(studio), value=saved)}
+
+
+def show_config(studio: Studio, view: ParamsView, lang: str, dataset_path: str, *values) -> dict:
+    """Inputs: language, dataset path, the form's values. Outputs: the config as YAML (what config.yaml will
+    hold) and as a standalone TRL + PEFT script; a commented message when a field does not fit."""
+    try:
+        config = _config(studio, view, values, dataset_path)
+    except EngineError as error:
+        message = f"# {present.error_message(error, lang)}"
+        return {view.as_yaml: message, view.as_script: message}
+    return {view.as_yaml: config.to_yaml(), view.as_script: studio.training_script(config)}
+
+
+@worded_errors
+def check_plan(studio: Studio, view: ParamsView, lang: str, dataset_path: str, *values) -> dict:
+    """Inputs: language, dataset path, the form's values (one per field). Output: problems, advice, memory and
+    time estimate."""
+    return {view.plan: present.plan_markdown(studio.plan(_config(studio, view, values, dataset_path)), lang)}
+
+
+def discover_modules(studio: Studio, view: ParamsView, lang: str, model: str, chosen: list[str]) -> dict:
+    """Inputs: language, model, chosen modules. Output: the module checkboxes listing the model's own linear
+    layers (kept as they are when the model cannot be inspected offline)."""
+    try:
+        found = studio.linear_names(model)
+    except EngineError:
+        return {view.modules: gr.skip()}
+    choices = ["all-linear"] + found
+    kept = [module for module in (chosen or []) if module in choices] or ["all-linear"]
+    return {view.modules: gr.CheckboxGroup(choices=choices, value=kept)}
+
+
+def trainable_text(studio: Studio, view: ParamsView, lang: str, *values) -> dict:
+    """Inputs: language, the form's values. Output: trainable parameters and their share of the model (empty
+    when the settings do not fit or the model is unknown)."""
+    try:
+        counts = studio.trainable_parameters(_config(studio, view, values))
+    except EngineError:
+        counts = None
+    if counts is None:
+        return {view.trainable: ""}
+    count, total = counts
+    line = t("trainable_line", lang, trainable=f"{count:,}", total=f"{total:,}", pct=100 * count / max(total, 1))
+    return {view.trainable: line}
+
+
+def attention_only(studio: Studio, view: ParamsView, lang: str) -> dict:
+    """Input: language. Output: the module checkboxes with the attention projections chosen."""
+    return {view.modules: forms.ATTENTION_MODULES}
+
+
+def all_linear(studio: Studio, view: ParamsView, lang: str) -> dict:
+    """Input: language. Output: the module checkboxes with every linear layer chosen."""
+    return {view.modules: ["all-linear"]}
+
+
+def build(page: Page) -> None:
+    """Lay out the Hyperparameters tab (presets, the form, modules, the check, YAML and script) and wire it."""
+    texts, studio = page.texts, page.studio
     texts.add(gr.Markdown(), value="params_intro")
     with gr.Row():
         preset = texts.add(gr.Dropdown(choices=preset_choices(studio), value="", elem_id="preset", scale=3),
                            label="preset", info="preset_info")
-        preset_about = gr.Markdown(elem_id="preset-about")
-    fields = forms.build_form(config, texts)
-    names = list(fields)
-    components = [fields[name] for name in names]
+        about = gr.Markdown(elem_id="preset-about")
+    forms.render_fields(page.form, texts)
     with gr.Row():
-        attention_only = texts.add(gr.Button(elem_id="modules-attention", scale=1), value="modules_attention")
-        all_linear = texts.add(gr.Button(elem_id="modules-all", scale=1), value="modules_all")
+        attention = texts.add(gr.Button(elem_id="modules-attention", scale=1), value="modules_attention")
+        linear = texts.add(gr.Button(elem_id="modules-all", scale=1), value="modules_all")
         trainable = gr.Markdown(elem_id="trainable", min_height=40)
     check = texts.add(gr.Button(variant="primary", elem_id="plan-check"), value="plan_check")
-    plan_md = gr.Markdown(elem_id="plan")
+    plan = gr.Markdown(elem_id="plan")
     with gr.Row():
         new_name = texts.add(gr.Textbox(elem_id="preset-name", scale=2), label="preset_name", info="preset_name_info")
         save = texts.add(gr.Button(elem_id="preset-save", scale=1), value="preset_save")
+    as_yaml, as_script = _exports(texts)
+    view = ParamsView(preset=preset, about=about, fields=page.form.fields, trainable=trainable, plan=plan,
+                      as_yaml=as_yaml, as_script=as_script)
+    _wire(page, view, attention, linear, check, new_name, save)
+
+
+def _exports(texts: Texts) -> tuple[gr.Code, gr.Code]:
+    """The closed accordions showing the config as YAML and as a script."""
     with texts.add(gr.Accordion(open=False, elem_id="as-yaml"), label="show_yaml"):
         as_yaml = gr.Code(language="yaml", elem_id="config-yaml")
     with texts.add(gr.Accordion(open=False, elem_id="as-script"), label="as_script"):
         as_script = gr.Code(language="python", elem_id="config-script")
+    return as_yaml, as_script
 
-    def current(path: str, values: list) -> TrainConfig:
-        config = forms.config_from(studio.default_config(), names, values)
-        return config.replace(dataset_path=path.strip()) if path and path.strip() else config
 
-    def apply_preset(lang: str, name: str):
-        """Inputs: language, preset name. Outputs: its description and every form field (defaults + preset)."""
-        chosen, about = studio.default_config(), ""
-        if name:
-            try:
-                chosen = studio.apply_preset(name, chosen)
-                description = presets.load_preset(name).description
-                about = description.get(lang) or description.get("en", "")
-            except EngineError as error:
-                raise gr.Error(present.error_message(error, lang)) from None
-        return [about] + forms.values_of(chosen, names)
-
-    def save_preset(lang: str, name: str, *values):
-        """Inputs: language, new preset name, form values. Output: the preset list with the new one chosen."""
-        try:
-            config = forms.config_from(studio.default_config(), names, list(values))
-            presets.save_preset(name, config)
-        except EngineError as error:
-            raise gr.Error(present.error_message(error, lang)) from None
-        gr.Info(t("preset_saved", lang, name=name.strip().lower()))
-        return gr.Dropdown(choices=preset_choices(studio), value=name.strip().lower())
-
-    def show_config(lang: str, path: str, *values):
-        """Inputs: language, dataset path, form values. Outputs: the config as YAML (what config.yaml
-        will hold) and as a standalone TRL + PEFT script."""
-        from engine.export.script import python_script
-
-        try:
-            config = current(path, list(values))
-        except EngineError as error:
-            message = present.error_message(error, lang)
-            return f"# {message}", f"# {message}"
-        return config.to_yaml(), python_script(config)
-
-    def check_plan(lang: str, path: str, *values) -> str:
-        """Inputs: language, dataset path, form values. Output: problems, advice, memory and time estimate."""
-        try:
-            return present.plan_markdown(studio.plan(current(path, list(values))), lang)
-        except EngineError as error:
-            raise gr.Error(present.error_message(error, lang)) from None
-
-    def discover_modules(lang: str, model: str, chosen: list[str]):
-        """Inputs: language, model, chosen modules. Output: the module checkboxes listing the model's
-        own linear layers (kept as they are when the model cannot be inspected offline)."""
-        try:
-            found = studio.linear_names(model)
-        except EngineError:
-            return gr.skip()
-        choices = ["all-linear"] + found
-        return gr.CheckboxGroup(choices=choices, value=[m for m in chosen if m in choices] or ["all-linear"])
-
-    def trainable_text(lang: str, *values) -> str:
-        """Inputs: language, form values. Output: trainable parameters and their share of the model."""
-        try:
-            counts = studio.trainable_parameters(forms.config_from(studio.default_config(), names, list(values)))
-        except EngineError:
-            return ""
-        if counts is None:
-            return ""
-        count, total = counts
-        return t("trainable_line", lang, trainable=f"{count:,}", total=f"{total:,}", pct=100 * count / max(total, 1))
-
-    modules, model = fields["lora_target_modules"], fields["model_name_or_path"]
-    attention_only.click(lambda: forms.ATTENTION_MODULES, None, [modules], api_visibility="private")
-    all_linear.click(lambda: ["all-linear"], None, [modules], api_visibility="private")
-    model.change(discover_modules, [lang_input, model, modules], [modules], api_name="discover_modules")
-    for name in ("model_name_or_path", "lora_r", "lora_target_modules", "use_dora"):
-        fields[name].change(trainable_text, [lang_input] + components, [trainable], api_visibility="private",
-                            show_progress="hidden")
-    demo_load_trainable = (trainable_text, [lang_input] + components, [trainable])
-    preset.change(apply_preset, [lang_input, preset], [preset_about] + components, api_name="apply_preset")
-    save.click(forms.named_form_handler(save_preset, ["lang", "name"], names), [lang_input, new_name] + components,
-               [preset], api_name="save_preset")
-    for component in components:
-        component.change(show_config, [lang_input, dataset_path] + components, [as_yaml, as_script],
-                         api_visibility="private", show_progress="hidden")
-    check.click(forms.named_form_handler(check_plan, ["lang", "dataset_path"], names),
-                [lang_input, dataset_path] + components, [plan_md], api_name="plan")
-    return ParamsTab(names=names, components=components, on_load=[demo_load_trainable])
+def _wire(page: Page, view: ParamsView, attention: gr.Button, linear: gr.Button, check: gr.Button,
+          new_name: gr.Textbox, save: gr.Button) -> None:
+    """Connect the tab's events to its handlers."""
+    studio, lang, form = page.studio, page.language, page.form
+    names, values, path = form.names, form.components, form.dataset_path
+    attention.click(bind(attention_only, studio, view), [lang], [view.modules], api_visibility="private")
+    linear.click(bind(all_linear, studio, view), [lang], [view.modules], api_visibility="private")
+    model = view.fields["model_name_or_path"]
+    model.change(bind(discover_modules, studio, view), [lang, model, view.modules], [view.modules],
+                 api_name="discover_modules")
+    counting = bind(trainable_text, studio, view)
+    gr.on([view.fields[name].change for name in TRAINABLE_FIELDS], counting, [lang] + values, [view.trainable],
+          api_visibility="private", show_progress="hidden")
+    page.demo.load(counting, [lang] + values, [view.trainable], api_visibility="private")
+    view.preset.change(bind(apply_preset, studio, view), [lang, view.preset], [view.about] + values,
+                       api_name="apply_preset")
+    save.click(bind(save_preset, studio, view, fields=names), [lang, new_name] + values, [view.preset],
+               api_name="save_preset")
+    gr.on([value.change for value in values], bind(show_config, studio, view), [lang, path] + values,
+          [view.as_yaml, view.as_script], api_visibility="private", show_progress="hidden")
+    check.click(bind(check_plan, studio, view, fields=names), [lang, path] + values, [view.plan], api_name="plan")

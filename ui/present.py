@@ -7,13 +7,21 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from engine.data.reading import DatasetReport
-from engine.errors import EngineError
-from engine.locales import render_error
-from engine.planning.plan_text import duration as _duration
-from engine.planning.plan_text import plan_lines
-from engine.training.diagnosis import diagnose, smooth
-from engine.training.events import Event, RunSnapshot, RunState
+from engine import (
+    DatasetCheck,
+    DatasetReport,
+    EngineError,
+    Event,
+    LogEvent,
+    RunPlan,
+    RunSnapshot,
+    RunState,
+    diagnose,
+    plan_lines,
+    render_error,
+    smooth,
+)
+from engine import duration as _duration
 from ui.i18n import t
 
 SMOOTHING = 0.6  # TensorBoard's default weight: smooth enough to read, little lag on short runs
@@ -26,15 +34,17 @@ def adapter_choices(choices: list, lang: str) -> list[tuple[str, str]]:
 
 
 def issue_rows(report: DatasetReport, lang: str) -> list[list[Any]]:
+    """One table row per problem of the report (errors first): severity, row, field, message."""
     return [[t(f"severity_{i.severity}", lang), i.row if i.row is not None else "", i.field or "",
              i.to_dict(lang)["message"]] for i in report.errors + report.warnings]
 
 
 def issue_headers(lang: str) -> list[str]:
+    """The problems table's column titles."""
     return [t(key, lang) for key in ("col_severity", "col_row", "col_field", "col_message")]
 
 
-def dataset_summary(result, lang: str) -> str:
+def dataset_summary(result: DatasetCheck, lang: str) -> str:
     """Markdown for a DatasetCheck: counts, verdict, languages and token figures."""
     report, summary = result.report, result.summary
     head = t("dataset_summary", lang, path=report.path, format=report.format or "?", rows=len(report.rows),
@@ -66,12 +76,13 @@ def length_histogram(summary, lang: str) -> go.Figure:
 
 
 def error_message(error: EngineError, lang: str) -> str:
+    """The engine error's message (and what to do) in `lang`."""
     return render_error(error, lang)
 
 
 def metric_points(events: list[Event]) -> list[dict[str, Any]]:
-    """The log events' data with their time, for plots, progress and the diagnosis."""
-    return [{**event.data, "time": event.time} for event in events if event.kind == "log"]
+    """The log events' payloads with their time, for plots, progress and the diagnosis."""
+    return [{**event.payload(), "time": event.time} for event in events if isinstance(event, LogEvent)]
 
 
 def _series(points: list[dict[str, Any]], key: str) -> tuple[list, list]:
@@ -127,6 +138,7 @@ def progress_text(snapshot: RunSnapshot, points: list[dict[str, Any]], lang: str
 
 
 def diagnosis_text(points: list[dict[str, Any]], lang: str) -> str:
+    """What the curves say (a bold finding and its advice), from the run's log points."""
     found = diagnose(points)
     return f"**{t(found.title_code, lang, **found.params)}** {t(found.advice_code, lang, **found.params)}"
 
@@ -145,6 +157,7 @@ def _number(value: float | None) -> str:
 
 
 def status_text(snapshot: RunSnapshot, lang: str) -> str:
+    """The run's status line: state, step and losses, the slow step while loading, why it failed."""
     if snapshot.run_id is None or snapshot.state is RunState.IDLE:
         return t("status_idle", lang)
 
@@ -154,12 +167,10 @@ def status_text(snapshot: RunSnapshot, lang: str) -> str:
     if snapshot.state is RunState.LOADING and snapshot.progress:
         line += f"\n\n⏳ {t(snapshot.progress, lang)}…"
     if snapshot.error:
-        error = EngineError(snapshot.error.get("code", "train_failed"), snapshot.error.get("params", {}),
-                            snapshot.error.get("hint"))
-        line += "\n\n" + error_message(error, lang)
+        line += "\n\n" + error_message(snapshot.error.to_error(), lang)
     return line
 
 
-def plan_markdown(plan, lang: str) -> str:
+def plan_markdown(plan: RunPlan, lang: str) -> str:
     """The pre-training check as a Markdown list (the same lines `train --dry-run` prints)."""
     return "\n".join(f"- {line}" if not line.startswith("  ") else line for line in plan_lines(plan, lang))

@@ -6,18 +6,169 @@ a second tab rebuilds the whole curve from cursor 0 and keeps following a live r
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import gradio as gr
 
-from engine.errors import EngineError
-from engine.studio import Studio
-from ui import forms, present
-from ui.i18n import Texts, t
+from engine import Studio
+from ui import present
+from ui.i18n import t
+from ui.page import Page
+from ui.wiring import bind, worded_errors
 
 POLL_SECONDS = 0.5  # an event reaches the page within about half a second
 
 
-def build(demo: gr.Blocks, studio: Studio, texts: Texts, lang_input: gr.Radio, dataset_path: gr.Textbox,
-          form_names: list[str], form_components: list) -> None:
+@dataclass
+class TrainingView:
+    """The Training tab's components that handlers fill: the followed run (its id, cursor and points in
+    session state), and the history of runs."""
+
+    run_id: Any
+    cursor: Any
+    points: Any
+    status: Any
+    progress: Any
+    diagnosis: Any
+    plot: Any
+    metrics: Any
+    timer: Any
+    runs: Any
+    pick: Any
+    compare: Any
+
+    @property
+    def followed(self) -> list:
+        """The outputs of every handler that follows a run, in the API's order."""
+        return [self.run_id, self.cursor, self.points, self.status, self.progress, self.diagnosis, self.plot,
+                self.metrics, self.timer]
+
+    @property
+    def history(self) -> list:
+        """The outputs of the history handlers: the runs table and the two run pickers."""
+        return [self.runs, self.pick, self.compare]
+
+
+def follow(studio: Studio, view: TrainingView, lang: str, current: str | None, seen: int, known: list,
+           other: str | None = None) -> dict:
+    """Follow run `current` from cursor `seen` with the points `known` so far (and run `other` overlaid).
+    Outputs: `view.followed` (the plots only when there is something new to draw; the timer active while
+    the run is live)."""
+    if current is None:
+        return {view.run_id: None, view.cursor: seen, view.points: known,
+                view.status: present.status_text(studio.snapshot(None), lang), view.progress: "",
+                view.diagnosis: "", view.plot: gr.skip(), view.metrics: gr.skip(), view.timer: gr.Timer(active=False)}
+    events, next_cursor = studio.events_since(current, seen)
+    known = known + present.metric_points(events)
+    snapshot = studio.snapshot(current)
+    overlay = present.metric_points(studio.events_since(other, 0)[0]) if other else None
+    redraw = bool(events) or seen == 0
+    return {view.run_id: current, view.cursor: next_cursor, view.points: known,
+            view.status: present.status_text(snapshot, lang),
+            view.progress: present.progress_text(snapshot, known, lang),
+            view.diagnosis: present.diagnosis_text(known, lang),
+            view.plot: present.loss_figure(known, lang, overlay, other or "") if redraw else gr.skip(),
+            view.metrics: present.metrics_figure(known, lang) if redraw else gr.skip(),
+            view.timer: gr.Timer(active=snapshot.state.is_live or studio.is_live(current))}
+
+
+@worded_errors
+def start_training(studio: Studio, view: TrainingView, names: list[str], lang: str, dataset_path: str,
+                   *values) -> dict:
+    """Inputs: language, dataset path, the form's values (one per field in `names`, the form's field names).
+    Outputs: `view.followed`, for the new run."""
+    config = studio.config_from_form(dict(zip(names, values)))
+    new_run = studio.start(config.replace(dataset_path=(dataset_path or "").strip()))
+    gr.Info(t("started", lang, run_id=new_run))
+    return follow(studio, view, lang, new_run, 0, [])
+
+
+def poll(studio: Studio, view: TrainingView, lang: str, current: str | None, seen: int, known: list) -> dict:
+    """Inputs: language (the run, cursor and points live in session state). Outputs: `view.followed`."""
+    return follow(studio, view, lang, current, seen, known)
+
+
+def stop_training(studio: Studio, view: TrainingView, lang: str) -> None:
+    """Input: language. No outputs: asks the live run to stop after its current step, and says so."""
+    gr.Info(t("stop_requested" if studio.stop() else "nothing_to_stop", lang))
+
+
+def attach(studio: Studio, view: TrainingView, lang: str) -> dict:
+    """Input: language. On page load, follow the current (or latest) run from cursor 0. Outputs: `view.followed`."""
+    history = studio.list_runs()
+    return follow(studio, view, lang, studio.current_run_id() or (history[0].run_id if history else None), 0, [])
+
+
+def list_runs(studio: Studio, view: TrainingView, lang: str) -> dict:
+    """Input: language. Outputs: `view.history` (the runs table, the run picker, the overlay picker)."""
+    history = studio.list_runs()
+    ids = [run.run_id for run in history]
+    return {view.runs: present.runs_table(history, lang),
+            view.pick: gr.Dropdown(choices=ids, value=ids[0] if ids else None),
+            view.compare: gr.Dropdown(choices=[""] + ids, value="")}
+
+
+def refresh_table(studio: Studio, view: TrainingView, lang: str) -> dict:
+    """Input: language. Output: the runs table."""
+    return {view.runs: present.runs_table(studio.list_runs(), lang)}
+
+
+def show_run(studio: Studio, view: TrainingView, lang: str, chosen: str | None, other: str | None) -> dict:
+    """Inputs: language, a run, optionally a run to overlay. Outputs: `view.followed`."""
+    return follow(studio, view, lang, chosen or None, 0, [], other or None)
+
+
+@worded_errors
+def resume_run(studio: Studio, view: TrainingView, lang: str, chosen: str | None) -> dict:
+    """Inputs: language, a stopped/failed/interrupted run. Outputs: `view.followed`, following it again."""
+    resumed = studio.resume(chosen or "")
+    gr.Info(t("resumed", lang, run_id=resumed))
+    return follow(studio, view, lang, resumed, 0, [])
+
+
+@worded_errors
+def delete_run(studio: Studio, view: TrainingView, lang: str, chosen: str | None) -> dict:
+    """Inputs: language, a run. Outputs: `view.history`, refreshed."""
+    studio.delete_run(chosen or "")
+    gr.Info(t("runs_deleted", lang, run_id=chosen))
+    return list_runs(studio, view, lang)
+
+
+@dataclass
+class TrainingLayout(TrainingView):
+    """The whole tab: the components handlers fill and the buttons."""
+
+    start: Any
+    stop: Any
+    show: Any
+    resume: Any
+    delete: Any
+
+
+def build(page: Page) -> None:
+    """Lay out the Training tab and wire its events (the form's values start a run)."""
+    view, studio, lang, names = _layout(page), page.studio, page.language, page.form.names
+    state = [view.run_id, view.cursor, view.points]
+    history = bind(list_runs, studio, view)
+    view.start.click(bind(start_training, studio, view, names, fields=names),
+                     [lang, page.form.dataset_path] + page.form.components, view.followed,
+                     api_name="start_training").then(history, [lang], view.history, api_visibility="private")
+    view.timer.tick(bind(poll, studio, view), [lang] + state, view.followed, api_name="poll", show_progress="hidden")
+    view.stop.click(bind(stop_training, studio, view), [lang], None, api_name="stop_training")
+    view.show.click(bind(show_run, studio, view), [lang, view.pick, view.compare], view.followed, api_name="show_run")
+    view.resume.click(bind(resume_run, studio, view), [lang, view.pick], view.followed, api_name="resume_run").then(
+        history, [lang], view.history, api_visibility="private")
+    view.delete.click(bind(delete_run, studio, view), [lang, view.pick], view.history, api_name="delete_run")
+    view.timer.tick(bind(refresh_table, studio, view), [lang], [view.runs], api_visibility="private",
+                    show_progress="hidden")
+    page.demo.load(bind(attach, studio, view), [lang], view.followed, api_name="attach")
+    page.demo.load(history, [lang], view.history, api_name="list_training_runs")
+
+
+def _layout(page: Page) -> TrainingLayout:
+    """The tab's components, laid out; the followed run's id, cursor and points are session state."""
+    texts = page.texts
     with gr.Row():
         start = texts.add(gr.Button(variant="primary", elem_id="start"), value="start")
         stop = texts.add(gr.Button(variant="stop", elem_id="stop"), value="stop")
@@ -35,93 +186,7 @@ def build(demo: gr.Blocks, studio: Studio, texts: Texts, lang_input: gr.Radio, d
             show = texts.add(gr.Button(elem_id="runs-show"), value="runs_show")
             resume = texts.add(gr.Button(elem_id="runs-resume"), value="resume")
             delete = texts.add(gr.Button(variant="stop", elem_id="runs-delete"), value="runs_delete")
-    run_id = gr.State(None)
-    cursor = gr.State(0)
-    points = gr.State([])
-    timer = gr.Timer(POLL_SECONDS, active=False)
-
-    def view(lang: str, current: str | None, seen: int, known: list, other: str | None = None):
-        """Follow `current` from cursor `seen`. Outputs: run id, cursor, points, status, progress,
-        diagnosis, loss plot, metrics plot, timer (active while the run is live)."""
-        if current is None:
-            return (None, seen, known, present.status_text(studio.snapshot(None), lang), "", "",
-                    gr.skip(), gr.skip(), gr.Timer(active=False))
-        events, next_cursor = studio.events_since(current, seen)
-        known = known + present.metric_points(events)
-        snapshot = studio.snapshot(current)
-        live = snapshot.state.is_live or (studio.runner.is_live() and studio.runner.current_run_id == current)
-        overlay = present.metric_points(studio.events_since(other, 0)[0]) if other else None
-        redraw = bool(events) or seen == 0
-        return (current, next_cursor, known, present.status_text(snapshot, lang),
-                present.progress_text(snapshot, known, lang), present.diagnosis_text(known, lang),
-                present.loss_figure(known, lang, overlay, other or "") if redraw else gr.skip(),
-                present.metrics_figure(known, lang) if redraw else gr.skip(), gr.Timer(active=live))
-
-    def start_training(lang: str, path: str, *values):
-        """Inputs: language, dataset path, form values. Outputs: as `view`, for the new run."""
-        try:
-            config = forms.config_from(studio.default_config(), form_names, list(values))
-            new_run = studio.start(config.replace(dataset_path=path.strip()))
-        except EngineError as error:
-            raise gr.Error(present.error_message(error, lang)) from None
-        gr.Info(t("started", lang, run_id=new_run))
-        return view(lang, new_run, 0, [])
-
-    def poll(lang: str, current: str | None, seen: int, known: list):
-        """Inputs: language (the run, cursor and points live in session state). Outputs: as `view`."""
-        return view(lang, current, seen, known)
-
-    def stop_training(lang: str) -> None:
-        """Input: language. Asks the live run to stop after its current step."""
-        gr.Info(t("stop_requested" if studio.stop() else "nothing_to_stop", lang))
-
-    def attach(lang: str):
-        """On page load: follow the current (or latest) run from cursor 0."""
-        history = studio.list_runs()
-        current = studio.runner.current_run_id or (history[0].run_id if history else None)
-        return view(lang, current, 0, [])
-
-    def list_runs(lang: str):
-        """Input: language. Outputs: the runs table and the two run pickers."""
-        history = studio.list_runs()
-        ids = [run.run_id for run in history]
-        return (present.runs_table(history, lang), gr.Dropdown(choices=ids, value=ids[0] if ids else None),
-                gr.Dropdown(choices=[""] + ids, value=""))
-
-    def show_run(lang: str, chosen: str | None, other: str | None):
-        """Inputs: language, a run, optionally a run to overlay. Outputs: as `view`."""
-        return view(lang, chosen or None, 0, [], other or None)
-
-    def resume_run(lang: str, chosen: str | None):
-        """Inputs: language, a stopped/failed/interrupted run. Outputs: as `view`, following it again."""
-        try:
-            resumed = studio.resume(chosen or "")
-        except EngineError as error:
-            raise gr.Error(present.error_message(error, lang)) from None
-        gr.Info(t("resumed", lang, run_id=resumed))
-        return view(lang, resumed, 0, [])
-
-    def delete_run(lang: str, chosen: str | None):
-        """Inputs: language, a run. Outputs: the refreshed runs table and pickers."""
-        try:
-            studio.delete_run(chosen or "")
-        except EngineError as error:
-            raise gr.Error(present.error_message(error, lang)) from None
-        gr.Info(t("runs_deleted", lang, run_id=chosen))
-        return list_runs(lang)
-
-    followed = [run_id, cursor, points, status, progress, diagnosis, plot, metrics, timer]
-    history_outputs = [runs, pick, compare]
-    start.click(forms.named_form_handler(start_training, ["lang", "dataset_path"], form_names),
-                [lang_input, dataset_path] + form_components, followed, api_name="start_training").then(
-        list_runs, [lang_input], history_outputs, api_visibility="private")
-    timer.tick(poll, [lang_input, run_id, cursor, points], followed, api_name="poll", show_progress="hidden")
-    stop.click(stop_training, [lang_input], None, api_name="stop_training")
-    show.click(show_run, [lang_input, pick, compare], followed, api_name="show_run")
-    resume.click(resume_run, [lang_input, pick], followed, api_name="resume_run").then(
-        list_runs, [lang_input], history_outputs, api_visibility="private")
-    delete.click(delete_run, [lang_input, pick], history_outputs, api_name="delete_run")
-    timer.tick(lambda lang: present.runs_table(studio.list_runs(), lang), [lang_input], [runs],
-               api_visibility="private", show_progress="hidden")
-    demo.load(attach, [lang_input], followed, api_name="attach")
-    demo.load(list_runs, [lang_input], history_outputs, api_name="list_training_runs")
+    return TrainingLayout(run_id=gr.State(None), cursor=gr.State(0), points=gr.State([]), status=status,
+                          progress=progress, diagnosis=diagnosis, plot=plot, metrics=metrics,
+                          timer=gr.Timer(POLL_SECONDS, active=False), runs=runs, pick=pick, compare=compare,
+                          start=start, stop=stop, show=show, resume=resume, delete=delete)

@@ -147,7 +147,8 @@ class ChatModel:
         pass per token serves both sides (used to pre-generate blind studies)."""
         with self._session(run_dir) as (name, tokenizer):
             doubled = [conversation for conversation in conversations for _side in (0, 1)]
-            texts = self._generate_many(tokenizer, doubled, params, adapter_names=["__base__", name] * len(conversations))
+            names = ["__base__", name] * len(conversations)
+            texts = self._generate_many(tokenizer, doubled, params, adapter_names=names)
         return [AnswerPair(base=texts[2 * i], adapter=texts[2 * i + 1]) for i in range(len(conversations))]
 
     @on_own_thread

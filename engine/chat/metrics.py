@@ -16,6 +16,7 @@ MAX_EVAL_ROWS = 50  # perplexity is measured on at most this many eval rows (CPU
 
 
 def tokens(text: str) -> list[str]:
+    """Lower-cased tokens: single Han characters and runs of letters or digits."""
     return TOKEN.findall(text.lower())
 
 

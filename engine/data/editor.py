@@ -1,19 +1,15 @@
-"""Editing a dataset's raw rows for the grid: edits, undo, and atomic, versioned saves.
+"""Editing a dataset's raw rows for the grid: edits, search, undo, and versioned saves (`engine.data.versions`).
 
 `DatasetEditor` holds the rows of one dataset file as a pandas DataFrame of the file's own columns
 (object dtype, so nested values such as ShareGPT `conversations` stay Python lists/dicts). Positions
 are 1-based everywhere: the numbers a user sees. Every change pushes an undo record that holds only
 what changed (old cells, removed rows, inserted positions), never a copy of the whole frame.
-
-Saves go to `<data_root>/<dataset name>/v0001.jsonl`, `v0002.jsonl`, ... (an existing version is never
-overwritten) and refresh `<data_root>/<dataset name>/latest.jsonl`; every write is atomic.
 """
 from __future__ import annotations
 
 import copy
 import json
 import math
-import re
 import threading
 from pathlib import Path
 from typing import Any, Iterator
@@ -21,84 +17,16 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
+from engine.data.cells import cell_text, clean, dedup_key, grid_value, is_empty, is_nested, object_column, stripped
 from engine.data.reading import read_rows
+from engine.data.versions import dataset_name, save_version, versions
 from engine.errors import EngineError, Issue
 from engine.system.files import write_text_atomic
 
 UNDO_LIMIT = 50
-LATEST = "latest.jsonl"
-_VERSION = re.compile(r"^v(\d{4,})\.jsonl$")
 _HAY = "\x00search"  # hidden, lazily filled column: one lower-cased search string per row (None = stale)
 _FEW = 16           # up to this many changed cells in a column are set in place
 _SEP = "\x1f"        # between cells in the search string, so a query never spans two cells
-
-
-def _nested(value: Any) -> bool:
-    return isinstance(value, (list, dict, tuple))
-
-
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def _clean(value: Any) -> Any:
-    """A cell as written out: no None/NaN (empty string instead)."""
-    return "" if _missing(value) else value
-
-
-def _cell_text(value: Any) -> str:
-    if _missing(value):
-        return ""
-    if isinstance(value, str):
-        return value
-    if _nested(value):
-        return json.dumps(value, ensure_ascii=False, default=str)
-    return str(value)
-
-
-def _dedup_key(value: Any) -> Any:
-    """A hashable stand-in for a cell: equal only for cells written out identically."""
-    value = _clean(value)
-    return value if type(value) is str else (type(value).__name__, _cell_text(value))
-
-
-def _is_empty(value: Any) -> bool:
-    if _missing(value):
-        return True
-    if isinstance(value, str):
-        return not value.strip()
-    if _nested(value):
-        return len(value) == 0
-    return False
-
-
-def _strip(value: Any) -> Any:
-    """`value` with leading/trailing whitespace removed from every string in it (new objects, never in place)."""
-    if isinstance(value, str):
-        return value.strip()
-    if isinstance(value, list):
-        return [_strip(v) for v in value]
-    if isinstance(value, tuple):
-        return tuple(_strip(v) for v in value)
-    if isinstance(value, dict):
-        return {k: _strip(v) for k, v in value.items()}
-    return value
-
-
-def _column(values: list[Any], index: Any = None) -> pd.Series:
-    return pd.Series(values, dtype=object, index=index)
-
-
-def dataset_name(path: Path, data_root: Path) -> str:
-    """The folder name under `data_root`: a saved version or latest.jsonl keeps its folder's name."""
-    try:
-        inside = path.resolve().parent.parent == data_root.resolve()
-    except OSError:
-        inside = False
-    if inside and (path.name == LATEST or _VERSION.match(path.name)):
-        return path.parent.name
-    name = re.sub(r"[^\w.-]+", "_", path.stem).strip("._")
-    return name or "dataset"
 
 
 class DatasetEditor:
@@ -112,8 +40,8 @@ class DatasetEditor:
         self.source = source
         self.issues: list[Issue] = issues or []  # lines that could not be read (they are not kept)
         self._columns: list[str] = list(dict.fromkeys(key for row in rows for key in row))
-        data = {col: _column([row.get(col) for row in rows]) for col in self._columns}
-        data[_HAY] = _column([None] * len(rows))
+        data = {col: object_column([row.get(col) for row in rows]) for col in self._columns}
+        data[_HAY] = object_column([None] * len(rows))
         self._frame = pd.DataFrame(data)
         self._undo: list[tuple] = []
         self._lock = threading.RLock()
@@ -145,7 +73,7 @@ class DatasetEditor:
         """One row as a dict (missing cells as empty strings)."""
         with self._lock:
             i = self._index(position)
-            return {col: _clean(self._frame[col].iat[i]) for col in self._columns}
+            return {col: clean(self._frame[col].iat[i]) for col in self._columns}
 
     def page(self, number: int, size: int = 20, query: str = "") -> tuple[pd.DataFrame, int]:
         """Rows of page `number` (1-based, clamped) among rows matching `query`, and the page count.
@@ -174,12 +102,12 @@ class DatasetEditor:
         if stale.any():
             idx = np.flatnonzero(stale)
             sub = self._frame.iloc[idx]
-            texts = [_SEP.join(_cell_text(v) for v in cells).lower()
+            texts = [_SEP.join(cell_text(v) for v in cells).lower()
                      for cells in zip(*(sub[col].to_numpy() for col in self._columns))] \
                 if self._columns else [""] * len(idx)
             values = hay.to_numpy(dtype=object, copy=True)
             values[idx] = np.array(texts, dtype=object)
-            self._frame[_HAY] = _column(list(values), self._frame.index)
+            self._frame[_HAY] = object_column(list(values), self._frame.index)
             hay = self._frame[_HAY]
         return np.fromiter((needle in text for text in hay.to_numpy()), dtype=bool, count=len(hay))
 
@@ -191,7 +119,7 @@ class DatasetEditor:
     def _records(self) -> Iterator[dict[str, Any]]:
         arrays = [self._frame[col].to_numpy() for col in self._columns]
         for cells in zip(*arrays):
-            yield {col: _clean(value) for col, value in zip(self._columns, cells)}
+            yield {col: clean(value) for col, value in zip(self._columns, cells)}
         if not self._columns:
             for _ in range(self.rows):
                 yield {}
@@ -209,18 +137,33 @@ class DatasetEditor:
             changes: dict[str, list[tuple[int, Any]]] = {}
             for col, value in values.items():
                 old = self._frame[col].iat[i]
-                if _nested(old) and isinstance(value, str):
+                if is_nested(old) and isinstance(value, str):
                     try:
                         parsed = json.loads(value)
                     except ValueError:
                         parsed = None
-                    if _nested(parsed):
+                    if is_nested(parsed):
                         value = parsed
                 if value is old or (type(value) is type(old) and value == old):
                     continue
                 changes[col] = [(i, value)]
             if changes:
                 self._push(("cells", self._set_cells(changes)))
+
+    def apply_grid(self, records: list[dict[str, Any]]) -> int:
+        """Apply the grid's rows (each with its position under "#", cells as `grid_value` shows them): a cell
+        that still reads as before is left alone; returns how many rows changed (one undo step each)."""
+        changed = 0
+        with self._lock:
+            for record in records:
+                record = dict(record)
+                position = record.pop("#", None)
+                current = self.row(position)
+                values = {k: v for k, v in record.items() if grid_value(current.get(k)) != v}
+                if values:
+                    self.update_row(position, values)
+                    changed += 1
+        return changed
 
     def add_row(self, values: dict[str, Any] | None = None) -> int:
         """Append a row (unnamed cells empty); returns its position."""
@@ -254,7 +197,7 @@ class DatasetEditor:
             dup = []
             arrays = [self._frame[col].to_numpy() for col in self._columns]
             for i, cells in enumerate(zip(*arrays)):
-                key = tuple(_dedup_key(v) for v in cells)
+                key = tuple(dedup_key(v) for v in cells)
                 if key in seen:
                     dup.append(i)
                 seen.add(key)
@@ -266,8 +209,8 @@ class DatasetEditor:
             changes: dict[str, list[tuple[int, Any]]] = {}
             for col in self._columns:
                 for i, value in enumerate(self._frame[col].to_numpy()):
-                    if isinstance(value, str) or _nested(value):
-                        new = _strip(value)
+                    if isinstance(value, str) or is_nested(value):
+                        new = stripped(value)
                         if new != value:
                             changes.setdefault(col, []).append((i, new))
             if not changes:
@@ -280,7 +223,7 @@ class DatasetEditor:
         """Remove rows whose every cell is empty, whitespace or missing; returns how many."""
         with self._lock:
             arrays = [self._frame[col].to_numpy() for col in self._columns]
-            empty = [i for i, cells in enumerate(zip(*arrays)) if all(_is_empty(v) for v in cells)]
+            empty = [i for i, cells in enumerate(zip(*arrays)) if all(is_empty(v) for v in cells)]
             return self._delete_recorded(np.array(empty, dtype=int))
 
     def undo(self) -> bool:
@@ -305,34 +248,12 @@ class DatasetEditor:
 
     def versions(self) -> list[Path]:
         """Saved versions, oldest first."""
-        if not self.folder.is_dir():
-            return []
-        found = [(int(m.group(1)), p) for p in self.folder.iterdir() if (m := _VERSION.match(p.name))]
-        return [p for _n, p in sorted(found)]
+        return versions(self.folder)
 
     def save(self) -> Path:
         """Write the next version (never overwriting one) and refresh latest.jsonl; returns the version."""
         with self._lock:
-            text = self.to_jsonl()
-            self.folder.mkdir(parents=True, exist_ok=True)
-            existing = self.versions()
-            number = int(_VERSION.match(existing[-1].name).group(1)) + 1 if existing else 1
-            while True:
-                target = self.folder / f"v{number:04d}.jsonl"
-                try:  # claim the name first, so a concurrent save can never replace this version
-                    with open(target, "x", encoding="utf-8"):
-                        pass
-                except FileExistsError:
-                    number += 1
-                    continue
-                break
-            try:
-                write_text_atomic(target, text)
-            except BaseException:
-                target.unlink(missing_ok=True)
-                raise
-            write_text_atomic(self.folder / LATEST, text)
-            return target
+            return save_version(self.folder, self.to_jsonl())
 
     def export_jsonl(self, path: str | Path) -> Path:
         path = Path(path)
@@ -363,8 +284,8 @@ class DatasetEditor:
         del self._undo[:-UNDO_LIMIT]
 
     def _row_frame(self, rows: list[dict[str, Any]]) -> pd.DataFrame:
-        data = {col: _column([row.get(col) for row in rows]) for col in self._columns}
-        data[_HAY] = _column([None] * len(rows))
+        data = {col: object_column([row.get(col) for row in rows]) for col in self._columns}
+        data[_HAY] = object_column([None] * len(rows))
         return pd.DataFrame(data)
 
     def _set_cells(self, changes: dict[str, list[tuple[int, Any]]]) -> dict[str, list[tuple[int, Any]]]:
@@ -382,7 +303,7 @@ class DatasetEditor:
                 old[col] = [(i, values[i]) for i, _v in cells]
                 for i, value in cells:
                     values[i] = value
-                self._frame[col] = _column(list(values), self._frame.index)
+                self._frame[col] = object_column(list(values), self._frame.index)
             touched.update(i for i, _v in cells)
         if len(touched) <= _FEW:
             j = self._frame.columns.get_loc(_HAY)
@@ -391,7 +312,7 @@ class DatasetEditor:
         else:
             hay = self._frame[_HAY].to_numpy(dtype=object, copy=True)
             hay[list(touched)] = None
-            self._frame[_HAY] = _column(list(hay), self._frame.index)
+            self._frame[_HAY] = object_column(list(hay), self._frame.index)
         return old
 
     def _delete(self, idx: np.ndarray) -> pd.DataFrame:

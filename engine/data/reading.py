@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from engine.errors import EngineError, Issue, errors_of, warnings_of
+from engine.data import convert
 from engine.data.mapping import ColumnMapping, propose_mapping
+from engine.errors import EngineError, Issue, errors_of, warnings_of
 
 SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet", ".xlsx")
-ROLE_ALIASES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
-                "model": "assistant", "bot": "assistant", "system": "system"}
 
 
 @dataclass
@@ -40,10 +40,12 @@ class DatasetReport:
 
     @property
     def errors(self) -> list[Issue]:
+        """The issues that leave a row out (or stop the file)."""
         return errors_of(self.issues)
 
     @property
     def warnings(self) -> list[Issue]:
+        """The issues that advise (the row is still used)."""
         return warnings_of(self.issues)
 
     @property
@@ -110,9 +112,9 @@ def read_rows(path: Path, issues: list[Issue]) -> list[tuple[int, dict[str, Any]
         raise EngineError("dataset_bad_type", {"suffix": suffix or path.name})
     try:
         if suffix == ".jsonl":
-            return _read_jsonl(path, issues)
+            return convert.jsonl_rows(path.read_text(encoding="utf-8-sig"), partial(_bad_json_line, issues))
         if suffix == ".json":
-            return list(enumerate(_json_rows(path.read_text(encoding="utf-8-sig")), start=1))
+            return list(enumerate(convert.json_document_rows(path.read_text(encoding="utf-8-sig")), start=1))
         if suffix == ".parquet":
             import pyarrow.parquet as pq
 
@@ -133,127 +135,27 @@ def read_rows(path: Path, issues: list[Issue]) -> list[tuple[int, dict[str, Any]
         raise EngineError("dataset_unreadable", {"path": str(path), "detail": str(exc).splitlines()[0][:200]}) from None
 
 
-def _json_rows(text: str) -> list[dict[str, Any]]:
-    """Rows of a JSON document: a list of rows, one row object, or an object wrapping a list of rows."""
-    if not text.strip():
-        return []
-    data = json.loads(text)
-    if isinstance(data, dict):
-        if detect_format([data]) is None:
-            data = next((v for v in data.values() if isinstance(v, list)), [data])
-        else:
-            data = [data]
-    if not isinstance(data, list):
-        raise ValueError("expected a list of rows")
-    return [row if isinstance(row, dict) else {"text": row} for row in data]
-
-
-def _read_jsonl(path: Path, issues: list[Issue]) -> list[tuple[int, dict[str, Any]]]:
-    rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            issues.append(Issue("error", "dataset_bad_json", row=number, params={"detail": exc.msg}))
-            continue
-        rows.append((number, row if isinstance(row, dict) else {"text": row}))
-    return rows
+def _bad_json_line(issues: list[Issue], number: int, detail: str) -> None:
+    """Record a JSONL line that is not JSON as an error issue on its line number."""
+    issues.append(Issue("error", "dataset_bad_json", row=number, params={"detail": detail}))
 
 
 def detect_format(rows: list[dict[str, Any]]) -> str | None:
-    """The format the column names suggest (see `engine.mapping.propose_mapping`)."""
+    """The format the column names suggest (see `engine.data.mapping.propose_mapping`)."""
     return propose_mapping(list(dict.fromkeys(key for row in rows[:200] for key in row))).format
 
 
 class RowProblem(Exception):
+    """A row that cannot become a training example, as the Issue that names its row and field."""
+
     def __init__(self, issue: Issue) -> None:
         super().__init__(issue.code)
         self.issue = issue
 
 
-def _text(row: dict[str, Any], name: str, number: int, required: bool = True) -> str:
-    value = row.get(name)
-    if value is None or (isinstance(value, float) and value != value):
-        value = ""
-    if not isinstance(value, str):
-        raise RowProblem(Issue("error", "dataset_wrong_type", row=number, field=name,
-                               params={"expected": "text"}))
-    if required and not value.strip():
-        raise RowProblem(Issue("error", "dataset_missing_field", row=number, field=name))
-    return value
-
-
 def to_example(row: dict[str, Any], fmt: str, number: int) -> dict[str, Any]:
-    """One row as a TRL example; raises RowProblem naming the field that is wrong."""
-    if fmt == "text":
-        return {"text": _text(row, "text", number)}
-    if fmt == "prompt_completion":
-        return {"prompt": [{"role": "user", "content": _text(row, "prompt", number)}],
-                "completion": [{"role": "assistant", "content": _text(row, "completion", number)}]}
-    if fmt == "alpaca":
-        return _alpaca(row, number)
-    key = "conversations" if fmt == "sharegpt" else "messages"
-    return _conversation(row, key, number)
-
-
-def _alpaca(row: dict[str, Any], number: int) -> dict[str, Any]:
-    instruction = _text(row, "instruction", number)
-    extra = _text(row, "input", number, required=False)
-    answer = _text(row, "output", number)
-    messages = []
-    system = _text(row, "system", number, required=False)
-    if system.strip():
-        messages.append({"role": "system", "content": system})
-    history = row.get("history") or []
-    if not isinstance(history, list):
-        raise RowProblem(Issue("error", "dataset_wrong_type", row=number, field="history",
-                               params={"expected": "a list of [question, answer] pairs"}))
-    for pair in history:
-        if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(p, str) for p in pair)):
-            raise RowProblem(Issue("error", "dataset_wrong_type", row=number, field="history",
-                                   params={"expected": "a list of [question, answer] pairs"}))
-        messages += [{"role": "user", "content": pair[0]}, {"role": "assistant", "content": pair[1]}]
-    question = f"{instruction}\n\n{extra}" if extra.strip() else instruction
-    messages.append({"role": "user", "content": question})
-    return {"prompt": messages, "completion": [{"role": "assistant", "content": answer}]}
-
-
-def _conversation(row: dict[str, Any], key: str, number: int) -> dict[str, Any]:
-    turns = row.get(key)
-    if not isinstance(turns, list) or not turns:
-        raise RowProblem(Issue("error", "dataset_missing_field", row=number, field=key))
-    messages = []
-    for turn_number, turn in enumerate(turns, start=1):
-        if not isinstance(turn, dict):
-            raise RowProblem(Issue("error", "dataset_wrong_type", row=number, field=key,
-                                   params={"expected": "a list of turns with role and content"}))
-        raw_role = turn.get("from", turn.get("role"))
-        content = turn.get("value", turn.get("content"))
-        role = ROLE_ALIASES.get(str(raw_role).lower()) if raw_role is not None else None
-        if role is None:
-            raise RowProblem(Issue("error", "dataset_bad_role", row=number, field=key,
-                                   params={"turn": turn_number, "role": raw_role}))
-        if not isinstance(content, str) or not content.strip():
-            raise RowProblem(Issue("error", "dataset_missing_field", row=number, field=f"{key}[{turn_number}]"))
-        messages.append({"role": role, "content": content})
-    if not any(m["role"] == "assistant" for m in messages):
-        raise RowProblem(Issue("error", "dataset_no_assistant", row=number, field=key))
-    if messages[-1]["role"] != "assistant":
-        raise RowProblem(Issue("error", "dataset_last_not_assistant", row=number, field=key))
-    _check_role_order(messages, key, number)
-    system = row.get("system")
-    if isinstance(system, str) and system.strip() and messages[0]["role"] != "system":
-        messages.insert(0, {"role": "system", "content": system})
-    return {"prompt": messages[:-1], "completion": messages[-1:]}
-
-
-def _check_role_order(messages: list[dict[str, str]], key: str, number: int) -> None:
-    """After an optional first system message, turns alternate user, assistant, user, ..."""
-    start = 1 if messages[0]["role"] == "system" else 0
-    for index, message in enumerate(messages[start:]):
-        expected = "user" if index % 2 == 0 else "assistant"
-        if message["role"] != expected:
-            raise RowProblem(Issue("error", "dataset_role_order", row=number, field=key,
-                                   params={"turn": start + index + 1, "role": message["role"], "expected": expected}))
+    """One row as a TRL example (`engine.data.convert.to_example`); raises RowProblem naming row `number`."""
+    try:
+        return convert.to_example(row, fmt)
+    except convert.BadRow as bad:
+        raise RowProblem(Issue("error", bad.code, row=number, field=bad.field, params=bad.params)) from None

@@ -296,8 +296,8 @@ def estimate_memory(config: TrainConfig, shape: ModelShape, device: DeviceInfo,
                     seq_len: int | None = None) -> MemoryEstimate:
     """Peak memory of a LoRA/QLoRA run of `config` on `device`, by part, with a verdict and, unless
     it fits comfortably, the one change that helps most: the least compromising change that makes it
-    fit (see `_candidates` for the order), else the least compromising one that saves a fifth. `seq_len` is the longest padded row the run will see (from
-    the dataset's token counts); by default rows are taken to fill max_length."""
+    fit (see `_candidates` for the order), else the least compromising one that saves a fifth. `seq_len` is the
+    longest padded row the run will see (from the dataset's token counts); by default rows fill max_length."""
     parts = _parts(config, shape, device, seq_len)
     total = sum(parts.values())
     available = device.free_bytes or device.total_bytes

@@ -1,7 +1,7 @@
 """Unblinding a blind study: votes mapped through the key, exports with the key, DPO preference pairs.
 
-A mixin of `StudyStore` (it uses the store's connections); only the organiser's screens and the CLI
-call these, never the raters' view.
+A part of `StudyStore` (it uses the store's connections and `study`); only the organiser's screens and the
+CLI call these, never the raters' view.
 """
 from __future__ import annotations
 
@@ -12,10 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError
+from engine.study.database import StudyDatabase
 from engine.system.files import write_text_atomic
 
 
-class StudyResults:
+class StudyResults(StudyDatabase):
+    """The unblinding part of `StudyStore`: results with the key, vote exports and preference pairs."""
+
     def results(self, study_id: int) -> list[dict[str, Any]]:
         """One row per vote, unblinded: adapter_outcome in win/loss/tie/both_bad, scores per model."""
         with self._connect() as conn:
@@ -77,6 +80,7 @@ class StudyResults:
 
     @staticmethod
     def _empty_result() -> dict[str, None]:
+        """The keys of a `results` row (the CSV header of a study without votes)."""
         keys = ("vote_id study_id question_id position prompt domain reference rater_id rater choice repeat "
                 "adapter_shown_as left_is_adapter adapter_outcome comment created flagged_identity base_text "
                 "adapter_text").split()

@@ -8,9 +8,7 @@ import time
 from transformers import TrainerCallback
 
 from engine.system.device import memory_in_use_mb
-from engine.training.events import EventLog, RunState
-
-METRICS = ("loss", "eval_loss", "learning_rate", "grad_norm", "mean_token_accuracy", "entropy")
+from engine.training.events import METRICS, EventLog, LogEvent, RunState, StatusEvent
 
 
 class EventCallback(TrainerCallback):
@@ -25,7 +23,7 @@ class EventCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         self._last_time = time.monotonic()
         self._last_tokens = state.num_input_tokens_seen or 0
-        self.log.append("status", state=RunState.TRAINING.value, max_steps=state.max_steps)
+        self.log.append(StatusEvent(RunState.TRAINING, max_steps=state.max_steps))
         self._check_stop(control)
 
     def on_step_end(self, args, state, control, **kwargs):
@@ -35,12 +33,11 @@ class EventCallback(TrainerCallback):
         logs = logs or {}
         if not any(key in logs for key in METRICS):
             return  # the end-of-training summary repeats what was already reported
-        data = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4),
-                "max_steps": state.max_steps}
+        data = {"epoch": round(state.epoch or 0.0, 4), "max_steps": state.max_steps}
         for key in METRICS:
             value = logs.get(key)
             if isinstance(value, (int, float)):
-                data[key] = float(value) if math.isfinite(value) else None
+                data[key] = float(value) if math.isfinite(value) else math.nan  # NaN: reported, not finite
         if "loss" in logs:
             now, tokens = time.monotonic(), state.num_input_tokens_seen or 0
             if now > self._last_time and tokens > self._last_tokens:
@@ -50,7 +47,7 @@ class EventCallback(TrainerCallback):
         elif "eval_loss" in logs:
             self._last_time = time.monotonic()  # evaluation time is not training throughput
         data["memory_mb"] = round(memory_in_use_mb(), 1)
-        self.log.append("log", **data)
+        self.log.append(LogEvent(state.global_step, **data))
 
     def _check_stop(self, control) -> None:
         if self.stop_requested.is_set():

@@ -5,10 +5,11 @@ without coming down means the learning rate is too high; flat means the data is 
 is trained on (wrong columns) or the learning rate is too low; NaN or a blow-up means the run is
 diverging; eval loss rising while the train loss keeps falling means overfitting.
 
-`diagnose(points)` takes the data dicts of a run's `log` events (see `engine.events`): train points
-carry "loss" (and usually "grad_norm"), eval points carry "eval_loss"; a None value means the trainer
-reported a non-finite number. It returns a `Diagnosis` whose `title_code` and `advice_code` are
-worded in `engine.locales`, with `params` filling in the numbers.
+`diagnose(points)` takes the payloads of a run's log events (`LogEvent.payload()`, see
+`engine.training.events`): train points carry "loss" (and usually "grad_norm"), eval points carry
+"eval_loss"; a None or NaN value means the trainer reported a non-finite number. It returns a
+`Diagnosis` whose `title_code` and `advice_code` are worded in `engine.locales`, with `params` filling
+in the numbers.
 
 The statistics are robust on purpose: a curve's "level" at a place is the median of a short window of
 raw losses there (one spike does not move it, and unlike an EMA it does not lag), and the variability

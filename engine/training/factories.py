@@ -6,6 +6,38 @@ from typing import Any
 
 from engine.config import TrainConfig
 
+# TrainConfig field -> the SFTConfig argument it sets. `gradient_checkpointing` keeps its name in the
+# config (the CLI and config.yaml contract); transformers 5.23 renamed the argument `activation_checkpointing`.
+SFT_FIELDS = (
+    ("learning_rate", "learning_rate"),
+    ("num_train_epochs", "num_train_epochs"),
+    ("max_steps", "max_steps"),
+    ("per_device_train_batch_size", "per_device_train_batch_size"),
+    ("per_device_train_batch_size", "per_device_eval_batch_size"),
+    ("gradient_accumulation_steps", "gradient_accumulation_steps"),
+    ("lr_scheduler_type", "lr_scheduler_type"),
+    ("warmup_steps", "warmup_steps"),
+    ("weight_decay", "weight_decay"),
+    ("optim", "optim"),
+    ("gradient_checkpointing", "activation_checkpointing"),
+    ("train_sampling_strategy", "train_sampling_strategy"),
+    ("bf16", "bf16"),
+    ("fp16", "fp16"),
+    ("seed", "seed"),
+    ("logging_steps", "logging_steps"),
+    ("save_total_limit", "save_total_limit"),
+    ("max_length", "max_length"),
+)
+# SFTConfig arguments every run sets the same way.
+SFT_FIXED = {
+    "logging_first_step": True,
+    "packing": False,
+    "include_num_input_tokens_seen": "non_padding",  # the callback's tokens/s needs it
+    "report_to": "none",
+    "disable_tqdm": True,
+    "dataloader_num_workers": 0,
+}
+
 
 def resolve_dtype(config: TrainConfig, cuda: bool, bf16_supported: bool) -> str:
     """The weight dtype name: float32 on CPU, bfloat16 (or float16) on CUDA, unless set explicitly."""
@@ -16,21 +48,27 @@ def resolve_dtype(config: TrainConfig, cuda: bool, bf16_supported: bool) -> str:
     return "bfloat16" if bf16_supported else "float16"
 
 
+def quantization_settings(config: TrainConfig) -> dict[str, Any] | None:
+    """BitsAndBytesConfig arguments for 8-bit or 4-bit (NF4, double quant) loading, less the compute dtype; or None."""
+    if config.load_in_8bit:
+        return {"load_in_8bit": True}
+    if config.load_in_4bit:
+        return {"load_in_4bit": True, "bnb_4bit_quant_type": config.bnb_4bit_quant_type,
+                "bnb_4bit_use_double_quant": config.use_bnb_nested_quant}
+    return None
+
+
 def bnb_config(config: TrainConfig, compute_dtype: str):
     """A BitsAndBytesConfig for 4-bit (NF4, double quant) or 8-bit loading, or None."""
-    if not (config.load_in_4bit or config.load_in_8bit):
+    settings = quantization_settings(config)
+    if settings is None:
         return None
     import torch
     from transformers import BitsAndBytesConfig
 
     if config.load_in_8bit:
-        return BitsAndBytesConfig(load_in_8bit=True)
-    return BitsAndBytesConfig(
-        load_in_4bit=True,
-        bnb_4bit_quant_type=config.bnb_4bit_quant_type,
-        bnb_4bit_use_double_quant=config.use_bnb_nested_quant,
-        bnb_4bit_compute_dtype=getattr(torch, compute_dtype),
-    )
+        return BitsAndBytesConfig(**settings)
+    return BitsAndBytesConfig(**settings, bnb_4bit_compute_dtype=getattr(torch, compute_dtype))
 
 
 def model_kwargs(config: TrainConfig, cuda: bool, bf16_supported: bool) -> dict[str, Any]:
@@ -39,7 +77,7 @@ def model_kwargs(config: TrainConfig, cuda: bool, bf16_supported: bool) -> dict[
 
     dtype = resolve_dtype(config, cuda, bf16_supported)
     kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype)}
-    quant = bnb_config(config, dtype if dtype != "float32" else "float32")
+    quant = bnb_config(config, dtype)
     if quant is not None:
         kwargs["quantization_config"] = quant
         if cuda:
@@ -47,19 +85,19 @@ def model_kwargs(config: TrainConfig, cuda: bool, bf16_supported: bool) -> dict[
     return kwargs
 
 
+def lora_settings(config: TrainConfig) -> dict[str, Any]:
+    """LoraConfig arguments of a run."""
+    modules = list(config.lora_target_modules)
+    return {"r": config.lora_r, "lora_alpha": config.lora_alpha, "lora_dropout": config.lora_dropout,
+            "target_modules": "all-linear" if modules == ["all-linear"] else modules,
+            "use_rslora": config.use_rslora, "use_dora": config.use_dora, "task_type": "CAUSAL_LM"}
+
+
 def lora_config(config: TrainConfig):
+    """The PEFT LoraConfig of a run."""
     from peft import LoraConfig
 
-    modules = list(config.lora_target_modules)
-    return LoraConfig(
-        r=config.lora_r,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules="all-linear" if modules == ["all-linear"] else modules,
-        use_rslora=config.use_rslora,
-        use_dora=config.use_dora,
-        task_type="CAUSAL_LM",
-    )
+    return LoraConfig(**lora_settings(config))
 
 
 def trainer_class(cuda: bool):
@@ -79,53 +117,34 @@ def trainer_class(cuda: bool):
         return SFTTrainer
 
     class FullLogitsSFTTrainer(SFTTrainer):
+        """SFTTrainer whose loss is the model's own, computed from the full logits."""
+
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            """transformers' Trainer.compute_loss: the model's cross-entropy over the unmasked labels."""
             return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
 
     return FullLogitsSFTTrainer
+
+
+def sft_settings(config: TrainConfig, has_eval: bool) -> dict[str, Any]:
+    """SFTConfig arguments of a run, but for `output_dir` and `use_cpu` (they depend on the machine)."""
+    eval_strategy = config.eval_strategy if has_eval else "no"
+    keep_best = eval_strategy != "no" and (config.load_best_model_at_end or config.early_stopping_patience > 0)
+    return {
+        **{argument: getattr(config, name) for name, argument in SFT_FIELDS},
+        **SFT_FIXED,
+        "eval_strategy": eval_strategy,
+        "eval_steps": config.eval_steps if eval_strategy == "steps" else None,
+        "save_strategy": eval_strategy if keep_best else "steps",  # keeping the best needs a save per evaluation
+        "save_steps": config.eval_steps if keep_best and eval_strategy == "steps" else config.save_steps,
+        "load_best_model_at_end": keep_best,
+        "metric_for_best_model": "eval_loss" if keep_best else None,
+        "greater_is_better": False if keep_best else None,
+    }
 
 
 def sft_config(config: TrainConfig, output_dir: str | Path, cuda: bool, has_eval: bool):
     """The SFTConfig for a run; checkpoints go to `output_dir`."""
     from trl import SFTConfig
 
-    eval_strategy = config.eval_strategy if has_eval else "no"
-    keep_best = eval_strategy != "no" and (config.load_best_model_at_end or config.early_stopping_patience > 0)
-    # Keeping the best checkpoint needs a checkpoint at every evaluation.
-    save_strategy = eval_strategy if keep_best else "steps"
-    save_steps = config.eval_steps if keep_best and eval_strategy == "steps" else config.save_steps
-    return SFTConfig(
-        output_dir=str(output_dir),
-        learning_rate=config.learning_rate,
-        num_train_epochs=config.num_train_epochs,
-        max_steps=config.max_steps,
-        per_device_train_batch_size=config.per_device_train_batch_size,
-        per_device_eval_batch_size=config.per_device_train_batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        lr_scheduler_type=config.lr_scheduler_type,
-        warmup_steps=config.warmup_steps,
-        weight_decay=config.weight_decay,
-        optim=config.optim,
-        gradient_checkpointing=config.gradient_checkpointing,
-        train_sampling_strategy=config.train_sampling_strategy,
-        bf16=config.bf16,
-        fp16=config.fp16,
-        seed=config.seed,
-        logging_steps=config.logging_steps,
-        logging_first_step=True,
-        eval_strategy=eval_strategy,
-        eval_steps=config.eval_steps if eval_strategy == "steps" else None,
-        save_strategy=save_strategy,
-        save_steps=save_steps,
-        save_total_limit=config.save_total_limit,
-        load_best_model_at_end=keep_best,
-        metric_for_best_model="eval_loss" if keep_best else None,
-        greater_is_better=False if keep_best else None,
-        max_length=config.max_length,
-        packing=False,
-        include_num_input_tokens_seen="non_padding",
-        report_to="none",
-        use_cpu=not cuda,
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-    )
+    return SFTConfig(output_dir=str(output_dir), use_cpu=not cuda, **sft_settings(config, has_eval))

@@ -10,7 +10,7 @@ from engine.models import loader
 from engine.system import device
 from engine.training import factories
 from engine.training.callbacks import EventCallback
-from engine.training.events import EventLog
+from engine.training.events import EventLog, ProgressEvent
 
 
 class SFTJob:
@@ -20,11 +20,11 @@ class SFTJob:
                  stop_requested: threading.Event) -> None:
         from transformers import EarlyStoppingCallback, PrinterCallback
 
-        log.append("progress", message="progress_load_data")
+        log.append(ProgressEvent(message="progress_load_data"))
         train_set, eval_set = splits.build_splits(config, examples)
         folder = loader.resolve_model(config.model_name_or_path,
-                                      progress=lambda code: log.append("progress", message=code))
-        log.append("progress", message="progress_load_model")
+                                      progress=lambda code: log.append(ProgressEvent(code)))
+        log.append(ProgressEvent(message="progress_load_model"))
         cuda = device.cuda_available()
         self.tokenizer = loader.load_tokenizer(folder)
         model = loader.load_model(folder, factories.model_kwargs(config, cuda, device.bf16_supported()))

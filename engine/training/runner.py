@@ -7,6 +7,7 @@ lifecycle with a fake job in milliseconds.
 """
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import threading
@@ -19,10 +20,11 @@ from typing import Any, Callable, Protocol
 from engine.config import TrainConfig
 from engine.data import reading
 from engine.errors import EngineError
+from engine.locales import render
 from engine.system.device import DEVICE_LOCK, is_out_of_memory, release_memory
 from engine.system.files import write_text_atomic
 from engine.training import adapters
-from engine.training.events import Event, EventLog, RunSnapshot, RunState, snapshot
+from engine.training.events import ErrorEvent, Event, EventLog, RunSnapshot, RunState, StatusEvent, snapshot
 
 
 class Job(Protocol):
@@ -31,6 +33,7 @@ class Job(Protocol):
 
 
 OWNER_FILE = "owner.pid"  # the process training a run; a run whose owner is gone was interrupted
+LOGGER = logging.getLogger(__name__)
 
 
 JobFactory = Callable[[TrainConfig, list, Path, EventLog, threading.Event], Job]
@@ -54,6 +57,7 @@ class RunSummary:
     step: int = 0
     duration: float = 0.0
     can_resume: bool = False
+    skipped_lines: int = 0  # lines of its events.jsonl that could not be read
 
 
 class Runner:
@@ -65,6 +69,7 @@ class Runner:
         self.job_factory = job_factory
         self.lock = lock
         self._logs: dict[str, tuple[Path, EventLog]] = {}
+        self._skipped_reported: dict[Path, int] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.current_run_id: str | None = None
@@ -81,7 +86,7 @@ class Runner:
             run_dir.mkdir(parents=True, exist_ok=True)
             write_text_atomic(run_dir / "config.yaml", config.to_yaml())
             log = EventLog(run_dir / "events.jsonl")
-            log.append("status", state=RunState.LOADING.value, rows=len(report.examples))
+            log.append(StatusEvent(RunState.LOADING, rows=len(report.examples)))
             return self._launch(run_dir, log, config, report.examples, None)
         except BaseException:
             self.lock.release()
@@ -102,9 +107,8 @@ class Runner:
         report = _preflight(config)
         self._acquire()
         try:
-            log = EventLog.reopen(run_dir / "events.jsonl")
-            log.append("status", state=RunState.LOADING.value, rows=len(report.examples),
-                       resumed_from=checkpoint.name)
+            log = self._checked(run_dir / "events.jsonl", EventLog.reopen(run_dir / "events.jsonl"))
+            log.append(StatusEvent(RunState.LOADING, rows=len(report.examples), resumed_from=checkpoint.name))
             return self._launch(run_dir, log, config, report.examples, str(checkpoint))
         except BaseException:
             self.lock.release()
@@ -123,13 +127,17 @@ class Runner:
             self.current_run_id = None
 
     def recover_interrupted(self) -> list[str]:
-        """Mark runs left live by a process that no longer exists as INTERRUPTED; returns their ids."""
+        """Mark runs left live by a process that no longer exists as INTERRUPTED (appended to their
+        events.jsonl, whatever lines it cannot read); returns their ids."""
         marked = []
-        for events_file in self.runs_root.glob("*/events.jsonl"):
+        for events_file in sorted(self.runs_root.glob("*/events.jsonl")):
             run_dir = events_file.parent
-            if _owner_alive(run_dir) or not snapshot(run_dir.name, EventLog.read(events_file).since(0)[0]).state.is_live:
+            if _owner_alive(run_dir):
                 continue
-            EventLog.reopen(events_file).append("status", state=RunState.INTERRUPTED.value)
+            log = self._checked(events_file, EventLog.reopen(events_file))
+            if not snapshot(run_dir.name, log.since(0)[0]).state.is_live:
+                continue
+            log.append(StatusEvent(RunState.INTERRUPTED))
             (run_dir / OWNER_FILE).unlink(missing_ok=True)
             marked.append(run_dir.name)
         return marked
@@ -138,7 +146,9 @@ class Runner:
         if not self.lock.acquire(blocking=False):
             raise EngineError("busy", {"run_id": self.current_run_id or "-"}, hint="hint_wait_or_stop")
 
-    def _launch(self, run_dir: Path, log: EventLog, config: TrainConfig, examples: list, resume_from: str | None) -> str:
+    def _launch(self, run_dir: Path, log: EventLog, config: TrainConfig, examples: list,
+                resume_from: str | None) -> str:
+        """Record `run_dir` as the current run and start training it on its thread."""
         run_id = run_dir.name
         self._logs[run_id] = (run_dir, log)
         self.current_run_id = run_id
@@ -172,8 +182,8 @@ class Runner:
 
     def snapshot(self, run_id: str | None = None) -> RunSnapshot:
         run_id = run_id or self.current_run_id
-        log = self._log(run_id)
-        return snapshot(run_id, log.since(0)[0] if log else [])
+        log = self._log(run_id) or EventLog()
+        return snapshot(run_id, log.since(0)[0], log.skipped)
 
     def run_dir(self, run_id: str) -> Path | None:
         if run_id in self._logs:
@@ -187,15 +197,16 @@ class Runner:
         dirs.update({run_id: path for run_id, (path, _log) in self._logs.items()})
         summaries = []
         for run_id, path in dirs.items():
-            events = self.events_since(run_id, 0)[0]
-            snap = snapshot(run_id, events)
+            log = self._log(run_id) or EventLog()
+            events = log.since(0)[0]
+            snap = snapshot(run_id, events, log.skipped)
             started = events[0].time if events else path.stat().st_mtime
             duration = events[-1].time - started if events else 0.0
             can_resume = not snap.state.is_live and snap.state is not RunState.DONE and \
                 latest_checkpoint(path) is not None
             summaries.append(RunSummary(run_id, str(path), snap.state, started,
                                         (path / "adapter" / "adapter_config.json").is_file(), snap.last_loss,
-                                        snap.last_eval_loss, snap.step, duration, can_resume))
+                                        snap.last_eval_loss, snap.step, duration, can_resume, snap.skipped_lines))
         return sorted(summaries, key=lambda s: s.started, reverse=True)
 
     def _log(self, run_id: str | None) -> EventLog | None:
@@ -204,7 +215,15 @@ class Runner:
         if run_id in self._logs:
             return self._logs[run_id][1]
         path = self.runs_root / run_id / "events.jsonl"
-        return EventLog.read(path) if path.is_file() else None
+        return self._checked(path, EventLog.read(path)) if path.is_file() else None
+
+    def _checked(self, path: Path, log: EventLog) -> EventLog:
+        """`log` as read from `path`, its unreadable lines reported once (a warning in the server log),
+        not on every poll that reads the file again; more bad lines later are reported again."""
+        if log.skipped > self._skipped_reported.get(path, 0):
+            self._skipped_reported[path] = log.skipped
+            LOGGER.warning(render("events_lines_skipped", {"count": log.skipped, "path": str(path)}))
+        return log
 
     # ---- the thread ---------------------------------------------------------------------
     def _run(self, config: TrainConfig, examples: list[dict[str, Any]], run_dir: Path, log: EventLog,
@@ -214,15 +233,14 @@ class Runner:
             job = self.job_factory(config, examples, run_dir, log, self._stop)
             if not self._stop.is_set():
                 job.train(resume_from) if resume_from else job.train()
-                log.append("status", state=RunState.SAVING.value)
+                log.append(StatusEvent(RunState.SAVING))
                 job.save(run_dir / "adapter")
             final = RunState.STOPPED if self._stop.is_set() else RunState.DONE
-            log.append("status", state=final.value)
+            log.append(StatusEvent(final))
         except BaseException as exc:  # the thread must always end in a final state
             _write_trace(run_dir, exc)
-            error = _as_engine_error(exc)
-            log.append("error", code=error.code, params=_jsonable(error.params), hint=error.hint)
-            log.append("status", state=RunState.FAILED.value)
+            log.append(ErrorEvent.from_error(_as_engine_error(exc)))
+            log.append(StatusEvent(RunState.FAILED))
         finally:
             del job
             release_memory()
@@ -280,10 +298,6 @@ def _as_engine_error(exc: BaseException) -> EngineError:
         return EngineError("out_of_memory", hint="hint_reduce_memory")
     detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
     return EngineError("train_failed", {"detail": detail}, hint="hint_debug")
-
-
-def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
-    return {k: v if isinstance(v, (str, int, float, bool, type(None))) else str(v) for k, v in params.items()}
 
 
 def _write_trace(run_dir: Path, exc: BaseException) -> None:

@@ -1,0 +1,120 @@
+"""The studio's blind-study actions: the studies database, question files, setting up and pre-generating
+a study, rating it, its verdict, automatic metrics and exports.
+
+A part of `Studio` (it uses the studio's data folder, chat model and `adapter_path`); front ends call these
+as `Studio` methods.
+"""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+from engine.chat import metrics
+from engine.chat.inference import GenParams
+from engine.study.questions import held_out_questions, write_questions
+from engine.study.rating import RatingItem
+from engine.study.stats import summarize
+from engine.study.store import StudyStore, load_questions
+from engine.training import adapters
+
+
+class StudyDesk:
+    """The blind-study part of `Studio`: it uses the studio's `data_root`, `chat` model, `adapter_path` and
+    its `_studies` slot (None until the database is first opened)."""
+
+    data_root: Path
+    chat: object
+    _studies: StudyStore | None
+
+    @property
+    def studies(self) -> StudyStore:
+        """The studies database (`<data folder>/studies.db`), opened on first use."""
+        if self._studies is None:
+            self._studies = StudyStore(self.data_root / "studies.db")
+        return self._studies
+
+    def studies_questions(self, path: str | Path) -> list[dict]:
+        """The questions (prompt, domain, reference) of a question file; EngineError naming a bad row."""
+        return load_questions(path)
+
+    def held_out_questions_file(self, choice: str) -> Path:
+        """Write the held-out rows of the chosen adapter's run as a question file under the data
+        folder (prompt + reference), for a study; returns its path."""
+        run_dir, _adapter = adapters.locate(self.adapter_path(choice))
+        questions = held_out_questions(run_dir)
+        return write_questions(self.data_root / "studies" / f"{run_dir.name}-held-out.jsonl", questions)
+
+    def list_studies(self) -> list[dict]:
+        """Every study's settings and counts, newest first (no blinding key)."""
+        return self.studies.studies()
+
+    def study(self, study_id: int) -> dict:
+        """One study's settings (criteria, adapter folder, generation settings) and counts."""
+        return self.studies.study(study_id)
+
+    def create_study(self, name: str, questions_path: str | Path, choice: str, params: GenParams = GenParams(),
+                     criteria: list[str] | None = None, password: str | None = None, repeats: int = 0) -> dict:
+        """A blind study of the questions in `questions_path` for an adapter choice (a run id, or
+        `run_id@checkpoint-N`), generated with `params`; returns its settings and counts."""
+        adapter_path = self.adapter_path(choice)
+        questions = load_questions(str(questions_path).strip())
+        study_id = self.studies.create_study(name, questions, adapter_path, gen_params=asdict(params),
+                                             criteria=criteria, password=password or None, repeats=repeats)
+        return self.studies.study(study_id)
+
+    def generate_study(self, study_id: int, progress: Callable[[int, int], None] | None = None) -> tuple[int, int]:
+        """Pre-generate the answers of the study's pending questions with the chat model (resumable);
+        returns (pairs generated now, pairs whose answers may reveal a model). `progress(done, total)`."""
+        made = self.studies.generate(study_id, self.chat, progress=progress)
+        return made, len(self.studies.flagged(study_id))
+
+    def generation_pending(self, study_id: int) -> bool:
+        """Whether some of the study's questions still wait for their answers."""
+        return bool(self.studies.pending_generation(study_id))
+
+    def check_study_password(self, study_id: int, password: str | None) -> bool:
+        """True when the study has no password or `password` is right."""
+        return self.studies.check_password(study_id, password)
+
+    def add_rater(self, study_id: int, name: str) -> int:
+        """The id of the rater called `name` in the study (created on first use)."""
+        return self.studies.add_rater(study_id, name)
+
+    def next_item(self, study_id: int, rater_id: int) -> RatingItem | None:
+        """What the rater judges next (question, answers A and B, progress), None when nothing is left."""
+        return self.studies.next_item(study_id, rater_id)
+
+    def vote(self, study_id: int, rater_id: int, question_id: int, choice: str, scores: dict | None = None,
+             comment: str = "", repeat: bool = False) -> int:
+        """Record a judgement as shown (A, B, tie, both_bad; scores per shown side); returns the vote id."""
+        return self.studies.vote(study_id, rater_id, question_id, choice, scores=scores, comment=comment,
+                                 repeat=repeat)
+
+    def skip_item(self, study_id: int, rater_id: int, question_id: int, repeat: bool = False) -> None:
+        """Put an item at the back of the rater's queue."""
+        self.studies.skip(study_id, rater_id, question_id, repeat=repeat)
+
+    def study_statistics(self, study_id: int) -> dict:
+        """The unblinded verdict (`engine.study.stats.summarize` of the study's votes)."""
+        return summarize(self.studies.results(study_id))
+
+    def study_reference_scores(self, study_id: int) -> dict:
+        """Mean ROUGE-L and BLEU of base and adapter answers against the questions' references."""
+        pairs = self.studies.answer_pairs(study_id)
+        return metrics.reference_scores([(p["base"], p["adapter"], p["reference"] or "") for p in pairs])
+
+    def study_perplexity(self, study_id: int) -> dict:
+        """Eval loss and perplexity of base and adapter on the study's run's held-out rows."""
+        return metrics.eval_perplexity(self.chat, self.studies.study(study_id)["run_dir"])
+
+    def export_study(self, study_id: int, kind: str, path: str | Path | None = None) -> Path:
+        """Write the study's votes with the key (`kind` csv or jsonl) or its DPO preference pairs
+        (`preferences`) to `path` (default: a new temporary folder); returns the file."""
+        name = f"study-{study_id}-preferences.jsonl" if kind == "preferences" else f"study-{study_id}-votes.{kind}"
+        path = Path(path) if path else Path(tempfile.mkdtemp(prefix="study-")) / name
+        if kind == "preferences":
+            self.studies.export_preferences(study_id, path)
+            return path
+        return self.studies.export_votes(study_id, path, kind)

@@ -1,0 +1,84 @@
+"""The blind study's organiser handlers: the pickers, held-out questions, creating and pre-generating a study."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from engine import Studio
+from ui import gen_settings, present
+from ui.i18n import t
+from ui.wiring import worded_errors
+
+MAX_CRITERIA = 5  # one pair of score sliders per criterion on the raters' screen
+DEFAULTS = gen_settings.DEFAULTS
+
+
+@dataclass
+class SetupView:
+    """The organiser's components that handlers fill, and the study picker."""
+
+    run: Any
+    questions_path: Any
+    info: Any  # a line for the organiser
+    study: Any
+
+
+def chosen_study(study_id: Any, lang: str) -> int:
+    """The picked study's id; a worded `gr.Error` when no study is picked."""
+    if study_id is None or study_id == "":
+        raise gr.Error(t("study_none", lang))
+    return int(study_id)
+
+
+def study_choices(studio: Studio) -> list[tuple[str, int]]:
+    """(label, id) for the study picker, newest first."""
+    return [(f"{s['id']}: {s['name']}", s["id"]) for s in studio.list_studies()]
+
+
+def refresh_pickers(studio: Studio, view: SetupView, lang: str) -> dict:
+    """Input: language. Outputs: the adapter picker (final adapters and checkpoints) and the study picker."""
+    runs = present.adapter_choices(studio.adapter_choices(), lang)
+    studies = study_choices(studio)
+    return {view.run: gr.Dropdown(choices=runs, value=runs[0][1] if runs else None),
+            view.study: gr.Dropdown(choices=studies, value=studies[0][1] if studies else None)}
+
+
+def use_upload(studio: Studio, view: SetupView, uploaded: str | None) -> dict:
+    """Input: an uploaded question file. Output: the question file path, now that file."""
+    return {view.questions_path: uploaded or ""}
+
+
+@worded_errors
+def held_out_questions(studio: Studio, view: SetupView, lang: str, run_id: str | None) -> dict:
+    """Inputs: language, adapter choice. Outputs: the question file path, now a file of the run's
+    held-out rows (prompt + reference), and a line for the organiser."""
+    path = studio.held_out_questions_file(run_id or "")
+    count = len(studio.studies_questions(path))
+    return {view.questions_path: str(path), view.info: t("study_held_out_done", lang, count=count, path=path)}
+
+
+@worded_errors
+def create_study(studio: Studio, view: SetupView, lang: str, study_name: str, path: str, run_id: str | None,
+                 criteria_text: str, secret: str, repeat_count: float, new_tokens=DEFAULTS.max_new_tokens,
+                 temp=DEFAULTS.temperature, nucleus=DEFAULTS.top_p, penalty=DEFAULTS.repetition_penalty,
+                 gen_seed=DEFAULTS.seed, system="") -> dict:
+    """Inputs: language, name, question file, adapter choice, criteria (comma separated), password, repeats,
+    generation settings. Outputs: the study picker with the new study chosen, and a line for the organiser."""
+    names = [c.strip() for c in (criteria_text or "").split(",") if c.strip()][:MAX_CRITERIA]
+    params = gen_settings.params(new_tokens, temp, nucleus, penalty, gen_seed, system)
+    study = studio.create_study(study_name, path or "", run_id or "", params, criteria=names or None,
+                                password=secret or None, repeats=int(repeat_count or 0))
+    return {view.study: gr.Dropdown(choices=study_choices(studio), value=study["id"]),
+            view.info: t("study_created", lang, id=study["id"], count=study["questions"])}
+
+
+@worded_errors
+def generate_answers(studio: Studio, view: SetupView, lang: str, study_id: int | None,
+                     progress=gr.Progress()) -> dict:
+    """Inputs: language, study. Output: a line saying how many pairs were generated and how many were
+    flagged. Resumable: only questions without answers are generated."""
+    made, flagged = studio.generate_study(chosen_study(study_id, lang),
+                                          progress=lambda done, total: progress((done, total)))
+    return {view.info: t("study_generated", lang, count=made, flagged=flagged)}
