@@ -6,6 +6,10 @@ import sys
 
 
 def main(argv: list[str]) -> int:
+    """Run a headless command when `argv` starts with one, else serve the studio web UI; returns the exit code.
+
+    Serving on a non-local `--host` is refused unless `--auth USER:PASS` is given.
+    """
     from engine import cli
 
     if argv and argv[0] in cli.COMMANDS:

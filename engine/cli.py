@@ -46,6 +46,7 @@ def default_lang() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the headless commands (train, validate, chat, study) and their options."""
     parser = argparse.ArgumentParser(prog="python app.py", description="Local fine-tuning studio")
     sub = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
@@ -83,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
+    """Run the headless command in `argv` and return its exit code; an EngineError is worded on stderr (1)."""
     args = build_parser().parse_args(argv)
     _quiet_libraries(args.debug)
     try:

@@ -93,6 +93,7 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path, base: "TrainConfig | None" = None) -> "TrainConfig":
+        """Build from a YAML file over `base` (default: the defaults); a missing or bad file raises EngineError."""
         try:
             data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         except FileNotFoundError:
@@ -104,10 +105,12 @@ class TrainConfig:
         return cls.from_dict(data, base)
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field as a plain value (tuples as lists), in definition order."""
         return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
                 for f in dataclasses.fields(self)}
 
     def to_yaml(self) -> str:
+        """The config as YAML in definition order (what a run's config.yaml holds)."""
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
 
     def diff(self, other: "TrainConfig | None" = None) -> dict[str, Any]:

@@ -34,6 +34,7 @@ class Issue:
     params: dict[str, Any] = dc_field(default_factory=dict)
 
     def to_dict(self, lang: str = "en") -> dict[str, Any]:
+        """The issue as plain values (code, row, field) with its message worded in `lang`; severity is left out."""
         from engine.locales import render
 
         return {
@@ -45,8 +46,10 @@ class Issue:
 
 
 def errors_of(issues: list[Issue]) -> list[Issue]:
+    """The issues of severity "error" (those that block a run)."""
     return [i for i in issues if i.severity == "error"]
 
 
 def warnings_of(issues: list[Issue]) -> list[Issue]:
+    """The issues of severity "warning" (advice only)."""
     return [i for i in issues if i.severity == "warning"]

@@ -24,6 +24,8 @@ NOT_IN_PRESETS = ("dataset_path", "mix_dataset_path")
 
 @dataclass(frozen=True)
 class Preset:
+    """A named recipe: its description by language and the TrainConfig settings it changes from the defaults."""
+
     name: str
     description: dict[str, str]
     settings: dict[str, Any]
@@ -31,11 +33,13 @@ class Preset:
 
 
 def list_presets(folder: Path | None = None) -> list[Preset]:
+    """Every preset in `folder` (default: presets/), shipped and saved, sorted by name."""
     folder = folder or PRESETS_DIR
     return [load_preset(path.stem, folder) for path in sorted(folder.glob("*.yaml"))]
 
 
 def load_preset(name: str, folder: Path | None = None) -> Preset:
+    """Read preset `name` from `folder` (default: presets/); raises `preset_unknown` listing the available ones."""
     folder = folder or PRESETS_DIR
     path = folder / f"{name}.yaml"
     if not path.is_file():

@@ -41,6 +41,7 @@ class RunPlan:
 
     @property
     def errors(self) -> list[Issue]:
+        """The plan's issues of severity "error" (they block the run)."""
         return [i for i in self.issues if i.severity == "error"]
 
 
@@ -59,12 +60,15 @@ class Studio(StudyDesk):
 
     # configuration
     def default_config(self) -> TrainConfig:
+        """The starting config for this machine: bundled model, sample data; QLoRA with CUDA, else the CPU preset."""
         return presets.default_config()
 
     def presets(self) -> list[presets.Preset]:
+        """Every preset, shipped and saved, sorted by name."""
         return presets.list_presets()
 
     def apply_preset(self, name: str, base: TrainConfig) -> TrainConfig:
+        """`base` with preset `name`'s settings on top; raises EngineError for an unknown preset or setting."""
         return presets.apply_preset(name, base)
 
     def preset_description(self, name: str, lang: str) -> str:
@@ -89,6 +93,7 @@ class Studio(StudyDesk):
 
     # data
     def inspect_dataset(self, path: str | Path) -> reading.DatasetReport:
+        """Read a dataset file, map its columns and check every row (no tokenizer, no dataset-level checks)."""
         return reading.load_report(path)
 
     def check_dataset(self, path: str | Path, config: TrainConfig | None = None,
@@ -132,8 +137,7 @@ class Studio(StudyDesk):
             issues += [i for i in plan.dataset.report.errors if i.row is None]
             tokens = summary.tokens_per_epoch or None
             longest = max(summary.token_lengths) if summary.token_lengths else None
-            issues += advice.advise(config, rows=summary.rows,
-                                    longest_tokens=max(summary.token_lengths) if summary.token_lengths else None,
+            issues += advice.advise(config, rows=summary.rows, longest_tokens=longest,
                                     truncated_rows=summary.truncated_rows if summary.token_lengths else None)
         else:
             issues += advice.advise(config)
@@ -214,24 +218,31 @@ class Studio(StudyDesk):
 
     # training
     def start(self, config: TrainConfig, run_dir: str | Path | None = None) -> str:
+        """Start training `config` in the background after checking it and its dataset; returns the run id."""
         return self.runner.start(config, run_dir)
 
     def stop(self) -> bool:
+        """Ask the live run to stop after the current step (its adapter is saved); False when none is training."""
         return self.runner.stop()
 
     def resume(self, run_id: str) -> str:
+        """Continue run `run_id` in the background from its latest checkpoint; returns the run id."""
         return self.runner.resume(run_id)
 
     def delete_run(self, run_id: str) -> None:
+        """Delete a run's folder; raises `run_not_found`, or `run_is_live` while it trains."""
         self.runner.delete(run_id)
 
     def events_since(self, run_id: str | None, cursor: int) -> tuple[list[Event], int]:
+        """Events of `run_id` (default: the current run) from `cursor` on, and the cursor to read from next."""
         return self.runner.events_since(run_id, cursor)
 
     def snapshot(self, run_id: str | None = None) -> RunSnapshot:
+        """The state, progress and last metrics of `run_id` (default: the current run)."""
         return self.runner.snapshot(run_id)
 
     def list_runs(self) -> list[RunSummary]:
+        """Every run under the runs folder (and any this studio started elsewhere), newest first."""
         return self.runner.list_runs()
 
     def current_run_id(self) -> str | None:

@@ -51,3 +51,16 @@ def test_no_function_over_the_line_limit():
 def test_every_module_says_what_it_is_for():
     silent = [_relative(p) for p in _sources() if not ast.get_docstring(ast.parse(p.read_text(encoding="utf-8")))]
     assert silent == []
+
+
+def test_every_public_function_and_class_says_what_it_is_for():
+    """Module-level functions and classes and their methods, unless private (`_name`)."""
+    silent = []
+    for path in _sources():
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            members = node.body if isinstance(node, ast.ClassDef) else []
+            for item in [node, *members]:
+                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and \
+                        not item.name.startswith("_") and not ast.get_docstring(item):
+                    silent.append(f"{_relative(path)}:{item.lineno} {item.name}")
+    assert silent == []

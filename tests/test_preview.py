@@ -42,7 +42,8 @@ def test_matches_what_sft_trainer_trains_on(tokenizer, tmp_path):
     train, _ = split_examples(examples, 0.0, seed=0)
     model = AutoModelForCausalLM.from_pretrained(loader.resolve_model(BUNDLED_MODEL_ID))
     trainer = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=train,
-                         args=SFTConfig(output_dir=str(tmp_path), max_length=64, use_cpu=True, report_to="none"))
+                         args=SFTConfig(output_dir=str(tmp_path), max_length=64, use_cpu=True, report_to="none",
+                                        activation_checkpointing=True))  # TRL's default, by its new name
     for example, row in zip(examples, trainer.train_dataset):
         view = preview.training_view(example, tokenizer, max_length=64)
         kept = [i for i, kind in zip(view.input_ids, view.kinds) if kind != preview.CUT]

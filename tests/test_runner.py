@@ -384,3 +384,26 @@ def test_run_outside_runs_root_is_listed(tmp_path, lock, config):
     finish(runner)
     assert [s.run_id for s in runner.list_runs()] == [run_id]
     assert runner.run_dir(run_id) == tmp_path / "elsewhere" / "x"
+
+
+@pytest.mark.parametrize("run_id", ["../outside", "..", "/tmp/outside", "sub/outside", ""])
+def test_a_run_id_never_reaches_outside_runs_root(tmp_path, lock, run_id):
+    """Delete and resume come from web requests: a run id that is a path must not name a folder elsewhere."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "config.yaml").write_text("max_steps: 1\n", encoding="utf-8")
+    runner = Runner(tmp_path / "runs", FakeFactory(), lock)
+    assert runner.run_dir(run_id if not run_id.startswith("/") else str(outside)) is None
+    with pytest.raises(EngineError) as caught:
+        runner.delete(run_id if not run_id.startswith("/") else str(outside))
+    assert caught.value.code == "run_not_found"
+    assert (outside / "config.yaml").is_file()
+
+
+def test_a_checkpoint_folder_without_a_step_is_not_the_latest(tmp_path):
+    from engine.training.runner import latest_checkpoint
+
+    for name in ("checkpoint-3", "checkpoint-old"):
+        (tmp_path / "checkpoints" / name).mkdir(parents=True)
+        (tmp_path / "checkpoints" / name / "trainer_state.json").write_text("{}", encoding="utf-8")
+    assert latest_checkpoint(tmp_path).name == "checkpoint-3"

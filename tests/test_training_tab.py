@@ -89,3 +89,14 @@ def test_delete_run_refreshes_the_history(tmp_path):
     assert studio.deleted == ["r1"] and set(shown) == set(VIEW.history)
     assert list(shown["runs"].iloc[:, 0]) == ["r2", "r1"] and shown["pick"].value == "r2"
     assert shown["compare"].value == "" and [value for _label, value in shown["compare"].choices] == ["", "r2", "r1"]
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_the_status_says_when_lines_of_the_event_log_were_skipped(lang):
+    from engine.training.events import RunSnapshot
+    from ui import present
+
+    clean = present.status_text(RunSnapshot("r1", RunState.DONE, step=3, max_steps=3), lang)
+    damaged = present.status_text(RunSnapshot("r1", RunState.DONE, step=3, max_steps=3, skipped_lines=2), lang)
+    assert "r1/events.jsonl" not in clean
+    assert damaged.startswith(clean) and "r1/events.jsonl" in damaged and "2" in damaged[len(clean):]

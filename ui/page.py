@@ -19,10 +19,12 @@ class Form:
 
     @property
     def names(self) -> list[str]:
+        """The TrainConfig field names of the form, in input order."""
         return list(self.fields)
 
     @property
     def components(self) -> list:
+        """The form's input components, in field order."""
         return list(self.fields.values())
 
 

@@ -30,6 +30,7 @@ class ParamsView:
 
     @property
     def modules(self) -> Any:
+        """The form's LoRA target modules input (`lora_target_modules`)."""
         return self.fields["lora_target_modules"]
 
 

@@ -168,6 +168,9 @@ def status_text(snapshot: RunSnapshot, lang: str) -> str:
         line += f"\n\n⏳ {t(snapshot.progress, lang)}…"
     if snapshot.error:
         line += "\n\n" + error_message(snapshot.error.to_error(), lang)
+    if snapshot.skipped_lines:
+        line += "\n\n⚠ " + t("events_lines_skipped", lang, count=snapshot.skipped_lines,
+                               path=f"{snapshot.run_id}/events.jsonl")
     return line
 
 

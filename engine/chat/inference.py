@@ -32,6 +32,8 @@ class GenParams:
 
 @dataclass(frozen=True)
 class AnswerPair:
+    """The base model's and the adapter's answers to the same conversation."""
+
     base: str
     adapter: str
 

@@ -51,6 +51,7 @@ class DatasetSummary:
     tokens_per_epoch: int = 0                  # sum of min(length, max_length) (0 without tokenizer)
 
     def to_dict(self) -> dict[str, Any]:
+        """The summary as plain values, plus the longest and mean token length (None without token counts)."""
         data = asdict(self)
         lengths = self.token_lengths
         data["longest"] = max(lengths) if lengths else None

@@ -59,14 +59,17 @@ class DatasetEditor:
 
     @property
     def rows(self) -> int:
+        """The number of rows."""
         return len(self._frame)
 
     @property
     def columns(self) -> list[str]:
+        """The dataset's column names in first-seen order (a copy)."""
         return list(self._columns)
 
     @property
     def can_undo(self) -> bool:
+        """Whether there is a change to undo."""
         return bool(self._undo)
 
     def row(self, position: int) -> dict[str, Any]:
@@ -125,6 +128,7 @@ class DatasetEditor:
                 yield {}
 
     def to_jsonl(self) -> str:
+        """The rows as JSON Lines text (missing cells as "", values JSON cannot encode as their `str()`)."""
         return "".join(json.dumps(record, ensure_ascii=False, default=str) + "\n" for record in self._records())
 
     # -- editing -------------------------------------------------------------------------------
@@ -186,6 +190,10 @@ class DatasetEditor:
             return i + 2
 
     def delete_rows(self, positions: list[int]) -> int:
+        """Remove the rows at 1-based `positions` as one undo step; returns how many were removed.
+
+        Raises EngineError `row_out_of_range` for a position that is not a row.
+        """
         with self._lock:
             idx = np.array(sorted({self._index(p) for p in positions}), dtype=int)
             return self._delete_recorded(idx)
@@ -244,6 +252,7 @@ class DatasetEditor:
 
     @property
     def folder(self) -> Path:
+        """The folder under `data_root` that holds this dataset's saved versions."""
         return self.data_root / self.name
 
     def versions(self) -> list[Path]:
@@ -256,6 +265,7 @@ class DatasetEditor:
             return save_version(self.folder, self.to_jsonl())
 
     def export_jsonl(self, path: str | Path) -> Path:
+        """Write the rows as JSONL to `path` (atomically; no version is saved); returns the path."""
         path = Path(path)
         with self._lock:
             write_text_atomic(path, self.to_jsonl())

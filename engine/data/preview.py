@@ -20,14 +20,17 @@ class TrainingView:
 
     @property
     def trained_tokens(self) -> int:
+        """How many tokens the loss is computed on."""
         return self.kinds.count(TRAINED)
 
     @property
     def cut_tokens(self) -> int:
+        """How many tokens lie beyond `max_length` and are cut off."""
         return self.kinds.count(CUT)
 
 
 def training_view(example: dict, tokenizer, max_length: int) -> TrainingView:
+    """Tokenize `example` as TRL's SFT does and mark each token context, trained, or cut (beyond `max_length`)."""
     if "prompt" in example:
         prompt = _ids(tokenizer.apply_chat_template(example["prompt"], add_generation_prompt=True, tokenize=True))
         full = _ids(tokenizer.apply_chat_template(example["prompt"] + example["completion"], tokenize=True))

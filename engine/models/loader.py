@@ -51,6 +51,7 @@ def bundled_gguf() -> Path | None:
 
 
 def is_bundled(name: str) -> bool:
+    """Whether `name` means the bundled SmolLM2-135M-Instruct (its hub id, "bundled" or its short name; any case)."""
     return name.strip().lower() in BUNDLED_ALIASES
 
 

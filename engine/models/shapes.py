@@ -42,10 +42,12 @@ class ModelShape:
 
     @property
     def q_dim(self) -> int:
+        """Output width of the query projection: attention heads x head_dim."""
         return self.num_attention_heads * self.head_dim
 
     @property
     def kv_dim(self) -> int:
+        """Output width of the key and of the value projection: key/value heads x head_dim."""
         return self.num_key_value_heads * self.head_dim
 
     @property

@@ -95,6 +95,8 @@ CPU_FLOPS_PER_CORE = 21e9
 # ---- device ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class DeviceInfo:
+    """The device a run will train on: kind ("cuda" or "cpu"), name, total and free memory in bytes, bf16 support."""
+
     kind: str            # "cuda" or "cpu"
     name: str
     total_bytes: int
@@ -137,6 +139,9 @@ def detect_device() -> DeviceInfo:
 # ---- memory ------------------------------------------------------------------------------------
 @dataclass
 class MemoryEstimate:
+    """Peak memory of a run by part and in total (bytes) against the available memory, with a verdict and
+    at most one suggested change (`suggestion` to word it, `changes` to apply it)."""
+
     parts: dict[str, int]
     total: int
     available: int
@@ -147,6 +152,7 @@ class MemoryEstimate:
 
     @property
     def code(self) -> str:
+        """The locale key of the verdict message: `estimate_fits`, `estimate_tight` or `estimate_will_not_fit`."""
         return "estimate_" + self.verdict
 
     def params(self, lang: str = "en") -> dict[str, Any]:
@@ -325,6 +331,8 @@ def estimate_memory(config: TrainConfig, shape: ModelShape, device: DeviceInfo,
 # ---- time --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TimeEstimate:
+    """Speed of a run: tokens per epoch, tokens/s, seconds per epoch, and `source` ("measured" or "table")."""
+
     tokens_per_epoch: int
     tokens_per_second: float
     seconds_per_epoch: float

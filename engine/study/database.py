@@ -9,7 +9,7 @@ import sqlite3
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from engine.errors import EngineError
 
@@ -134,6 +134,12 @@ class StudyDatabase:
         if row is None:
             raise EngineError("study_not_found", {"study_id": study_id})
         return row
+
+    def _study_rows(self, study_id: int, sql: str) -> list[dict[str, Any]]:
+        """The rows of `sql` (one `?`, the study id) as dicts; raises `study_not_found`."""
+        with self._connect() as conn:
+            self._study_row(conn, study_id)
+            return [dict(r) for r in conn.execute(sql, (study_id,)).fetchall()]
 
     def _check_rater(self, conn: sqlite3.Connection, study_id: int, rater_id: int) -> sqlite3.Row:
         """The rater's row in this study; raises `study_not_found` or `study_rater_not_found`."""

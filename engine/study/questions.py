@@ -37,6 +37,7 @@ def identity_flags(text: str) -> list[str]:
 
 
 def reveals_identity(text: str) -> bool:
+    """Whether `text` gives away which model wrote it (see `identity_flags`)."""
     return bool(identity_flags(text))
 
 

@@ -52,11 +52,9 @@ class StudyRating(StudyDatabase):
 
     def raters(self, study_id: int) -> list[dict[str, Any]]:
         """The study's raters (id, name, how many votes), in the order they joined."""
-        with self._connect() as conn:
-            self._study_row(conn, study_id)
-            rows = conn.execute("SELECT r.id, r.name, (SELECT COUNT(*) FROM votes v WHERE v.rater_id = r.id) "
-                                "AS votes FROM raters r WHERE r.study_id = ? ORDER BY r.id", (study_id,)).fetchall()
-        return [dict(r) for r in rows]
+        return self._study_rows(study_id, "SELECT r.id, r.name, "
+                                          "(SELECT COUNT(*) FROM votes v WHERE v.rater_id = r.id) AS votes "
+                                          "FROM raters r WHERE r.study_id = ? ORDER BY r.id")
 
     @staticmethod
     def _plan(seed: int, rater_id: int, question_ids: list[int], repeats: int) -> tuple[list[int], list[int]]:

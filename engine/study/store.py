@@ -119,30 +119,21 @@ class StudyStore(StudyGeneration, StudyRating, StudyResults):
 
     def questions(self, study_id: int) -> list[dict[str, Any]]:
         """The study's questions (id, position, prompt, domain, reference), in order."""
-        with self._connect() as conn:
-            self._study_row(conn, study_id)
-            rows = conn.execute("SELECT id, position, prompt, domain, reference FROM questions "
-                                "WHERE study_id = ? ORDER BY position", (study_id,)).fetchall()
-        return [dict(r) for r in rows]
+        return self._study_rows(study_id, "SELECT id, position, prompt, domain, reference FROM questions "
+                                          "WHERE study_id = ? ORDER BY position")
 
     def answer_pairs(self, study_id: int) -> list[dict[str, Any]]:
         """Each generated question with its reference and both answers, unblinded (organiser only)."""
-        with self._connect() as conn:
-            self._study_row(conn, study_id)
-            rows = conn.execute("SELECT q.id AS question_id, q.prompt, q.domain, q.reference, "
-                                "a.side_base_text AS base, a.side_adapter_text AS adapter FROM questions q "
-                                "JOIN answers a ON a.question_id = q.id WHERE q.study_id = ? ORDER BY q.position",
-                                (study_id,)).fetchall()
-        return [dict(r) for r in rows]
+        return self._study_rows(study_id, "SELECT q.id AS question_id, q.prompt, q.domain, q.reference, "
+                                          "a.side_base_text AS base, a.side_adapter_text AS adapter FROM questions q "
+                                          "JOIN answers a ON a.question_id = q.id WHERE q.study_id = ? "
+                                          "ORDER BY q.position")
 
     def flagged(self, study_id: int) -> list[dict[str, Any]]:
         """Questions whose generated answers may reveal a model's identity (for the organiser only)."""
-        with self._connect() as conn:
-            self._study_row(conn, study_id)
-            rows = conn.execute("SELECT q.id, q.position, q.prompt FROM questions q JOIN answers a "
-                                "ON a.question_id = q.id WHERE q.study_id = ? AND a.flagged_identity "
-                                "ORDER BY q.position", (study_id,)).fetchall()
-        return [dict(r) for r in rows]
+        return self._study_rows(study_id, "SELECT q.id, q.position, q.prompt FROM questions q JOIN answers a "
+                                          "ON a.question_id = q.id WHERE q.study_id = ? AND a.flagged_identity "
+                                          "ORDER BY q.position")
 
     def check_password(self, study_id: int, password: str | None) -> bool:
         """True when the study has no password or `password` is right."""

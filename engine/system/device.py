@@ -9,12 +9,14 @@ DEVICE_LOCK = threading.Lock()
 
 
 def cuda_available() -> bool:
+    """Whether torch can use a CUDA GPU."""
     import torch
 
     return torch.cuda.is_available()
 
 
 def bf16_supported() -> bool:
+    """Whether a CUDA GPU is present and supports bfloat16."""
     import torch
 
     return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
@@ -41,6 +43,7 @@ def release_memory() -> None:
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether `exc` is a torch or Python out-of-memory error, or any error whose message says "out of memory"."""
     import torch
 
     return isinstance(exc, (torch.OutOfMemoryError, MemoryError)) or "out of memory" in str(exc).lower()

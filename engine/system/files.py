@@ -7,6 +7,7 @@ from pathlib import Path
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write `text` (UTF-8) to `path` through a synced temporary file and a rename, creating parent folders."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)

@@ -24,6 +24,7 @@ class AdapterChoice:
 
 
 def checkpoint_step(folder: Path) -> int:
+    """The step number of a `checkpoint-N` folder; ValueError when its name does not end in a number."""
     return int(folder.name.rsplit("-", 1)[-1])
 
 

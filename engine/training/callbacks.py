@@ -21,15 +21,18 @@ class EventCallback(TrainerCallback):
         self._last_time = time.monotonic()
 
     def on_train_begin(self, args, state, control, **kwargs):
+        """Record the TRAINING status with the step count, start the throughput clock, and honour an early stop."""
         self._last_time = time.monotonic()
         self._last_tokens = state.num_input_tokens_seen or 0
         self.log.append(StatusEvent(RunState.TRAINING, max_steps=state.max_steps))
         self._check_stop(control)
 
     def on_step_end(self, args, state, control, **kwargs):
+        """Make the trainer stop (and save) once a stop is requested."""
         self._check_stop(control)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
+        """Append one trainer log as a LogEvent with tokens/s and memory in use (MiB); the final summary is skipped."""
         logs = logs or {}
         if not any(key in logs for key in METRICS):
             return  # the end-of-training summary repeats what was already reported

@@ -74,10 +74,12 @@ class Diagnosis:
 
     @property
     def title_code(self) -> str:
+        """The locale key of the diagnosis's title (`diagnosis_<kind>`)."""
         return f"diagnosis_{self.kind}"
 
     @property
     def advice_code(self) -> str:
+        """The locale key of the diagnosis's advice (`diagnosis_<kind>_advice`)."""
         return f"diagnosis_{self.kind}_advice"
 
 

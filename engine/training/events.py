@@ -22,6 +22,8 @@ from engine.errors import EngineError
 
 
 class RunState(str, Enum):
+    """The stages of a run's life; the last status event of a run gives its state."""
+
     IDLE = "IDLE"
     LOADING = "LOADING"
     TRAINING = "TRAINING"
@@ -33,6 +35,7 @@ class RunState(str, Enum):
 
     @property
     def is_live(self) -> bool:
+        """Whether a run in this state is still going (LOADING, TRAINING or SAVING)."""
         return self in (RunState.LOADING, RunState.TRAINING, RunState.SAVING)
 
 
@@ -89,6 +92,7 @@ class StatusEvent(Event):
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> "StatusEvent":
+        """The event from a line's `data`; KeyError, TypeError or ValueError when a field is missing or wrong."""
         return cls(RunState(_required(data, "state", str)), max_steps=_optional(data, "max_steps", int),
                    rows=_optional(data, "rows", int), resumed_from=_optional(data, "resumed_from", str))
 
@@ -117,6 +121,7 @@ class LogEvent(Event):
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> "LogEvent":
+        """The event from a line's `data` (a metric written as null reads as NaN); KeyError or TypeError if bad."""
         floats = ("epoch", *METRICS, "tokens_per_second", "memory_mb")
         return cls(_required(data, "step", int), max_steps=_optional(data, "max_steps", int),
                    tokens_seen=_optional(data, "tokens_seen", int), **{name: _metric(data, name) for name in floats})
@@ -131,6 +136,7 @@ class ProgressEvent(Event):
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> "ProgressEvent":
+        """The event from a line's `data`; KeyError or TypeError when the message is missing or not text."""
         return cls(_required(data, "message", str))
 
 
@@ -156,6 +162,7 @@ class ErrorEvent(Event):
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> "ErrorEvent":
+        """The event from a line's `data`; KeyError or TypeError when the code is missing or a field is mistyped."""
         return cls(_required(data, "code", str), dict(_optional(data, "params", dict) or {}),
                    _optional(data, "hint", str))
 

@@ -44,6 +44,7 @@ class SFTJob:
         self.trainer.remove_callback(PrinterCallback)  # the runner's events replace its prints
 
     def train(self, resume_from: str | None = None) -> None:
+        """Run the trainer, resuming from checkpoint folder `resume_from` (optimizer and scheduler state) when given."""
         self.trainer.train(resume_from_checkpoint=resume_from)
 
     def save(self, adapter_dir: Path) -> None:

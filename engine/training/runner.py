@@ -28,8 +28,15 @@ from engine.training.events import ErrorEvent, Event, EventLog, RunSnapshot, Run
 
 
 class Job(Protocol):
-    def train(self, resume_from: str | None = None) -> None: ...
-    def save(self, adapter_dir: Path) -> None: ...
+    """What the runner needs of a training job (the real `SFTJob` or a test's fake)."""
+
+    def train(self, resume_from: str | None = None) -> None:
+        """Train until done or stopped, resuming from checkpoint folder `resume_from` when given."""
+        ...
+
+    def save(self, adapter_dir: Path) -> None:
+        """Write the trained adapter (with its tokenizer) to `adapter_dir`."""
+        ...
 
 
 OWNER_FILE = "owner.pid"  # the process training a run; a run whose owner is gone was interrupted
@@ -40,6 +47,7 @@ JobFactory = Callable[[TrainConfig, list, Path, EventLog, threading.Event], Job]
 
 
 def real_job_factory(config, examples, run_dir, log, stop_requested) -> Job:
+    """Build the real `SFTJob` (loading the model and data); the runner's default job factory."""
     from engine.training.job import SFTJob
 
     return SFTJob(config, examples, run_dir, log, stop_requested)
@@ -47,6 +55,8 @@ def real_job_factory(config, examples, run_dir, log, stop_requested) -> Job:
 
 @dataclass(frozen=True)
 class RunSummary:
+    """One run in the runs list: state, start time and duration (seconds), step, last losses, adapter and resume."""
+
     run_id: str
     run_dir: str
     state: RunState
@@ -167,11 +177,13 @@ class Runner:
         return True
 
     def wait(self, timeout: float | None = None) -> RunState:
+        """Wait for the run thread to end (at most `timeout` seconds) and return the current run's state."""
         if self._thread is not None:
             self._thread.join(timeout)
         return self.snapshot().state
 
     def is_live(self) -> bool:
+        """Whether a run's training thread is alive now."""
         return self._thread is not None and self._thread.is_alive()
 
     # ---- reading ------------------------------------------------------------------------
@@ -181,13 +193,18 @@ class Runner:
         return log.since(cursor) if log else ([], cursor)
 
     def snapshot(self, run_id: str | None = None) -> RunSnapshot:
+        """The state, progress and last metrics of `run_id` (default: the current run); IDLE when there is none."""
         run_id = run_id or self.current_run_id
         log = self._log(run_id) or EventLog()
         return snapshot(run_id, log.since(0)[0], log.skipped)
 
     def run_dir(self, run_id: str) -> Path | None:
+        """The folder of run `run_id`: one this runner started, else `runs_root/<run_id>` when it holds a config.yaml;
+        None otherwise."""
         if run_id in self._logs:
             return self._logs[run_id][0]
+        if not run_id or run_id in (".", "..") or Path(run_id).name != run_id:
+            return None  # a run id is one folder name: never a path that leaves runs_root
         candidate = self.runs_root / run_id
         return candidate if (candidate / "config.yaml").is_file() else None
 
@@ -263,7 +280,8 @@ def _preflight(config: TrainConfig) -> reading.DatasetReport:
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
     """The checkpoint with the highest step under `run_dir/checkpoints`, if any."""
-    found = [p for p in (run_dir / "checkpoints").glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
+    found = [p for p in (run_dir / "checkpoints").glob("checkpoint-*")
+             if (p / "trainer_state.json").is_file() and p.name.rsplit("-", 1)[-1].isdigit()]
     return max(found, key=adapters.checkpoint_step, default=None)
 
 
