@@ -162,9 +162,8 @@ def _wire(page: Page, view: ParamsView, attention: gr.Button, linear: gr.Button,
     model.change(bind(discover_modules, studio, view), [lang, model, view.modules], [view.modules],
                  api_name="discover_modules")
     counting = bind(trainable_text, studio, view)
-    gr.on([view.fields[name].change for name in TRAINABLE_FIELDS], counting, [lang] + values, [view.trainable],
-          api_visibility="private", show_progress="hidden")
-    page.demo.load(counting, [lang] + values, [view.trainable], api_visibility="private")
+    recount = [page.demo.load, lang.change] + [view.fields[name].change for name in TRAINABLE_FIELDS]
+    gr.on(recount, counting, [lang] + values, [view.trainable], api_visibility="private", show_progress="hidden")
     view.preset.change(bind(apply_preset, studio, view), [lang, view.preset], [view.about] + values,
                        api_name="apply_preset")
     save.click(bind(save_preset, studio, view, fields=names), [lang, new_name] + values, [view.preset],
