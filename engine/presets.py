@@ -34,19 +34,31 @@ class Preset:
 
 def list_presets(folder: Path | None = None) -> list[Preset]:
     """Every preset in `folder` (default: presets/), shipped and saved, sorted by name."""
-    folder = folder or PRESETS_DIR
-    return [load_preset(path.stem, folder) for path in sorted(folder.glob("*.yaml"))]
+    return [load_preset(name, folder) for name in _preset_names(folder or PRESETS_DIR)]
 
 
 def load_preset(name: str, folder: Path | None = None) -> Preset:
-    """Read preset `name` from `folder` (default: presets/); raises `preset_unknown` listing the available ones."""
+    """Read preset `name` from `folder` (default: presets/); raises `preset_unknown` listing the available ones
+    (also for a name that cannot be a preset's, such as a path), `preset_file_invalid` for a file that is not
+    YAML and `preset_file_shape` for one that does not hold a preset's mappings."""
     folder = folder or PRESETS_DIR
     path = folder / f"{name}.yaml"
-    if not path.is_file():
-        available = ", ".join(p.stem for p in sorted(folder.glob("*.yaml")))
-        raise EngineError("preset_unknown", {"name": name, "available": available})
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    return Preset(name, raw.get("description", {}), raw.get("settings", {}), bool(raw.get("user", False)))
+    if not isinstance(name, str) or not PRESET_NAME.match(name) or not path.is_file():
+        raise EngineError("preset_unknown", {"name": name, "available": ", ".join(_preset_names(folder))})
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        detail = str(exc).splitlines()[0][:200]
+        raise EngineError("preset_file_invalid", {"path": str(path), "detail": detail}) from None
+    parts = (raw, raw.get("description", {}), raw.get("settings", {})) if isinstance(raw, dict) else (raw,)
+    if not all(isinstance(part, dict) for part in parts):
+        raise EngineError("preset_file_shape", {"path": str(path)})
+    return Preset(name, parts[1], parts[2], bool(raw.get("user", False)))
+
+
+def _preset_names(folder: Path) -> list[str]:
+    """The names of the preset files in `folder`, sorted (files whose name cannot be a preset's are not presets)."""
+    return [path.stem for path in sorted(folder.glob("*.yaml")) if PRESET_NAME.match(path.stem)]
 
 
 def save_preset(name: str, config: TrainConfig, description: str = "", folder: Path | None = None) -> Path:

@@ -1,6 +1,7 @@
 """Studio: the engine's public face for the UI, the CLI and scripts (one runner, one chat model)."""
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,8 @@ class RunPlan:
     config: TrainConfig
     issues: list[Issue]
     dataset: DatasetCheck | None = None
-    memory: object | None = None      # engine.estimate.MemoryEstimate
-    time: object | None = None        # engine.estimate.TimeEstimate
+    memory: object | None = None      # engine.planning.estimate.MemoryEstimate
+    time: object | None = None        # engine.planning.estimate.TimeEstimate
     trainable: tuple[int, int] | None = None
 
     @property
@@ -193,20 +194,22 @@ class Studio(StudyDesk):
         None when it has no dataset open."""
         return self._editors.export(session, folder)
 
-    def close_editor(self, session: str) -> None:
-        """Forget the session's dataset (when its page closes; unsaved edits go with it)."""
-        self._editors.close(session)
-
     def exclude_rows_with_errors(self, session: str, path: str | Path, config: TrainConfig) -> Exclusion | None:
-        """Delete the rows that `check_dataset` finds errors in from the session's dataset (undoable) and save
-        a version; None when no row has an error or the session has no dataset open."""
-        result = self.check_dataset(path, config)
+        """Delete the rows with errors from the session's dataset (undoable) and save a version; None when no row
+        has an error. The rows checked are the ones the session edits, unsaved edits included; when `path` names
+        another dataset than the one it edits, that dataset is opened first."""
+        editor = self._editors.get(session)
+        if editor is None or editor.source is None or Path(editor.source).resolve() != Path(path).resolve():
+            editor = self._editors.open(session, path)
+        with tempfile.TemporaryDirectory(prefix="exclude-") as folder:
+            rows_file = Path(folder) / f"{editor.name}.jsonl"
+            rows_file.write_text(editor.to_jsonl(), encoding="utf-8")
+            result = self.check_dataset(rows_file, config)  # row N of this file is the editor's position N
         bad = sorted({issue.row for issue in result.report.errors if issue.row is not None})
-        numbers = result.report.row_numbers
-        positions = [numbers.index(row) + 1 for row in bad if row in numbers]
-        if not bad or self._editors.edit(session, "delete", positions) is None:
+        if not bad:
             return None
-        return Exclusion(self._editors.save(session), len(bad), result.report.mapping)
+        editor.delete_rows(bad)
+        return Exclusion(editor.save(), len(bad), result.report.mapping)
 
     def training_view(self, example: dict, config: TrainConfig | None = None):
         """Segments (text, kind) of one example as the config's model will be trained on it."""
@@ -261,10 +264,10 @@ class Studio(StudyDesk):
     def adapter_path(self, choice: str) -> Path:
         """The folder `ChatModel` opens for a choice: the run folder, or one of its checkpoint folders;
         raises `run_not_found` when no adapter is there (or no choice was made)."""
-        if not choice:
-            raise EngineError("run_not_found", {"path": "-"}, hint="hint_pick_run")
-        run_id, checkpoint = adapters.split_choice(choice)
-        run_dir = self.runner.run_dir(run_id) or Path(run_id)
+        run_id, checkpoint = adapters.split_choice(choice or "")
+        run_dir = self.runner.run_dir(run_id)  # a run this studio knows: never a path from the request
+        if run_dir is None or (checkpoint and Path(checkpoint).name != checkpoint):
+            raise EngineError("run_not_found", {"path": choice or "-"}, hint="hint_pick_run")
         path = run_dir / "checkpoints" / checkpoint if checkpoint else run_dir
         adapters.locate(path)
         return path
@@ -286,7 +289,10 @@ class Studio(StudyDesk):
         """The folder of a run (None when there is no such run)."""
         return self.runner.run_dir(run_id)
 
-    def compare(self, choice: str, prompt: str) -> AnswerPair:
-        """Base and adapter answers to one prompt, whole rather than streamed (`python app.py chat`): an
-        adapter choice or a run / checkpoint folder; one model load serves both sides."""
-        return self.chat.compare(self.adapter_path(choice), [{"role": "user", "content": prompt}])
+    def compare(self, folder: str | Path, prompt: str) -> AnswerPair:
+        """Base and adapter answers to one prompt, whole rather than streamed (`python app.py chat --run`): `folder`
+        is a run folder or one of its checkpoint folders, wherever it is; one model load serves both sides."""
+        if self.runner.is_live():
+            raise EngineError("busy_generating", hint="hint_wait_or_stop")
+        adapters.locate(Path(folder))
+        return self.chat.compare(Path(folder), [{"role": "user", "content": prompt}])

@@ -31,6 +31,19 @@ def test_final_adapter_first_then_checkpoints_newest_first(tmp_path):
         ("r1", None), ("r1@checkpoint-20", 20), ("r1@checkpoint-10", 10), ("r1@checkpoint-5", 5)]
 
 
+def test_checkpoint_folders_are_the_numbered_ones_by_step(tmp_path):
+    run = _run(tmp_path / "r0", steps=(100, 9, 20))
+    (run / "checkpoints" / "checkpoint-30").mkdir()  # no adapter: still a checkpoint folder
+    for odd in ("checkpoint-tmp", "checkpoint-", "checkpoint-1x"):
+        (run / "checkpoints" / odd).mkdir()
+    (run / "checkpoints" / "checkpoint-40").write_text("a file, not a folder", encoding="utf-8")
+    assert [p.name for p in adapters.checkpoint_folders(run)] == [
+        "checkpoint-9", "checkpoint-20", "checkpoint-30", "checkpoint-100"]
+    with_adapter = adapters.checkpoints_with_adapter(run)
+    assert [p.name for p in with_adapter] == ["checkpoint-9", "checkpoint-20", "checkpoint-100"]
+    assert adapters.checkpoint_folders(tmp_path / "no-such-run") == []
+
+
 def test_a_stopped_run_without_final_adapter_still_offers_its_checkpoints(tmp_path):
     run = _run(tmp_path / "r2", final=False, steps=(4,))
     assert [c.value for c in adapters.choices_for("r2", run)] == ["r2@checkpoint-4"]

@@ -163,7 +163,7 @@ def test_bnb_config_8bit():
     ("bfloat16", True, False, "bfloat16"),
 ])
 def test_resolve_dtype(dtype, cuda, bf16, expected):
-    assert factories.resolve_dtype(TrainConfig(dtype=dtype), cuda, bf16) == expected
+    assert factories.resolve_dtype(TrainConfig(dtype=dtype).dtype, cuda, bf16) == expected
 
 
 def test_model_kwargs_cpu():

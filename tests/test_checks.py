@@ -78,7 +78,7 @@ def test_near_duplicates_differ_only_in_case_space_and_punctuation(tmp_path):
     near = of(issues, "dataset_near_duplicate")
     assert [(i.row, i.params["first"], i.field) for i in near] == \
         [(27, 26, "instruction"), (28, 26, "instruction"), (31, 30, "instruction")]
-    assert codes(issues) == ["dataset_near_duplicate"] * 3  # the exact copy is data.py's, not repeated
+    assert codes(issues) == ["dataset_near_duplicate"] * 3  # the exact copy is reading.load_report's, not repeated
 
 
 def test_conflicting_answers(tmp_path):
@@ -165,7 +165,7 @@ def test_short_answer_warnings(tmp_path):
     rows = filler(25) + [{"instruction": "Is it free?", "output": "Yes."},
                          {"instruction": "免费吗？", "output": "是的"},
                          {"instruction": "可以退货吗？", "output": "可以，七天内无理由退货。"},
-                         {"instruction": "Is it free?", "output": "Yes."}]  # exact repeat: data.py's warning
+                         {"instruction": "Is it free?", "output": "Yes."}]  # exact repeat: load_report's warning
     issues, _ = checks.check_dataset(report_of(tmp_path, rows), num_train_epochs=3)
     assert [(i.row, i.field) for i in issues] == [(26, "output"), (27, "output")]
     assert codes(issues) == ["dataset_short_answer"] * 2

@@ -14,7 +14,17 @@ from engine import ColumnMapping, DatasetCheck, EngineError, TrainConfig
 from engine.data import checks
 from engine.data.reading import load_report
 from engine.data.sessions import EditorPage, Exclusion
-from ui import dataset_tab, editor_panel
+from ui import (
+    chat_tab,
+    dataset_tab,
+    editor_panel,
+    forms,
+    study_organise,
+    study_rate,
+    study_results,
+    study_tab,
+    training_tab,
+)
 from ui.dataset_tab import MAPPING_FIELDS, DatasetView
 from ui.editor_panel import EditorView
 
@@ -158,8 +168,8 @@ def test_model_view_shows_a_usable_row_and_refuses_others(view, dataset):
 
 
 def test_upload_and_format_choice(view):
-    assert dataset_tab.take_upload(FakeStudio(), view, "en", "/tmp/up.csv") == {"path": "/tmp/up.csv"}
-    assert dataset_tab.take_upload(FakeStudio(), view, "en", None) == {"path": ""}
+    assert forms.take_upload(FakeStudio(), view.path, "en", "/tmp/up.csv") == {"path": "/tmp/up.csv"}
+    assert forms.take_upload(FakeStudio(), view.path, "en", None) == {"path": ""}
     shown = dataset_tab.show_mapping_columns(FakeStudio(), view, "en", "sharegpt")
     assert {box for box, update in shown.items() if update.visible} == {"column-conversations", "column-system"}
 
@@ -225,11 +235,27 @@ def test_engine_errors_from_an_edit_are_worded(view):
         editor_panel.delete_row(Refusing(), view.editor, "zh", 1, "", 9, request("s1"))
 
 
-@pytest.mark.parametrize("module", [dataset_tab, editor_panel])
-def test_every_handler_says_its_inputs_and_outputs(module):
+@pytest.mark.parametrize(("module", "least"), [(dataset_tab, 5), (editor_panel, 6), (training_tab, 9), (chat_tab, 3),
+                                              (study_organise, 4), (study_rate, 4), (study_results, 3), (forms, 1)])
+def test_every_handler_says_its_inputs_and_outputs(module, least):
     handlers = [fn for name, fn in inspect.getmembers(module, inspect.isfunction)
                 if fn.__module__ == module.__name__ and not name.startswith("_")
-                and list(inspect.signature(fn).parameters)[:3] == ["studio", "view", "lang"]]
-    assert len(handlers) >= 6
+                and list(inspect.signature(fn).parameters)[:2] == ["studio", "view"]]
+    assert len(handlers) >= least
     silent = [fn.__name__ for fn in handlers if not ("Input" in fn.__doc__ and "Output" in fn.__doc__)]
     assert silent == []
+
+
+def test_the_study_tab_only_lays_out_and_wires():
+    handlers = [name for name, fn in inspect.getmembers(study_tab, inspect.isfunction)
+                if fn.__module__ == study_tab.__name__ and list(inspect.signature(fn).parameters)[:1] == ["studio"]]
+    assert handlers == []  # its handlers live in the study_* modules checked above
+
+
+def test_the_form_config_takes_the_path_box_as_the_run_dataset_when_given():
+    studio = FakeStudio()
+    assert forms.config_of(studio, FORM, (64, None)).dataset_path == TrainConfig().dataset_path
+    assert forms.config_of(studio, FORM, (64, None), "  data/x.jsonl ").dataset_path == "data/x.jsonl"
+    assert forms.config_of(studio, FORM, (64, 8), "").dataset_path == ""
+    assert studio.calls == [("config", {"max_length": 64, "lora_r": None})] * 2 + [("config",
+                                                                                     {"max_length": 64, "lora_r": 8})]

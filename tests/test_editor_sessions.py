@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from engine.data.sessions import EditorSessions
 from engine.studio import Studio
 from tests.conftest import FakeJob
@@ -54,8 +56,6 @@ def test_a_session_without_a_dataset_gets_none(tmp_path):
     assert studio.edit_dataset("b", "add") is None
     assert studio.save_dataset("b") is None and studio.export_dataset("b") is None
     assert not (tmp_path / "data").exists()  # nothing was saved for anyone
-    studio.close_editor("a")
-    assert studio.editor_page("a") is None
 
 
 def test_the_page_shows_nested_cells_as_json_and_clamps_the_number(tmp_path):
@@ -67,13 +67,26 @@ def test_the_page_shows_nested_cells_as_json_and_clamps_the_number(tmp_path):
     assert page.frame.to_dict(orient="records") == [{"#": 1, "messages": '[{"role": "user", "content": "你好"}]'}]
 
 
+@pytest.mark.parametrize("number, shown", [("abc", 1), ("", 1), (None, 1), ("2.5", 1), (float("nan"), 1),
+                                           (float("inf"), 1), ([3], 1), ("3", 3), (" 2 ", 2), (2.0, 2), (99, 3),
+                                           (-4, 1)])
+def test_a_page_number_that_is_not_a_number_shows_the_first_page(number, shown, tmp_path):
+    studio = Studio(tmp_path / "runs", job_factory=FakeJob, data_root=tmp_path / "data")
+    studio.open_editor("a", write_jsonl(tmp_path / "faq.jsonl", [{"prompt": f"q{i}", "completion": "a"}
+                                                                 for i in range(1, 6)]))
+    page = studio.editor_page("a", number, 2)
+    assert page.number == shown and page.pages == 3 and page.rows == 5
+    assert list(page.frame["#"]) == [2 * shown - 1, 2 * shown][:5 - 2 * (shown - 1)]
+
+
 def test_excluding_rows_with_errors_touches_only_the_session_dataset(tmp_path):
     bad = [{"instruction": f"Q{i}", "output": "" if i % 2 else f"A{i}"} for i in range(1, 7)]
     studio = Studio(tmp_path / "runs", job_factory=FakeJob, data_root=tmp_path / "data")
     studio.open_editor("a", write_jsonl(tmp_path / "bad.jsonl", bad))
     studio.open_editor("b", write_jsonl(tmp_path / "faq.jsonl", FAQ))
     config = studio.default_config().replace(model_name_or_path="no/such-model-offline")
-    assert studio.exclude_rows_with_errors("c", tmp_path / "bad.jsonl", config) is None  # c opened nothing
+    by_c = studio.exclude_rows_with_errors("c", tmp_path / "bad.jsonl", config)  # c opened nothing: its own copy
+    assert by_c.count == 3 and studio.editor_page("a").rows == 6  # a's rows are untouched
     excluded = studio.exclude_rows_with_errors("a", tmp_path / "bad.jsonl", config)
     assert excluded.count == 3 and excluded.mapping.format == "alpaca"
     assert read_jsonl(excluded.saved) == [r for r in bad if r["output"]]

@@ -13,11 +13,10 @@ ROOT = Path(__file__).resolve().parent.parent
 HEAVY = {"torch", "transformers", "trl", "peft"}
 
 CHECK = """
-import sys
-import engine, engine.studio, engine.cli, engine.training.runner, engine.chat.inference, engine.training.job
-import engine.config, engine.data.reading, engine.training.events, engine.training.factories
-import engine.training.callbacks, engine.presets, engine.locales, engine.models.loader, engine.system.device
-import engine.system.files
+import importlib, pkgutil, sys
+import engine
+for module in pkgutil.walk_packages(engine.__path__, "engine."):  # every module of every room
+    importlib.import_module(module.name)
 leaked = sorted(m for m in sys.modules if m == "gradio" or m.startswith("gradio."))
 print("LEAKED:" + ",".join(leaked))
 """

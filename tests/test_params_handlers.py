@@ -108,6 +108,17 @@ def test_the_plan_lists_the_findings_for_the_form_and_dataset(view):
         params_tab.check_plan(studio, view, "en", "", None, "many", None)
 
 
+def test_a_blank_path_box_plans_and_shows_a_run_without_a_dataset_as_start_would(view):
+    class WithSample(FakeStudio):
+        def config_from_form(self, values: dict) -> TrainConfig:
+            return super().config_from_form(values).replace(dataset_path="data/sample.jsonl")
+
+    studio = WithSample()
+    params_tab.check_plan(studio, view, "en", "  ", None, 12, None)
+    assert studio.configs[0].dataset_path == ""  # not the sample the form started from
+    assert "dataset_path: ''" in params_tab.show_config(studio, view, "en", "", None, 12, None)["yaml"]
+
+
 def test_modules_come_from_the_model_or_stay_as_they_are(view):
     found = params_tab.discover_modules(FakeStudio(), view, "en", "local/model", ["v_proj", "k_proj"])
     assert found["field-lora_target_modules"].choices == [("all-linear", "all-linear"), ("q_proj", "q_proj"),

@@ -9,6 +9,7 @@ import engine.system.device
 from engine import presets
 from engine.config import FIELDS, TrainConfig
 from engine.errors import EngineError, errors_of
+from engine.locales import render_error
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "engine" / "data" / "samples" / "customer_service.jsonl"
@@ -66,6 +67,34 @@ def test_unknown_preset():
     assert info.value.code == "preset_unknown"
     assert info.value.params["name"] == "no-such-preset"
     assert "cpu-demo" in info.value.params["available"]
+
+
+@pytest.mark.parametrize("name", ["../secret", "sub/inner", "/etc/x", "Upper", "", None])
+def test_a_name_that_cannot_be_a_preset_reads_no_file(name, tmp_path):
+    (tmp_path / "presets").mkdir()
+    (tmp_path / "presets" / "mine.yaml").write_text("settings:\n  lora_r: 4\n", encoding="utf-8")
+    for outside in (tmp_path / "secret.yaml", tmp_path / "presets" / "sub" / "inner.yaml"):
+        outside.parent.mkdir(parents=True, exist_ok=True)
+        outside.write_text("settings:\n  lora_r: 4\n", encoding="utf-8")
+    (tmp_path / "presets" / "Upper.yaml").write_text("settings:\n  lora_r: 4\n", encoding="utf-8")
+    with pytest.raises(EngineError) as info:
+        presets.load_preset(name, tmp_path / "presets")
+    assert info.value.code == "preset_unknown" and info.value.params["available"] == "mine"
+    assert [p.name for p in presets.list_presets(tmp_path / "presets")] == ["mine"]
+
+
+@pytest.mark.parametrize("text, code", [("- a list\n- of rows\n", "preset_file_shape"),
+                                        ("just words\n", "preset_file_shape"),
+                                        ("settings: [lora_r, 4]\n", "preset_file_shape"),
+                                        ("description: hello\nsettings:\n  lora_r: 4\n", "preset_file_shape"),
+                                        ("settings: {lora_r: 4\n", "preset_file_invalid")])
+def test_a_file_that_is_not_a_preset_is_a_worded_error(text, code, tmp_path):
+    (tmp_path / "broken.yaml").write_text(text, encoding="utf-8")
+    with pytest.raises(EngineError) as info:
+        presets.load_preset("broken", tmp_path)
+    assert info.value.code == code and info.value.params["path"] == str(tmp_path / "broken.yaml")
+    for lang in ("en", "zh"):
+        assert str(tmp_path / "broken.yaml") in render_error(info.value, lang)
 
 
 def test_preset_with_unknown_key_is_refused(tmp_path):

@@ -58,7 +58,8 @@ class FakeStudio:
 
 def test_start_training_names_the_form_values_and_follows_the_new_run(tmp_path):
     studio = FakeStudio(tmp_path, live=True)
-    shown = training_tab.start_training(studio, VIEW, ["max_steps", "lora_r"], "en", "  data/x.jsonl ", 2, 8)
+    view = dataclasses.replace(VIEW, form=["max_steps", "lora_r"])
+    shown = training_tab.start_training(studio, view, "en", "  data/x.jsonl ", 2, 8)
     assert studio.forms == [{"max_steps": 2, "lora_r": 8}]
     assert studio.started[0].dataset_path == "data/x.jsonl" and studio.started[0].max_steps == 2
     assert set(shown) == set(VIEW.followed)
@@ -67,9 +68,17 @@ def test_start_training_names_the_form_values_and_follows_the_new_run(tmp_path):
 
 def test_start_training_words_a_bad_setting(tmp_path):
     with pytest.raises(gr.Error) as refused:
-        training_tab.start_training(FakeStudio(tmp_path), VIEW, ["learning_rate"], "zh", "x.jsonl", 0.5)
+        training_tab.start_training(FakeStudio(tmp_path), dataclasses.replace(VIEW, form=["learning_rate"]), "zh",
+                                    "x.jsonl", 0.5)
     error = EngineError("config_range", {"field": "learning_rate", "value": 0.5, "min": 0, "max": 0.1})
     assert refused.value.message == render_error(error, "zh")
+
+
+def test_a_blank_path_box_starts_a_run_without_a_dataset_not_the_sample(tmp_path):
+    studio = FakeStudio(tmp_path)
+    training_tab.start_training(studio, dataclasses.replace(VIEW, form=["max_steps"]), "en", "  ", 2)
+    training_tab.start_training(studio, dataclasses.replace(VIEW, form=["max_steps"]), "en", None, 2)
+    assert [config.dataset_path for config in studio.started] == ["", ""]  # the engine then says none is chosen
 
 
 def test_attach_follows_the_current_run_or_else_the_newest(tmp_path):

@@ -60,7 +60,7 @@ def ask_both(studio: Studio, view: ChatView, lang: str, run_id: str | None, ques
 
 
 def clear_conversations(studio: Studio, view: ChatView) -> dict:
-    """No inputs. Outputs: both conversations, emptied."""
+    """Inputs: none. Outputs: both conversations, emptied."""
     return {view.base_chat: [], view.adapter_chat: []}
 
 

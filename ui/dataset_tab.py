@@ -11,8 +11,8 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from engine import FORMAT_FIELDS, FORMATS, ColumnMapping, DatasetCheck, Studio, TrainConfig
-from ui import editor_panel, present
+from engine import FORMAT_FIELDS, FORMATS, ColumnMapping, DatasetCheck, Studio
+from ui import editor_panel, forms, present
 from ui.editor_panel import EditorView
 from ui.i18n import Texts, t
 from ui.page import Page
@@ -42,15 +42,16 @@ class DatasetView:
         return [self.summary, self.histogram, self.issues, self.format, *self.columns.values(), *self.editor.shown]
 
 
-def _config(studio: Studio, view: DatasetView, values: tuple) -> TrainConfig:
-    return studio.config_from_form(dict(zip(view.form, values)))
+def wanted_fields(chosen_format: str | None) -> set[str]:
+    """The mapping fields format `chosen_format` reads (none for an unknown or blank format)."""
+    return {name for name, _required in FORMAT_FIELDS.get(chosen_format, ())}
 
 
 def _checked(studio: Studio, view: DatasetView, lang: str, file_path: str, session: str, values: tuple,
              mapping: ColumnMapping | None = None) -> dict:
     """Check the dataset with the form's settings and open it in the session's editor; the check's outputs."""
     path = (file_path or "").strip()
-    result = studio.check_dataset(path, _config(studio, view, values), mapping)
+    result = studio.check_dataset(path, forms.config_of(studio, view.form, values), mapping)
     if result.report.rows:
         studio.open_editor(session, path)
     return {**_check_outputs(view, result, lang), **_mapping_outputs(view, result),
@@ -71,7 +72,7 @@ def check_with_mapping(studio: Studio, view: DatasetView, lang: str, file_path: 
     """Inputs: language, path, chosen format, one column per mapping field, the form's values.
     Outputs: as `check_dataset`, read with that mapping."""
     columns, values = columns_and_values[:len(MAPPING_FIELDS)], columns_and_values[len(MAPPING_FIELDS):]
-    wanted = {name for name, _required in FORMAT_FIELDS.get(chosen_format, ())}
+    wanted = wanted_fields(chosen_format)
     chosen = {name: column for name, column in zip(MAPPING_FIELDS, columns) if column and name in wanted}
     mapping = ColumnMapping(chosen_format or None, chosen)
     return _checked(studio, view, lang, file_path, session_of(request), values, mapping)
@@ -83,7 +84,8 @@ def exclude_rows_with_errors(studio: Studio, view: DatasetView, lang: str, file_
     """Inputs: language, path, the form's values. Removes the rows with errors (undoable) and saves a version.
     Outputs: the path box (the saved version), then as `check_dataset` for that version."""
     session = session_of(request)
-    excluded = studio.exclude_rows_with_errors(session, (file_path or "").strip(), _config(studio, view, values))
+    excluded = studio.exclude_rows_with_errors(session, (file_path or "").strip(),
+                                                forms.config_of(studio, view.form, values))
     if excluded is None:
         raise gr.Error(t("nothing_to_exclude", lang))
     saved = str(excluded.saved)
@@ -95,7 +97,7 @@ def exclude_rows_with_errors(studio: Studio, view: DatasetView, lang: str, file_
 def show_model_view(studio: Studio, view: DatasetView, lang: str, file_path: str, row: float, *values) -> dict:
     """Inputs: language, path, row number, the form's values. Output: the row's text as the model is trained
     on it (trained, context and cut spans)."""
-    config = _config(studio, view, values)
+    config = forms.config_of(studio, view.form, values)
     report = studio.inspect_dataset((file_path or "").strip())
     number = int(row or 1)
     if number not in report.example_rows:
@@ -104,14 +106,9 @@ def show_model_view(studio: Studio, view: DatasetView, lang: str, file_path: str
     return {view.model_view: [(text, kind) for text, kind in studio.training_view(example, config)]}
 
 
-def take_upload(studio: Studio, view: DatasetView, lang: str, uploaded: str | None) -> dict:
-    """Inputs: language, the uploaded file. Output: its path in the path box (a check follows)."""
-    return {view.path: uploaded or ""}
-
-
 def show_mapping_columns(studio: Studio, view: DatasetView, lang: str, chosen_format: str) -> dict:
     """Inputs: language, chosen format. Outputs: the column pickers, only those of the format's fields shown."""
-    wanted = {name for name, _required in FORMAT_FIELDS.get(chosen_format, ())}
+    wanted = wanted_fields(chosen_format)
     return {box: gr.Dropdown(visible=name in wanted) for name, box in view.columns.items()}
 
 
@@ -123,7 +120,7 @@ def _check_outputs(view: DatasetView, result: DatasetCheck, lang: str) -> dict:
 
 def _mapping_outputs(view: DatasetView, result: DatasetCheck) -> dict:
     mapping, columns = result.report.mapping, [""] + result.report.columns
-    wanted = {name for name, _required in FORMAT_FIELDS.get(mapping.format, ())}
+    wanted = wanted_fields(mapping.format)
     boxes = {box: gr.Dropdown(choices=columns, value=mapping.columns.get(name, ""), visible=name in wanted)
              for name, box in view.columns.items()}
     return {view.format: gr.Dropdown(choices=list(FORMATS), value=mapping.format), **boxes}
@@ -134,7 +131,7 @@ def build(page: Page) -> None:
     texts, form = page.texts, page.form
     texts.add(gr.Markdown(), value="dataset_intro")
     with gr.Row():
-        form.dataset_path.render()
+        texts.add(form.dataset_path, label="dataset_path", info="dataset_path_info").render()
         upload = texts.add(gr.File(file_types=FILE_TYPES, scale=1), label="dataset_upload")
     check = texts.add(gr.Button(variant="primary", elem_id="dataset-check"), value="dataset_check")
     fmt, columns, apply_mapping = _mapping_section(texts)
@@ -153,7 +150,8 @@ def build(page: Page) -> None:
     apply_mapping.click(bind(check_with_mapping, studio, view, fields=MAPPING_FIELDS + names),
                         [lang, view.path, fmt] + list(columns.values()) + values, view.checked,
                         api_name="check_with_mapping")
-    upload.upload(bind(take_upload, studio, view), [lang, upload], [view.path], api_visibility="private").then(
+    upload.upload(bind(forms.take_upload, studio, view.path), [lang, upload], [view.path],
+                  api_visibility="private").then(
         checking, [lang, view.path] + values, view.checked, api_visibility="private")
     exclude.click(bind(exclude_rows_with_errors, studio, view, fields=names), [lang, view.path] + values,
                   [view.path] + view.checked, api_name="exclude_rows_with_errors")

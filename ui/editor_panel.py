@@ -1,7 +1,9 @@
 """The row editor on the Dataset tab: a searchable, paged grid with row and bulk actions, undo and saves.
 
 Each browser session edits its own dataset (the studio keeps one per session id), so two people on
-one studio never change or save each other's rows.
+one studio never change or save each other's rows. Closing the page does not drop it (a network drop or a
+sleeping laptop closes the connection too, while Gradio keeps the session): the studio forgets an editor
+left idle for an hour, or the least recently used one beyond its limit of sessions.
 """
 from __future__ import annotations
 
@@ -169,11 +171,6 @@ def export_jsonl(studio: Studio, view: EditorView, lang: str, request: gr.Reques
     return {view.exported: str(exported)}
 
 
-def close_dataset(studio: Studio, request: gr.Request) -> None:
-    """When the page closes: forget the session's dataset (unsaved edits go with it)."""
-    studio.close_editor(session_of(request))
-
-
 def build(page: Page) -> EditorPanel:
     """Lay out the editor inside the Dataset tab and wire its events."""
     texts = page.texts
@@ -241,5 +238,4 @@ def _wire(page: Page, view: EditorView, query: gr.Textbox, row: gr.Number, moves
     moves["next"].click(bind(next_page, studio, view), inputs, shown, api_visibility="private")
     query.submit(bind(search_rows, studio, view), [lang, query], shown, api_name="editor_search")
     buttons["export"].click(bind(export_jsonl, studio, view), [lang], [view.exported], api_name="editor_export")
-    page.demo.unload(bind(close_dataset, studio))
     return buttons["save"].click(bind(save_version, studio, view), [lang], [view.path], api_name="editor_save")

@@ -3,7 +3,8 @@
 Booleans become checkboxes, fields with choices dropdowns, numbers sliders (learning rate a dropdown
 of common values that also accepts a typed one); simple fields are shown, the rest sit in
 "Advanced" grouped like the config. The components are created before the tabs (`create_form`) and
-laid out on the Hyperparameters tab (`render_fields`), so every tab can read them.
+laid out on the Hyperparameters tab (`render_fields`), so every tab can read them; every tab turns their
+values into a config with `config_of`, and fills a path box from an upload with `take_upload`.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 
 import gradio as gr
 
-from engine import BUNDLED_MODEL_ID, FIELDS, GROUPS, TrainConfig, field_kind
+from engine import BUNDLED_MODEL_ID, FIELDS, GROUPS, Studio, TrainConfig, field_kind
 from ui.i18n import Texts, field_help, field_label
 from ui.page import Form
 
@@ -59,12 +60,11 @@ def make_component(name: str, value: Any, lang: str):
 
 
 def create_form(config: TrainConfig, texts: Texts) -> Form:
-    """The dataset path box and one input per shown field, holding `config`'s values; nothing is rendered
-    (the Dataset tab renders the path box, `render_fields` the fields)."""
-    path = texts.add(gr.Textbox(value=config.dataset_path, elem_id="dataset-path", scale=3, render=False),
-                     label="dataset_path", info="dataset_path_info")
-    fields = {name: texts.add_field(make_component(name, getattr(config, name), texts.lang), name)
-              for name in form_fields()}
+    """The dataset path box and one input per shown field, holding `config`'s values; nothing is rendered or
+    registered for the language switch yet (the Dataset tab renders the path box, `render_fields` the fields, each
+    registering them where they appear, so the switch's outputs keep the page's order)."""
+    path = gr.Textbox(value=config.dataset_path, elem_id="dataset-path", scale=3, render=False)
+    fields = {name: make_component(name, getattr(config, name), texts.lang) for name in form_fields()}
     return Form(dataset_path=path, fields=fields)
 
 
@@ -72,21 +72,34 @@ def render_fields(form: Form, texts: Texts) -> None:
     """Lay out the form's fields in the current Blocks context: the simple ones in a row, the rest in
     "Advanced", one titled row per config group."""
     simple = [name for name in form.names if FIELDS[name].metadata.get("simple")]
-    _render_row(form, simple)
+    _render_row(form, simple, texts)
     with texts.add(gr.Accordion(label="", open=False), label="advanced"):
         for group in GROUPS:
             names = [name for name in form.names if FIELDS[name].metadata["group"] == group and name not in simple]
             if names:
                 texts.add(gr.Markdown(), value=f"group_{group}")
-                _render_row(form, names)
+                _render_row(form, names, texts)
 
 
-def _render_row(form: Form, names: list[str]) -> None:
+def _render_row(form: Form, names: list[str], texts: Texts) -> None:
     with gr.Row(equal_height=False):
         for name in names:
-            form.fields[name].render()
+            texts.add_field(form.fields[name], name).render()
 
 
 def values_of(config: TrainConfig, names: list[str]) -> list[Any]:
     """Component values for `config`, in the order of `names` (tuples as lists)."""
     return [list(v) if isinstance(v := getattr(config, name), tuple) else v for name in names]
+
+
+def config_of(studio: Studio, names: list[str], values: tuple, dataset_path: str | None = None) -> TrainConfig:
+    """The config the form's `values` (one per field in `names`) make; with `dataset_path` (the Dataset tab's
+    path box), the run's whole config, that path stripped. Raises EngineError naming a field that does not fit."""
+    config = studio.config_from_form(dict(zip(names, values)))
+    return config if dataset_path is None else config.replace(dataset_path=dataset_path.strip())
+
+
+def take_upload(studio: Studio, view: Any, lang: str, uploaded: str | None) -> dict:
+    """Inputs: language, an uploaded file. Output: the path box it fills (bound as the `view`: the Dataset tab's
+    path box, the study's question file), now the file's path (blank when the upload was cleared)."""
+    return {view: uploaded or ""}

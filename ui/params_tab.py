@@ -6,7 +6,7 @@ from typing import Any
 
 import gradio as gr
 
-from engine import EngineError, Studio, TrainConfig
+from engine import EngineError, Studio, render_error
 from ui import forms, present
 from ui.i18n import Texts, t
 from ui.page import Page
@@ -22,11 +22,16 @@ class ParamsView:
 
     preset: Any
     about: Any
-    fields: dict[str, Any]  # the form: field name -> its input
+    fields: dict[str, Any]  # the form: field name -> its input (handlers fill them from a preset)
     trainable: Any
     plan: Any
     as_yaml: Any
     as_script: Any
+
+    @property
+    def form(self) -> list[str]:
+        """The form's field names, in the order of the values handlers receive (as `DatasetView.form`)."""
+        return list(self.fields)
 
     @property
     def modules(self) -> Any:
@@ -39,12 +44,6 @@ def preset_choices(studio: Studio) -> list[str]:
     return [""] + [p.name for p in studio.presets()]
 
 
-def _config(studio: Studio, view: ParamsView, values: tuple, dataset_path: str | None = None) -> TrainConfig:
-    """The form's config; with a dataset path (when one is typed), the run's whole config."""
-    config = studio.config_from_form(dict(zip(view.fields, values)))
-    return config.replace(dataset_path=dataset_path.strip()) if dataset_path and dataset_path.strip() else config
-
-
 @worded_errors
 def apply_preset(studio: Studio, view: ParamsView, lang: str, name: str) -> dict:
     """Inputs: language, preset name. Outputs: its description and every form field (defaults + preset)."""
@@ -52,14 +51,14 @@ def apply_preset(studio: Studio, view: ParamsView, lang: str, name: str) -> dict
     if name:
         chosen = studio.apply_preset(name, chosen)
         about = studio.preset_description(name, lang)
-    return {view.about: about, **dict(zip(view.fields.values(), forms.values_of(chosen, list(view.fields))))}
+    return {view.about: about, **dict(zip(view.fields.values(), forms.values_of(chosen, view.form)))}
 
 
 @worded_errors
 def save_preset(studio: Studio, view: ParamsView, lang: str, name: str, *values) -> dict:
     """Inputs: language, new preset name, the form's values (one per field). Output: the preset picker with
     the new preset chosen."""
-    saved = studio.save_preset(name or "", _config(studio, view, values))
+    saved = studio.save_preset(name or "", forms.config_of(studio, view.form, values))
     gr.Info(t("preset_saved", lang, name=saved))
     return {view.preset: gr.Dropdown(choices=preset_choices(studio), value=saved)}
 
@@ -68,9 +67,9 @@ def show_config(studio: Studio, view: ParamsView, lang: str, dataset_path: str, 
     """Inputs: language, dataset path, the form's values. Outputs: the config as YAML (what config.yaml will
     hold) and as a standalone TRL + PEFT script; a commented message when a field does not fit."""
     try:
-        config = _config(studio, view, values, dataset_path)
+        config = forms.config_of(studio, view.form, values, dataset_path or "")
     except EngineError as error:
-        message = f"# {present.error_message(error, lang)}"
+        message = f"# {render_error(error, lang)}"
         return {view.as_yaml: message, view.as_script: message}
     return {view.as_yaml: config.to_yaml(), view.as_script: studio.training_script(config)}
 
@@ -79,7 +78,8 @@ def show_config(studio: Studio, view: ParamsView, lang: str, dataset_path: str, 
 def check_plan(studio: Studio, view: ParamsView, lang: str, dataset_path: str, *values) -> dict:
     """Inputs: language, dataset path, the form's values (one per field). Output: problems, advice, memory and
     time estimate."""
-    return {view.plan: present.plan_markdown(studio.plan(_config(studio, view, values, dataset_path)), lang)}
+    config = forms.config_of(studio, view.form, values, dataset_path or "")
+    return {view.plan: present.plan_markdown(studio.plan(config), lang)}
 
 
 def discover_modules(studio: Studio, view: ParamsView, lang: str, model: str, chosen: list[str]) -> dict:
@@ -98,7 +98,7 @@ def trainable_text(studio: Studio, view: ParamsView, lang: str, *values) -> dict
     """Inputs: language, the form's values. Output: trainable parameters and their share of the model (empty
     when the settings do not fit or the model is unknown)."""
     try:
-        counts = studio.trainable_parameters(_config(studio, view, values))
+        counts = studio.trainable_parameters(forms.config_of(studio, view.form, values))
     except EngineError:
         counts = None
     if counts is None:
@@ -163,7 +163,8 @@ def _wire(page: Page, view: ParamsView, attention: gr.Button, linear: gr.Button,
                  api_name="discover_modules")
     counting = bind(trainable_text, studio, view)
     recount = [page.demo.load, lang.change] + [view.fields[name].change for name in TRAINABLE_FIELDS]
-    gr.on(recount, counting, [lang] + values, [view.trainable], api_visibility="private", show_progress="hidden")
+    gr.on(recount, counting, [lang] + values, [view.trainable], api_visibility="private", show_progress="hidden",
+          trigger_mode="always_last")  # a slider dragged on: count its final value
     view.preset.change(bind(apply_preset, studio, view), [lang, view.preset], [view.about] + values,
                        api_name="apply_preset")
     save.click(bind(save_preset, studio, view, fields=names), [lang, new_name] + values, [view.preset],

@@ -10,7 +10,6 @@ from plotly.subplots import make_subplots
 from engine import (
     DatasetCheck,
     DatasetReport,
-    EngineError,
     Event,
     LogEvent,
     RunPlan,
@@ -73,11 +72,6 @@ def length_histogram(summary, lang: str) -> go.Figure:
     figure.update_layout(xaxis_title=t("length_tokens", lang), yaxis_title=t("length_rows", lang),
                          margin=dict(l=40, r=10, t=30, b=40), height=260, showlegend=False)
     return figure
-
-
-def error_message(error: EngineError, lang: str) -> str:
-    """The engine error's message (and what to do) in `lang`."""
-    return render_error(error, lang)
 
 
 def metric_points(events: list[Event]) -> list[dict[str, Any]]:
@@ -167,7 +161,7 @@ def status_text(snapshot: RunSnapshot, lang: str) -> str:
     if snapshot.state is RunState.LOADING and snapshot.progress:
         line += f"\n\n⏳ {t(snapshot.progress, lang)}…"
     if snapshot.error:
-        line += "\n\n" + error_message(snapshot.error.to_error(), lang)
+        line += "\n\n" + render_error(snapshot.error.to_error(), lang)
     if snapshot.skipped_lines:
         line += "\n\n⚠ " + t("events_lines_skipped", lang, count=snapshot.skipped_lines,
                                path=f"{snapshot.run_id}/events.jsonl")

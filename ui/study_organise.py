@@ -45,11 +45,6 @@ def refresh_pickers(studio: Studio, view: SetupView, lang: str) -> dict:
             view.study: gr.Dropdown(choices=studies, value=studies[0][1] if studies else None)}
 
 
-def use_upload(studio: Studio, view: SetupView, uploaded: str | None) -> dict:
-    """Input: an uploaded question file. Output: the question file path, now that file."""
-    return {view.questions_path: uploaded or ""}
-
-
 @worded_errors
 def held_out_questions(studio: Studio, view: SetupView, lang: str, run_id: str | None) -> dict:
     """Inputs: language, adapter choice. Outputs: the question file path, now a file of the run's

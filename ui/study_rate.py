@@ -42,7 +42,8 @@ class RatingView:
 
 
 def show_item(studio: Studio, view: RatingView, lang: str, study_id: int, who: int) -> dict:
-    """The rater's next item (or a line saying there is none yet / none left). Outputs: `view.outputs`."""
+    """Inputs: language, study, rater id. Outputs: `view.outputs`, showing the rater's next item (or a line
+    saying there is none yet / none left)."""
     item = studio.next_item(study_id, who)
     if item is None:
         line = t("rate_not_ready" if studio.generation_pending(study_id) else "rate_done", lang)

@@ -11,7 +11,7 @@ from typing import Any
 
 import gradio as gr
 
-from ui import gen_settings
+from ui import forms, gen_settings
 from ui.chat_tab import MODEL_LANE
 from ui.page import Page
 from ui.study_organise import (
@@ -21,7 +21,6 @@ from ui.study_organise import (
     generate_answers,
     held_out_questions,
     refresh_pickers,
-    use_upload,
 )
 from ui.study_rate import CHOICES, RatingView, begin_rating, skip_item, submit_vote
 from ui.study_results import ResultsView, automatic_metrics, export_study, unblind_results
@@ -164,8 +163,9 @@ def _wire_setup(page: Page, view: SetupLayout) -> None:
     """The organiser's events: pickers on load, upload, held-out questions, create, generate."""
     studio, lang = page.studio, page.language
     page.demo.load(bind(refresh_pickers, studio, view), [lang], [view.run, view.study], api_visibility="private")
-    view.upload.upload(bind(use_upload, studio, view), [view.upload], [view.questions_path],
-                       api_visibility="private")
+    # the upload words nothing, so its language is fixed: the endpoint keeps its one input, the file
+    view.upload.upload(bind(forms.take_upload, studio, view.questions_path, "en"), [view.upload],
+                       [view.questions_path], api_name="use_upload", api_visibility="private")
     view.take_held_out.click(bind(held_out_questions, studio, view), [lang, view.run], [view.questions_path, view.info],
                              api_name="study_held_out")
     view.create.click(bind(create_study, studio, view), [lang, view.name, view.questions_path, view.run, view.criteria,

@@ -12,7 +12,7 @@ from typing import Any
 import gradio as gr
 
 from engine import Studio
-from ui import present
+from ui import forms, present
 from ui.i18n import t
 from ui.page import Page
 from ui.wiring import bind, worded_errors
@@ -23,7 +23,7 @@ POLL_SECONDS = 0.5  # an event reaches the page within about half a second
 @dataclass
 class TrainingView:
     """The Training tab's components that handlers fill: the followed run (its id, cursor and points in
-    session state), and the history of runs."""
+    session state), and the history of runs; and the form's field names (plain names in tests)."""
 
     run_id: Any
     cursor: Any
@@ -37,6 +37,7 @@ class TrainingView:
     runs: Any
     pick: Any
     compare: Any
+    form: list[str]  # the form's field names, in the order of the values handlers receive
 
     @property
     def followed(self) -> list:
@@ -52,9 +53,9 @@ class TrainingView:
 
 def follow(studio: Studio, view: TrainingView, lang: str, current: str | None, seen: int, known: list,
            other: str | None = None) -> dict:
-    """Follow run `current` from cursor `seen` with the points `known` so far (and run `other` overlaid).
-    Outputs: `view.followed` (the plots only when there is something new to draw; the timer active while
-    the run is live)."""
+    """Inputs: language, the followed run `current` (None: no run), the cursor `seen` and the points `known` so
+    far, optionally a run `other` to overlay. Outputs: `view.followed` for that run (the plots only when there is
+    something new to draw; the timer active while the run is live)."""
     if current is None:
         return {view.run_id: None, view.cursor: seen, view.points: known,
                 view.status: present.status_text(studio.snapshot(None), lang), view.progress: "",
@@ -74,12 +75,10 @@ def follow(studio: Studio, view: TrainingView, lang: str, current: str | None, s
 
 
 @worded_errors
-def start_training(studio: Studio, view: TrainingView, names: list[str], lang: str, dataset_path: str,
-                   *values) -> dict:
-    """Inputs: language, dataset path, the form's values (one per field in `names`, the form's field names).
-    Outputs: `view.followed`, for the new run."""
-    config = studio.config_from_form(dict(zip(names, values)))
-    new_run = studio.start(config.replace(dataset_path=(dataset_path or "").strip()))
+def start_training(studio: Studio, view: TrainingView, lang: str, dataset_path: str, *values) -> dict:
+    """Inputs: language, dataset path, the form's values (one per field of `view.form`). Outputs: `view.followed`,
+    for the new run."""
+    new_run = studio.start(forms.config_of(studio, view.form, values, dataset_path or ""))
     gr.Info(t("started", lang, run_id=new_run))
     return follow(studio, view, lang, new_run, 0, [])
 
@@ -90,7 +89,7 @@ def poll(studio: Studio, view: TrainingView, lang: str, current: str | None, see
 
 
 def stop_training(studio: Studio, view: TrainingView, lang: str) -> None:
-    """Input: language. No outputs: asks the live run to stop after its current step, and says so."""
+    """Input: language. Outputs: none (asks the live run to stop after its current step, and says so)."""
     gr.Info(t("stop_requested" if studio.stop() else "nothing_to_stop", lang))
 
 
@@ -148,10 +147,10 @@ class TrainingLayout(TrainingView):
 
 def build(page: Page) -> None:
     """Lay out the Training tab and wire its events (the form's values start a run)."""
-    view, studio, lang, names = _layout(page), page.studio, page.language, page.form.names
+    view, studio, lang = _layout(page), page.studio, page.language
     state = [view.run_id, view.cursor, view.points]
     history = bind(list_runs, studio, view)
-    view.start.click(bind(start_training, studio, view, names, fields=names),
+    view.start.click(bind(start_training, studio, view, fields=view.form),
                      [lang, page.form.dataset_path] + page.form.components, view.followed,
                      api_name="start_training").then(history, [lang], view.history, api_visibility="private")
     view.timer.tick(bind(poll, studio, view), [lang] + state, view.followed, api_name="poll", show_progress="hidden")
@@ -189,4 +188,4 @@ def _layout(page: Page) -> TrainingLayout:
     return TrainingLayout(run_id=gr.State(None), cursor=gr.State(0), points=gr.State([]), status=status,
                           progress=progress, diagnosis=diagnosis, plot=plot, metrics=metrics,
                           timer=gr.Timer(POLL_SECONDS, active=False), runs=runs, pick=pick, compare=compare,
-                          start=start, stop=stop, show=show, resume=resume, delete=delete)
+                          form=page.form.names, start=start, stop=stop, show=show, resume=resume, delete=delete)

@@ -1,9 +1,10 @@
-"""Dataset-level quality checks and a summary, run on a DatasetReport from `engine.data.load_report`.
+"""Dataset-level quality checks and a summary, run on a DatasetReport from `engine.data.reading.load_report`.
 
-Row checks in `engine.data` decide whether a row can be used; these checks look across rows (near
-duplicates, conflicting answers, eval overlap), at lengths in tokens as training will see them, and at
-content that is legal but likely a mistake (very short answers, control characters). All findings are
-warnings: training can proceed. No model is loaded; counting tokens needs only the tokenizer.
+Row checks in `engine.data.reading` and `engine.data.convert` decide whether a row can be used; these
+checks look across rows (near duplicates, conflicting answers, eval overlap), at lengths in tokens as
+training will see them, and at content that is legal but likely a mistake (very short answers, control
+characters). All findings are warnings: training can proceed. No model is loaded; counting tokens needs
+only the tokenizer.
 """
 from __future__ import annotations
 
@@ -94,7 +95,7 @@ def check_dataset(report, tokenizer=None, max_length: int | None = None, num_tra
         if overlap:
             issues.append(Issue("warning", "dataset_eval_overlap", params={"count": overlap}))
 
-    first = _first_copies(examples)  # exact repeats are data.py's dataset_duplicate: not checked again
+    first = _first_copies(examples)  # exact repeats are load_report's dataset_duplicate: not checked again
     row_issues = _duplicate_issues(examples, rows, fmt, first)
     row_issues += _content_issues(examples, rows, fmt, first)
     row_issues.sort(key=lambda i: (i.row, i.code))

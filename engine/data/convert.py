@@ -2,10 +2,11 @@
 
 Which format a file's column names suggest (English and Chinese synonyms, e.g. question/answer ->
 prompt/completion), which column plays which canonical field, how JSON and JSONL text becomes rows,
-and how one row becomes TRL's conversational prompt/completion example (or a plain `text` row).
+how one row becomes TRL's conversational prompt/completion example (or a plain `text` row), and how many
+rows a run holds out for evaluation and mixes in from a second dataset.
 `engine.data.mapping` and `engine.data.reading` build on it, and the exported training script carries
-this file verbatim, so the script and the studio cannot turn a row into different examples. It imports
-nothing outside the standard library and never the studio.
+this file verbatim, so the script and the studio cannot turn a row into different examples or split them
+differently. It imports nothing outside the standard library and never the studio.
 """
 import json
 from collections.abc import Callable
@@ -213,3 +214,14 @@ def _check_role_order(messages: list[dict[str, str]], key: str) -> None:
         if message["role"] != expected:
             raise BadRow(code="dataset_role_order", field=key, turn=start + index + 1, role=message["role"],
                          expected=expected)
+
+
+# ---- splits -----------------------------------------------------------------------------------
+def held_out_count(rows: int, eval_split: float, eval_rows: int = 0) -> int:
+    """How many of `rows` examples a run holds out for evaluation: `eval_rows` when > 0, else the share."""
+    return eval_rows if eval_rows > 0 else int(round(rows * eval_split))
+
+
+def mix_count(train_rows: int, extra_rows: int, ratio: float) -> int:
+    """How many rows of a second dataset (of `extra_rows`) a run mixes into `train_rows` training rows."""
+    return min(extra_rows, int(round(train_rows * ratio)))

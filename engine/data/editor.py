@@ -29,6 +29,15 @@ _FEW = 16           # up to this many changed cells in a column are set in place
 _SEP = "\x1f"        # between cells in the search string, so a query never spans two cells
 
 
+def page_number(number: Any, pages: int) -> int:
+    """The page shown for a requested `number`: a whole number clamped to 1..`pages`; anything else is page 1."""
+    try:
+        wanted = int(number)
+    except (TypeError, ValueError, OverflowError):
+        wanted = 1
+    return min(max(1, wanted), pages)
+
+
 class DatasetEditor:
     """Holds the rows of one dataset (as a pandas DataFrame of the file's own columns), edits them,
     undoes the last changes, and saves versions atomically under a data folder."""
@@ -67,19 +76,14 @@ class DatasetEditor:
         """The dataset's column names in first-seen order (a copy)."""
         return list(self._columns)
 
-    @property
-    def can_undo(self) -> bool:
-        """Whether there is a change to undo."""
-        return bool(self._undo)
-
     def row(self, position: int) -> dict[str, Any]:
         """One row as a dict (missing cells as empty strings)."""
         with self._lock:
             i = self._index(position)
             return {col: clean(self._frame[col].iat[i]) for col in self._columns}
 
-    def page(self, number: int, size: int = 20, query: str = "") -> tuple[pd.DataFrame, int]:
-        """Rows of page `number` (1-based, clamped) among rows matching `query`, and the page count.
+    def page(self, number: Any, size: int = 20, query: str = "") -> tuple[pd.DataFrame, int]:
+        """Rows of page `number` (1-based, see `page_number`) among rows matching `query`, and the page count.
 
         The frame starts with a "#" column: each row's 1-based position in the whole dataset.
         """
@@ -91,7 +95,7 @@ class DatasetEditor:
                 positions = None
             total = self.rows if positions is None else len(positions)
             pages = max(1, math.ceil(total / size))
-            number = min(max(1, int(number)), pages)
+            number = page_number(number, pages)
             start = (number - 1) * size
             chosen = np.arange(start, min(start + size, total)) if positions is None \
                 else positions[start:start + size]

@@ -14,7 +14,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from engine.data.cells import grid_value
-from engine.data.editor import DatasetEditor
+from engine.data.editor import DatasetEditor, page_number
 from engine.data.mapping import ColumnMapping
 
 IDLE_SECONDS = 3600.0
@@ -86,11 +86,6 @@ class EditorSessions:
             self._open[session] = (entry[0], self.clock())
             return entry[0]
 
-    def close(self, session: str) -> None:
-        """Forget the session's editor (its unsaved edits with it)."""
-        with self._lock:
-            self._open.pop(session, None)
-
     def sessions(self) -> list[str]:
         """The sessions with an editor open, least recently used first."""
         with self._lock:
@@ -102,9 +97,8 @@ class EditorSessions:
         editor = self.get(session)
         if editor is None:
             return None
-        number = int(number or 1)
         frame, pages = editor.page(number, size, query)
-        return EditorPage(frame.map(grid_value), min(max(1, number), pages), pages, editor.rows)
+        return EditorPage(frame.map(grid_value), page_number(number, pages), pages, editor.rows)
 
     def edit(self, session: str, change: str, *args: Any) -> int | None:
         """Apply the `EDITS` change named `change` to the session's rows; None when it has none open."""

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.data.convert import held_out_count, mix_count
 from engine.data.reading import load_report
 from engine.errors import EngineError
 
@@ -15,7 +16,7 @@ def split_examples(examples: list[dict[str, Any]], eval_split: float, seed: int,
     from datasets import Dataset
 
     dataset = Dataset.from_list(examples)
-    held_out = eval_rows if eval_rows > 0 else int(round(len(examples) * eval_split))
+    held_out = held_out_count(len(examples), eval_split, eval_rows)
     if held_out == 0:
         return dataset, None
     if len(examples) - held_out < 1:
@@ -41,7 +42,7 @@ def mix_in(train, extra: list[dict[str, Any]], ratio: float, seed: int):
 
     from datasets import Dataset, concatenate_datasets
 
-    count = min(len(extra), int(round(len(train) * ratio)))
+    count = mix_count(len(train), len(extra), ratio)
     if count == 0:
         return train
     drawn = random.Random(seed).sample(extra, count)

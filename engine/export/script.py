@@ -3,11 +3,19 @@
 The script is `train_lora.py` next to this module, a template that is valid Python (tests import and
 lint it). Exporting rewrites only its settings block, with the run's values computed by the engine's
 own factories (`sft_settings`, `lora_settings`, `quantization_settings`: the one table of SFT fields
-serves both), and copies the studio code it imports into the file verbatim: `engine.data.convert`
-whole (format detection, column mapping, rows into TRL examples), `loader.load_tokenizer` and
-`factories.trainer_class` (the CPU's full-logits loss). So the result is ONE self-contained file (one
-text to show and save) that a programmer colleague runs without the studio, and it cannot convert a row,
-load the tokenizer or configure a run differently from the studio.
+serves both), and copies the studio code it imports into the file verbatim (a copied module's own
+imports join the script's import block): `engine.data.convert` whole (format detection, column
+mapping, rows into TRL examples, how many rows are held out and mixed in), `loader.load_tokenizer`,
+`factories.resolve_dtype` (the weights' dtype) and `factories.trainer_class` (the CPU's full-logits
+loss). So the result is ONE self-contained file (one text to show and save) that a programmer colleague
+runs without the studio, and it cannot convert a row, count the held-out or mixed-in rows, choose the
+dtype, load the tokenizer or set SFT/LoRA/quantization arguments differently from the studio.
+
+The few lines of glue that need a third-party library stay the template's own, held equal to the
+engine's by tests/test_script_export.py: `read_rows` (reading.read_rows: file types into rows; test
+`test_the_scripts_conversion_equals_the_engines_row_by_row`), `split` and `mix_in` (splits.build_splits:
+the `datasets` shuffles; `test_split_and_mix_match_the_studio`) and `model_kwargs`
+(factories.model_kwargs: the BitsAndBytesConfig and device map; `test_model_kwargs_match_engine_build`).
 """
 from __future__ import annotations
 
@@ -43,13 +51,20 @@ COMMENTS = {
 
 def python_script(config: TrainConfig, output_dir: str = "output") -> str:
     """The script's source text for `config`; the adapter goes to `output_dir`/adapter."""
-    lines = TEMPLATE.read_text(encoding="utf-8").splitlines(keepends=True)
+    source = TEMPLATE.read_text(encoding="utf-8")
+    lines = source.splitlines(keepends=True)
     start = next(i for i, line in enumerate(lines) if line.startswith(SETTINGS_START))
     end = next(i for i, line in enumerate(lines) if line.startswith(SETTINGS_END))
-    imports = _studio_imports("".join(lines))
-    head = [line for number, line in enumerate(lines[:start + 1], start=1) if number not in imports]
+    studio = _studio_imports(source)
+    copies = [_copied(module, names) for module, names in studio.values() if names]
+    own = [node for node in ast.parse(source).body if _plain_import(node) and node.lineno <= start]
+    first, last = own[0].lineno, own[-1].end_lineno
+    block = _import_block(own + [node for _code, hoisted in copies for node in hoisted])
+    gap = min(studio) - 1  # the blank line between the script's imports and the studio's goes with the latter
+    head = [block if number == first else line for number, line in enumerate(lines[:start + 1], start=1)
+            if number not in studio and not first < number <= last and not (number == gap and not line.strip())]
+    copied = "".join(code for code, _hoisted in copies)
     tail = "".join(lines[end:])
-    copied = "".join(_copied(module, names) for module, names in imports.values() if names)
     return "".join(head) + settings_block(config, output_dir) + tail.replace(MAIN_GUARD, copied + MAIN_GUARD)
 
 
@@ -102,8 +117,9 @@ def _studio_imports(source: str) -> dict[int, tuple[str, list[str]]]:
     return found
 
 
-def _copied(module_name: str, names: list[str]) -> str:
-    """The studio code an import brings in, verbatim, under a heading that says where it comes from."""
+def _copied(module_name: str, names: list[str]) -> tuple[str, list[ast.stmt]]:
+    """The studio code an import brings in, verbatim, under a heading that says where it comes from, and
+    the top-level imports taken out of it (they go to the script's import block)."""
     module = importlib.import_module(module_name)
     path = module_name.replace(".", "/") + ".py"
     if module_name in WHOLE_MODULES:
@@ -111,7 +127,38 @@ def _copied(module_name: str, names: list[str]) -> str:
     else:
         heading = f"{path}: {', '.join(names)}"
         code = "\n\n".join(inspect.getsource(getattr(module, name)) for name in names)
-    return f"# ---- copied verbatim from the studio: {heading} ----\n{code}\n\n"
+    hoisted = [node for node in ast.parse(code).body if isinstance(node, (ast.Import, ast.ImportFrom))]
+    taken = {number for node in hoisted for number in range(node.lineno, node.end_lineno + 1)}
+    kept = "".join(line for number, line in enumerate(code.splitlines(keepends=True), start=1) if number not in taken)
+    return f"# ---- copied verbatim from the studio: {heading} ----\n{kept}\n\n", hoisted
+
+
+def _plain_import(node: ast.stmt) -> bool:
+    """Whether `node` is a top-level import of the script's own block: not `__future__`, not the studio."""
+    if isinstance(node, ast.Import):
+        return True
+    return isinstance(node, ast.ImportFrom) and node.module != "__future__" and node.module.split(".")[0] != "engine"
+
+
+def _import_block(statements: list[ast.stmt]) -> str:
+    """The import statements as one block in ruff's (isort's) order: `import x` lines, then `from x import`
+    lines, each by module, names merged per module (constants, classes, then the rest), wrapped at 120."""
+    plain: set[str] = set()
+    members: dict[str, set[str]] = {}
+    for node in statements:
+        names = {alias.name + (f" as {alias.asname}" if alias.asname else "") for alias in node.names}
+        if isinstance(node, ast.Import):
+            plain |= names
+        elif node.module != "__future__":
+            members.setdefault(node.module, set()).update(names)
+    lines = [f"import {name}\n" for name in sorted(plain, key=str.lower)]
+    for module in sorted(members, key=str.lower):
+        names = sorted(members[module], key=lambda name: (not name.isupper(), not name[:1].isupper(), name))
+        line = f"from {module} import {', '.join(names)}\n"
+        if len(line) > LINE_LENGTH + 1:
+            line = f"from {module} import (\n" + "".join(f"    {name},\n" for name in names) + ")\n"
+        lines.append(line)
+    return "".join(lines)
 
 
 def _model_source(name: str) -> tuple[str, list[str]]:

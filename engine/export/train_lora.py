@@ -3,7 +3,7 @@
 
 The same data conversion, train/eval split, mix and settings as the studio's run, without the studio:
 
-    pip install torch transformers datasets peft trl accelerate   # bitsandbytes too for 4/8-bit
+    pip install torch "transformers>=5.23" datasets peft trl accelerate   # bitsandbytes too for 4/8-bit
     python train_lora.py [--model PATH] [--dataset FILE] [--output DIR]
 
 The adapter is written to OUTPUT/adapter (with the tokenizer), checkpoints to OUTPUT/checkpoints.
@@ -17,9 +17,18 @@ import sys
 from pathlib import Path
 
 # The studio's own code: its exporter (engine/export/script.py) copies it into the script in place of these imports.
-from engine.data.convert import BadRow, detect_columns, json_document_rows, jsonl_rows, rename_columns, to_example
+from engine.data.convert import (
+    BadRow,
+    detect_columns,
+    held_out_count,
+    json_document_rows,
+    jsonl_rows,
+    mix_count,
+    rename_columns,
+    to_example,
+)
 from engine.models.loader import load_tokenizer
-from engine.training.factories import trainer_class
+from engine.training.factories import resolve_dtype, trainer_class
 
 # ---- settings (written by the studio's exporter) ----------------------------------------------
 # LoRA fine-tuning of HuggingFaceTB/SmolLM2-135M-Instruct on a dataset.
@@ -153,7 +162,7 @@ def split(examples: list[dict]):
     from datasets import Dataset
 
     dataset = Dataset.from_list(examples)
-    held_out = EVAL_ROWS if EVAL_ROWS > 0 else int(round(len(examples) * EVAL_SPLIT))
+    held_out = held_out_count(len(examples), EVAL_SPLIT, EVAL_ROWS)
     if held_out == 0:
         return dataset, None
     if len(examples) - held_out < 1:
@@ -166,7 +175,7 @@ def mix_in(train, extra: list[dict]):
     """`train` plus round(len(train) * MIX_RATIO) rows drawn from `extra`, shuffled together."""
     from datasets import Dataset, concatenate_datasets
 
-    count = min(len(extra), int(round(len(train) * MIX_RATIO)))
+    count = mix_count(len(train), len(extra), MIX_RATIO)
     if count == 0:
         return train
     extra_set = Dataset.from_list(random.Random(SEED).sample(extra, count))
@@ -180,10 +189,7 @@ def model_kwargs(cuda: bool, bf16_supported: bool) -> dict:
     """Keyword arguments for the base model's from_pretrained."""
     import torch
 
-    if DTYPE != "auto":
-        dtype = DTYPE
-    else:
-        dtype = ("bfloat16" if bf16_supported else "float16") if cuda else "float32"
+    dtype = resolve_dtype(DTYPE, cuda, bf16_supported)
     kwargs = {"dtype": getattr(torch, dtype)}
     if QUANTIZATION is not None:
         from transformers import BitsAndBytesConfig

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 from engine.config import TrainConfig
+from engine.data import convert
 from engine.errors import Issue
 
 # learning rate for LoRA: the guides' range is about 1e-4 to 2e-4
@@ -91,8 +92,8 @@ def _alpha_ratio(config: TrainConfig) -> list[Issue]:
 
 
 def training_rows(config: TrainConfig, rows: int) -> int:
-    """Rows left for training after the eval split (the rule of `engine.data.split_examples`)."""
-    held_out = config.eval_rows if config.eval_rows > 0 else int(round(rows * config.eval_split))
+    """Rows left for training after the eval split (the rule of `engine.data.convert.held_out_count`)."""
+    held_out = convert.held_out_count(rows, config.eval_split, config.eval_rows)
     return rows - held_out if rows - held_out >= 1 else rows
 
 

@@ -62,7 +62,7 @@ from engine.models.shapes import (
 )
 from engine.training import factories
 
-# The shapes live in engine.model_shapes; they are re-exported here for the estimate's callers.
+# The shapes live in engine.models.shapes; they are re-exported here for the estimate's callers.
 __all__ = ["DeviceInfo", "MemoryEstimate", "ModelShape", "TimeEstimate", "detect_device", "estimate_memory",
            "estimate_time", "known_models", "linear_shapes", "shape_from_config", "shape_of",
            "targeted_modules", "trainable_parameters"]
@@ -193,7 +193,7 @@ def _optimizer_bytes(optim: str, param_bytes: int) -> float:
 
 def weight_bytes(config: TrainConfig, shape: ModelShape, device: DeviceInfo) -> int:
     """Memory of the base model's weights at the precision `config` loads them in on `device`."""
-    dtype_bytes = _dtype_bytes(factories.resolve_dtype(config, device.kind == "cuda", device.bf16))
+    dtype_bytes = _dtype_bytes(factories.resolve_dtype(config.dtype, device.kind == "cuda", device.bf16))
     linear = shape.linear_params
     rest = shape.total_params - linear
     if config.load_in_4bit:
@@ -207,7 +207,7 @@ def weight_bytes(config: TrainConfig, shape: ModelShape, device: DeviceInfo) -> 
 
 def _act_bytes(config: TrainConfig, device: DeviceInfo) -> int:
     """Bytes per activation element: 2 when the run computes in 16-bit, else 4."""
-    dtype = factories.resolve_dtype(config, device.kind == "cuda", device.bf16)
+    dtype = factories.resolve_dtype(config.dtype, device.kind == "cuda", device.bf16)
     return 2 if (config.bf16 or config.fp16 or dtype != "float32") else 4
 
 
@@ -281,7 +281,7 @@ def _candidates(config: TrainConfig, device: DeviceInfo) -> list[tuple[str, dict
         out.append(("estimate_suggest_checkpointing", {"gradient_checkpointing": True}))
     if cuda and config.optim == "adamw_torch":
         out.append(("estimate_suggest_8bit_optimizer", {"optim": "paged_adamw_8bit"}))
-    if cuda and factories.resolve_dtype(config, cuda, device.bf16) == "float32":
+    if cuda and factories.resolve_dtype(config.dtype, cuda, device.bf16) == "float32":
         out.append(("estimate_suggest_half_precision", {"dtype": "auto"}))
     if cuda and not config.load_in_4bit:
         out.append(("estimate_suggest_4bit", {"load_in_4bit": True, "load_in_8bit": False}))
@@ -355,7 +355,7 @@ def device_flops(config: TrainConfig, device: DeviceInfo) -> float:
         name = device.name.upper()
         peak = next((flops for key, flops in GPU_FLOPS if key in name), DEFAULT_GPU_FLOPS)
         rate = peak * GPU_MFU
-        if factories.resolve_dtype(config, True, device.bf16) == "float32" and not (config.bf16 or config.fp16):
+        if factories.resolve_dtype(config.dtype, True, device.bf16) == "float32" and not (config.bf16 or config.fp16):
             rate *= FP32_ON_GPU
     if config.load_in_4bit or config.load_in_8bit:
         rate *= QUANTIZED_SPEED

@@ -28,11 +28,17 @@ def checkpoint_step(folder: Path) -> int:
     return int(folder.name.rsplit("-", 1)[-1])
 
 
+def checkpoint_folders(run_dir: Path) -> list[Path]:
+    """The run's `checkpoints/checkpoint-N` folders whose N is a step number, lowest step first (folders with
+    other names, such as a half-written `checkpoint-tmp`, are left out)."""
+    found = [p for p in (run_dir / "checkpoints").glob("checkpoint-*")
+             if p.is_dir() and p.name.rsplit("-", 1)[-1].isdigit()]
+    return sorted(found, key=checkpoint_step)
+
+
 def checkpoints_with_adapter(run_dir: Path) -> list[Path]:
     """The run's checkpoint folders that hold an adapter, lowest step first."""
-    found = [p for p in (run_dir / "checkpoints").glob("checkpoint-*")
-             if (p / ADAPTER_FILE).is_file() and p.name.rsplit("-", 1)[-1].isdigit()]
-    return sorted(found, key=checkpoint_step)
+    return [p for p in checkpoint_folders(run_dir) if (p / ADAPTER_FILE).is_file()]
 
 
 def choices_for(run_id: str, run_dir: Path) -> list[AdapterChoice]:

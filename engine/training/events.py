@@ -10,6 +10,7 @@ rewritten or dropped from the file.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 import time
@@ -19,6 +20,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from engine.errors import EngineError
+from engine.locales import render
+
+LOGGER = logging.getLogger(__name__)
 
 
 class RunState(str, Enum):
@@ -75,8 +79,8 @@ class Event:
                 raise TypeError("data is not an object")
             event = event_class.from_data(data)
             return replace(event, seq=_required(raw, "seq", int), time=float(_required(raw, "time", (int, float))))
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"not an event line: {exc}") from exc
+        except (KeyError, TypeError, OverflowError, RecursionError) as exc:  # JSON, but not an event
+            raise ValueError(f"not an event line: {type(exc).__name__}") from exc
 
 
 @dataclass(frozen=True)
@@ -227,6 +231,7 @@ class EventLog:
         self._next_seq = 0
         self._open_line = False  # the file ends inside a line (torn by a crash): start the next one on its own
         self.skipped = 0
+        self.write_failures = 0  # events kept in memory that the file could not take (a full disk)
         if self._path:
             self._path.parent.mkdir(parents=True, exist_ok=True)
 
@@ -237,11 +242,24 @@ class EventLog:
             self._next_seq += 1
             self._events.append(stamped)
             if self._path:
-                line = stamped.to_json().encode("utf-8") + b"\n"
-                with self._path.open("ab") as fh:
-                    fh.write(b"\n" + line if self._open_line else line)
-                self._open_line = False
+                self._write(stamped)
         return stamped
+
+    def _write(self, event: Event) -> None:
+        """Append `event`'s line to the file; when the file cannot take it, the event stays in memory (readers
+        and the run go on), the failure is counted and logged once, and the next line starts on its own."""
+        line = event.to_json().encode("utf-8") + b"\n"
+        data = b"\n" + line if self._open_line else line
+        self._open_line = True  # until the whole line is down
+        try:
+            with self._path.open("ab") as fh:
+                fh.write(data)
+        except OSError as error:
+            self.write_failures += 1
+            if self.write_failures == 1:
+                LOGGER.warning(render("events_write_failed", {"path": str(self._path), "reason": str(error)}))
+            return
+        self._open_line = False
 
     def since(self, cursor: int) -> tuple[list[Event], int]:
         """Events from position `cursor` on and the cursor to pass next time."""
@@ -254,9 +272,11 @@ class EventLog:
             return len(self._events)
 
     @classmethod
-    def read(cls, path: str | Path) -> "EventLog":
+    def read(cls, path: str | Path, tail_may_grow: bool = False) -> "EventLog":
         """Load a run's `events.jsonl` line by line: a line cut by a crash (even inside a character),
-        garbage, or an event this version does not know is skipped and counted in `skipped`."""
+        garbage, or an event this version does not know is skipped and counted in `skipped`. With
+        `tail_may_grow` (another process is still writing the run), an unfinished last line is not counted:
+        it is most likely being written."""
         log = cls()
         last = b""
         with Path(path).open("rb") as fh:
@@ -266,7 +286,7 @@ class EventLog:
                 try:
                     event = Event.from_json(last.decode("utf-8"))
                 except ValueError:
-                    log.skipped += 1
+                    log.skipped += 0 if tail_may_grow and not last.endswith(b"\n") else 1
                     continue
                 log._events.append(event)
                 log._next_seq = max(log._next_seq, event.seq + 1)
@@ -277,7 +297,7 @@ class EventLog:
     def reopen(cls, path: str | Path) -> "EventLog":
         """An existing run's log that new events continue: the file is only appended to, and sequence
         numbers go on from the highest readable one."""
-        log = cls.read(path)
+        log = cls.read(path) if Path(path).is_file() else cls()
         log._path = Path(path)
         return log
 

@@ -39,10 +39,10 @@ SFT_FIXED = {
 }
 
 
-def resolve_dtype(config: TrainConfig, cuda: bool, bf16_supported: bool) -> str:
-    """The weight dtype name: float32 on CPU, bfloat16 (or float16) on CUDA, unless set explicitly."""
-    if config.dtype != "auto":
-        return config.dtype
+def resolve_dtype(dtype: str, cuda: bool, bf16_supported: bool) -> str:
+    """The weight dtype name for the `dtype` setting: float32 on CPU, bfloat16 (or float16) on CUDA for "auto"."""
+    if dtype != "auto":
+        return dtype
     if not cuda:
         return "float32"
     return "bfloat16" if bf16_supported else "float16"
@@ -75,7 +75,7 @@ def model_kwargs(config: TrainConfig, cuda: bool, bf16_supported: bool) -> dict[
     """Keyword arguments for `from_pretrained` of the base model."""
     import torch
 
-    dtype = resolve_dtype(config, cuda, bf16_supported)
+    dtype = resolve_dtype(config.dtype, cuda, bf16_supported)
     kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype)}
     quant = bnb_config(config, dtype)
     if quant is not None:

@@ -144,11 +144,15 @@ class Runner:
             run_dir = events_file.parent
             if _owner_alive(run_dir):
                 continue
-            log = self._checked(events_file, EventLog.reopen(events_file))
-            if not snapshot(run_dir.name, log.since(0)[0]).state.is_live:
+            try:
+                log = self._checked(events_file, EventLog.reopen(events_file))
+                if not snapshot(run_dir.name, log.since(0)[0]).state.is_live:
+                    continue
+                log.append(StatusEvent(RunState.INTERRUPTED))
+                (run_dir / OWNER_FILE).unlink(missing_ok=True)
+            except OSError as error:  # one unreadable run never stops the studio from starting
+                LOGGER.warning(render("events_unreadable", {"path": str(events_file), "reason": str(error)}))
                 continue
-            log.append(StatusEvent(RunState.INTERRUPTED))
-            (run_dir / OWNER_FILE).unlink(missing_ok=True)
             marked.append(run_dir.name)
         return marked
 
@@ -211,7 +215,7 @@ class Runner:
     def list_runs(self) -> list[RunSummary]:
         """Every run under runs_root (and any started elsewhere by this runner), newest first."""
         dirs = {p.name: p for p in self.runs_root.glob("*") if (p / "config.yaml").is_file()}
-        dirs.update({run_id: path for run_id, (path, _log) in self._logs.items()})
+        dirs.update({run_id: path for run_id, (path, _log) in list(self._logs.items())})  # a copy: runs start
         summaries = []
         for run_id, path in dirs.items():
             log = self._log(run_id) or EventLog()
@@ -222,7 +226,7 @@ class Runner:
             can_resume = not snap.state.is_live and snap.state is not RunState.DONE and \
                 latest_checkpoint(path) is not None
             summaries.append(RunSummary(run_id, str(path), snap.state, started,
-                                        (path / "adapter" / "adapter_config.json").is_file(), snap.last_loss,
+                                        (path / "adapter" / adapters.ADAPTER_FILE).is_file(), snap.last_loss,
                                         snap.last_eval_loss, snap.step, duration, can_resume, snap.skipped_lines))
         return sorted(summaries, key=lambda s: s.started, reverse=True)
 
@@ -231,8 +235,11 @@ class Runner:
             return None
         if run_id in self._logs:
             return self._logs[run_id][1]
-        path = self.runs_root / run_id / "events.jsonl"
-        return self._checked(path, EventLog.read(path)) if path.is_file() else None
+        run_dir = self.run_dir(run_id)
+        path = run_dir / "events.jsonl" if run_dir else None
+        if path is None or not path.is_file():
+            return None
+        return self._checked(path, EventLog.read(path, tail_may_grow=_owner_alive(run_dir)))
 
     def _checked(self, path: Path, log: EventLog) -> EventLog:
         """`log` as read from `path`, its unreadable lines reported once (a warning in the server log),
@@ -280,9 +287,8 @@ def _preflight(config: TrainConfig) -> reading.DatasetReport:
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
     """The checkpoint with the highest step under `run_dir/checkpoints`, if any."""
-    found = [p for p in (run_dir / "checkpoints").glob("checkpoint-*")
-             if (p / "trainer_state.json").is_file() and p.name.rsplit("-", 1)[-1].isdigit()]
-    return max(found, key=adapters.checkpoint_step, default=None)
+    found = [p for p in adapters.checkpoint_folders(run_dir) if (p / "trainer_state.json").is_file()]
+    return found[-1] if found else None
 
 
 def _owner_alive(run_dir: Path) -> bool:
