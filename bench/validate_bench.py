@@ -2,7 +2,7 @@
 
 Generates a reproducible JSONL of varied English and Chinese rows of realistic lengths (some with an
 `input`, a few long enough to be cut at max_length, some exact and near duplicates), then times
-`engine.data.load_report` and `engine.checks.check_dataset` with the bundled model's tokenizer.
+`engine.data.reading.load_report` and `engine.data.checks.check_dataset` with the bundled model's tokenizer.
 """
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ from engine.errors import EngineError, Issue
 from engine.models import loader
 from engine.study.desk import StudyDesk
 from engine.study.store import StudyStore
+from engine.system.workspace import Workspace
 from engine.training import adapters
 from engine.training.events import Event, RunSnapshot
 from engine.training.runner import JobFactory, Runner, RunSummary, real_job_factory
@@ -51,10 +52,11 @@ class Studio(StudyDesk):
     come from `StudyDesk` (`engine/study/desk.py`)."""
 
     def __init__(self, runs_root: str | Path = "runs", job_factory: JobFactory = real_job_factory,
-                 data_root: str | Path = "data") -> None:
+                 data_root: str | Path = "data", workspace: Workspace = Workspace()) -> None:
         self.runner = Runner(runs_root, job_factory)
         self.chat = ChatModel()
         self.data_root = Path(data_root)
+        self.workspace = workspace  # the folders the paths it is given must lie in (confined for the web)
         self._editors = EditorSessions(self.data_root)
         self._studies: StudyStore | None = None
         self._tokenizers: dict[str, object] = {}
@@ -95,7 +97,7 @@ class Studio(StudyDesk):
     # data
     def inspect_dataset(self, path: str | Path) -> reading.DatasetReport:
         """Read a dataset file, map its columns and check every row (no tokenizer, no dataset-level checks)."""
-        return reading.load_report(path)
+        return reading.load_report(self.workspace.check(path, "dataset_path"))
 
     def check_dataset(self, path: str | Path, config: TrainConfig | None = None,
                       mapping: ColumnMapping | None = None) -> DatasetCheck:
@@ -105,7 +107,7 @@ class Studio(StudyDesk):
         tokenizer cannot be had (offline hub id), token counts are skipped with a warning.
         """
         config = config or self.default_config()
-        report = reading.load_report(path, mapping)
+        report = reading.load_report(self.workspace.check(path, "dataset_path"), mapping)
         tokenizer = None
         if report.usable:
             try:
@@ -129,6 +131,7 @@ class Studio(StudyDesk):
         """
         from engine.planning import advice, estimate
 
+        self._check_paths(config)
         issues = config.validate()
         plan = RunPlan(config, issues)
         tokens = longest = None
@@ -173,7 +176,7 @@ class Studio(StudyDesk):
     # dataset editing: each `session` (a front end's id for one browser session) edits only its own dataset
     def open_editor(self, session: str, path: str | Path) -> None:
         """Load a dataset into the session's row editor (replacing the one it edited)."""
-        self._editors.open(session, path)
+        self._editors.open(session, self.workspace.check(path, "dataset_path"))
 
     def editor_page(self, session: str, number: Any = 1, size: int = 20, query: str = "") -> EditorPage | None:
         """Page `number` of the session's rows matching `query`; None when it has no dataset open."""
@@ -192,12 +195,13 @@ class Studio(StudyDesk):
     def export_dataset(self, session: str, folder: str | Path | None = None) -> Path | None:
         """Write the session's rows to `<folder>/<dataset name>.jsonl` (default: a new temporary folder);
         None when it has no dataset open."""
-        return self._editors.export(session, folder)
+        return self._editors.export(session, self.workspace.check(folder, "export") if folder else None)
 
     def exclude_rows_with_errors(self, session: str, path: str | Path, config: TrainConfig) -> Exclusion | None:
         """Delete the rows with errors from the session's dataset (undoable) and save a version; None when no row
         has an error. The rows checked are the ones the session edits, unsaved edits included; when `path` names
         another dataset than the one it edits, that dataset is opened first."""
+        self.workspace.check(path, "dataset_path")
         editor = self._editors.get(session)
         if editor is None or editor.source is None or Path(editor.source).resolve() != Path(path).resolve():
             editor = self._editors.open(session, path)
@@ -222,6 +226,7 @@ class Studio(StudyDesk):
     # training
     def start(self, config: TrainConfig, run_dir: str | Path | None = None) -> str:
         """Start training `config` in the background after checking it and its dataset; returns the run id."""
+        self._check_paths(config)
         return self.runner.start(config, run_dir)
 
     def stop(self) -> bool:
@@ -230,7 +235,15 @@ class Studio(StudyDesk):
 
     def resume(self, run_id: str) -> str:
         """Continue run `run_id` in the background from its latest checkpoint; returns the run id."""
+        run_dir = self.runner.run_dir(run_id)
+        if run_dir is not None:
+            self._check_paths(TrainConfig.from_yaml(run_dir / "config.yaml"))
         return self.runner.resume(run_id)
+
+    def _check_paths(self, config: TrainConfig) -> None:
+        """Refuse a config whose dataset or mixed-in dataset lies outside the workspace."""
+        self.workspace.check(config.dataset_path, "dataset_path")
+        self.workspace.check(config.mix_dataset_path, "mix_dataset_path")
 
     def delete_run(self, run_id: str) -> None:
         """Delete a run's folder; raises `run_not_found`, or `run_is_live` while it trains."""

@@ -17,15 +17,17 @@ from engine.study.questions import held_out_questions, write_questions
 from engine.study.rating import RatingItem
 from engine.study.stats import summarize
 from engine.study.store import StudyStore, load_questions
+from engine.system.workspace import Workspace
 from engine.training import adapters
 
 
 class StudyDesk:
-    """The blind-study part of `Studio`: it uses the studio's `data_root`, `chat` model, `adapter_path` and
-    its `_studies` slot (None until the database is first opened)."""
+    """The blind-study part of `Studio`: it uses the studio's `data_root`, `chat` model, `workspace`,
+    `adapter_path` and its `_studies` slot (None until the database is first opened)."""
 
     data_root: Path
     chat: object
+    workspace: Workspace
     _studies: StudyStore | None
 
     @property
@@ -37,7 +39,7 @@ class StudyDesk:
 
     def studies_questions(self, path: str | Path) -> list[dict]:
         """The questions (prompt, domain, reference) of a question file; EngineError naming a bad row."""
-        return load_questions(path)
+        return load_questions(self.workspace.check(path, "questions"))
 
     def held_out_questions_file(self, choice: str) -> Path:
         """Write the held-out rows of the chosen adapter's run as a question file under the data
@@ -58,8 +60,9 @@ class StudyDesk:
                      criteria: list[str] | None = None, password: str | None = None, repeats: int = 0) -> dict:
         """A blind study of the questions in `questions_path` for an adapter choice (a run id, or
         `run_id@checkpoint-N`), generated with `params`; returns its settings and counts."""
+        questions_path = self.workspace.check(str(questions_path).strip(), "questions")
         adapter_path = self.adapter_path(choice)
-        questions = load_questions(str(questions_path).strip())
+        questions = load_questions(questions_path)
         study_id = self.studies.create_study(name, questions, adapter_path, gen_params=asdict(params),
                                              criteria=criteria, password=password or None, repeats=repeats)
         return self.studies.study(study_id)
@@ -113,7 +116,7 @@ class StudyDesk:
         """Write the study's votes with the key (`kind` csv or jsonl) or its DPO preference pairs
         (`preferences`) to `path` (default: a new temporary folder); returns the file."""
         name = f"study-{study_id}-preferences.jsonl" if kind == "preferences" else f"study-{study_id}-votes.{kind}"
-        path = Path(path) if path else Path(tempfile.mkdtemp(prefix="study-")) / name
+        path = Path(self.workspace.check(path, "export")) if path else Path(tempfile.mkdtemp(prefix="study-")) / name
         if kind == "preferences":
             self.studies.export_preferences(study_id, path)
             return path
