@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_refuses_network_exposure_without_auth():
     result = subprocess.run([sys.executable, "app.py", "--host", "0.0.0.0"], cwd=ROOT, capture_output=True,
-                            text=True, timeout=120)
+                            text=True, timeout=120, stdin=subprocess.DEVNULL)  # no terminal: no prompt
     assert result.returncode == 2
     assert "--auth" in result.stderr and "Traceback" not in result.stderr
 
