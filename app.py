@@ -45,6 +45,9 @@ def main(argv: list[str]) -> int:
             login = organiser_login(None, typed + getpass.getpass(render("cli_login_password", lang=args.lang)), None)
     except ValueError as error:
         parser.error(render(*error.args, lang=args.lang))
+    except (EOFError, KeyboardInterrupt):  # the prompt was left: nothing to serve
+        print(file=sys.stderr)
+        return 130
     if exposed and login is None:
         parser.error(render("cli_exposed_needs_login", {"host": args.host}, args.lang))
 
