@@ -12,7 +12,7 @@ from engine.config import TrainConfig
 from engine.data import checks, reading, splits
 from engine.data.mapping import ColumnMapping
 from engine.data.sessions import EditorPage, EditorSessions, Exclusion
-from engine.errors import EngineError, Issue
+from engine.errors import EngineError, Issue, errors_of
 from engine.models import loader
 from engine.study.desk import StudyDesk
 from engine.study.store import StudyStore
@@ -44,7 +44,7 @@ class RunPlan:
     @property
     def errors(self) -> list[Issue]:
         """The plan's issues of severity "error" (they block the run)."""
-        return [i for i in self.issues if i.severity == "error"]
+        return errors_of(self.issues)
 
 
 class Studio(StudyDesk):

@@ -19,7 +19,7 @@ from typing import Any, Callable, Protocol
 
 from engine.config import TrainConfig
 from engine.data import reading
-from engine.errors import EngineError
+from engine.errors import EngineError, errors_of
 from engine.locales import render
 from engine.system.device import DEVICE_LOCK, is_out_of_memory, release_memory
 from engine.system.files import write_text_atomic
@@ -274,7 +274,7 @@ class Runner:
 
 def _preflight(config: TrainConfig) -> reading.DatasetReport:
     """Refuse a config with errors or a dataset without usable rows, naming the first problem."""
-    problems = [i for i in config.validate() if i.severity == "error"]
+    problems = errors_of(config.validate())
     if problems:
         first = problems[0]
         raise EngineError(first.code, {**first.params, "field": first.field}, hint="hint_fix_config")
