@@ -26,7 +26,7 @@ def placeholders(text: str) -> set[str]:
 
 
 def test_the_languages_come_from_the_files_english_first():
-    assert [path.stem for path in FILES] == ["en", "zh"]
+    assert sorted({path.name.split(".")[0] for path in FILES}) == ["en", "zh"]
     assert LANGS == catalogue().langs == ("en", "zh")
     assert catalogue() is catalogue()  # read once
     assert catalogue_text("language.name", "en") == "English" and catalogue_text("language.name", "zh") == "中文"
@@ -45,7 +45,7 @@ def test_each_file_is_block_style_yaml_with_one_text_per_line(path):
             assert isinstance(node, yaml.ScalarNode), f"{path.name}:{node.start_mark.line + 1} is not a text"
             assert node.start_mark.line == node.end_mark.line, f"{path.name}:{node.start_mark.line + 1} spans lines"
     assert "\\u" not in source  # Chinese is written as UTF-8, not escaped
-    assert all(isinstance(text, str) and text.strip() for text in TEXTS[path.stem].values())
+    assert all(isinstance(text, str) and text.strip() for text in TEXTS[path.name.split(".")[0]].values())
 
 
 def test_chinese_is_chinese():
@@ -111,6 +111,14 @@ def test_a_key_missing_everywhere_is_a_key_error_and_render_falls_back_to_the_co
         catalogue_text("field.no_such_field.label")
     assert render("no_such_code", {"x": 1}, "zh") == "no_such_code"
     assert catalogue_text("ui.title", "xx") == catalogue_text("ui.title", "en") == "## Fine-tuning studio"
+
+
+def test_a_topic_part_adds_to_its_language_and_may_not_repeat_a_key(tmp_path):
+    folder = _folder_with(tmp_path, "zh.extra.yaml", "ui:\n  extra_line: '额外'\n")
+    assert Catalogue(folder).text("ui.extra_line", "zh") == "额外"
+    (folder / "zh.extra.yaml").write_text("ui:\n  tab_chat: '对话'\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"zh\.extra\.yaml: ui\.tab_chat already given"):
+        Catalogue(folder)
 
 
 @pytest.mark.parametrize(("text", "message"), [

@@ -1,4 +1,5 @@
-"""The message catalogue: one `<lang>.yaml` file per language in this folder, read once, for the CLI and the UI.
+"""The message catalogue: `<lang>.yaml` per language in this folder, plus optional parts `<lang>.<topic>.yaml`
+(one topic's texts, e.g. `zh.portal.yaml`), read once, for the CLI and the UI; a key given twice is an error.
 
 Keys are namespaced (each file's header says how): `language.name` (the language's own name), `ui.*` (the web
 app), `engine.*` (the codes the engine raises and reports), `hint.*` (hint codes, `hint_<name>` in code) and
@@ -42,10 +43,17 @@ def _read(path: Path) -> dict[str, str]:
 
 
 class Catalogue:
-    """Every language's texts found in one folder of `<lang>.yaml` files."""
+    """Every language's texts found in one folder of `<lang>.yaml` and `<lang>.<topic>.yaml` files."""
 
     def __init__(self, folder: Path) -> None:
-        self.texts = {path.stem: _read(path) for path in sorted(folder.glob("*.yaml"))}
+        self.texts: dict[str, dict[str, str]] = {}
+        for path in sorted(folder.glob("*.yaml"), key=lambda path: (path.name.count("."), path.name)):  # main first
+            own = self.texts.setdefault(path.name.split(".")[0], {})
+            part = _read(path)
+            twice = sorted(set(part) & set(own))
+            if twice:
+                raise ValueError(f"{path.name}: {', '.join(twice)} already given in another file of its language.")
+            own.update(part)
         self.langs: tuple[str, ...] = tuple(sorted(self.texts, key=lambda lang: (lang != ENGLISH, lang)))
 
     def text(self, key: str, lang: str) -> str:
