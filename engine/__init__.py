@@ -33,6 +33,9 @@ _SURFACE = {
     "diagnose": "engine.training.diagnosis", "smooth": "engine.training.diagnosis",
     # chat and studies
     "GenParams": "engine.chat.inference", "OUTCOMES": "engine.study.stats", "StudyStore": "engine.study.store",
+    "STUDY_STATES": "engine.study.database", "RatingItem": "engine.study.rating",
+    "Invitation": "engine.study.invitations", "RaterPass": "engine.study.invitations",
+    "RaterProgress": "engine.study.invitations",
 }
 
 __all__ = sorted(_SURFACE)

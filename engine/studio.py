@@ -9,7 +9,7 @@ from typing import Any
 from engine import presets
 from engine.chat.inference import AnswerPair, ChatModel, GenParams
 from engine.config import TrainConfig
-from engine.data import checks, reading, splits
+from engine.data import checks, reading, splits, uploads
 from engine.data.mapping import ColumnMapping
 from engine.data.sessions import EditorPage, EditorSessions, Exclusion
 from engine.errors import EngineError, Issue, errors_of
@@ -95,6 +95,11 @@ class Studio(StudyDesk):
         return python_script(config)
 
     # data
+    def keep_upload(self, path: str | Path, field: str) -> Path:
+        """Keep an uploaded file (one the web server received, named by the path field `field`) in the data
+        folder's `uploads/`, where runs and studies can still read it later; returns the kept copy's path."""
+        return uploads.keep_upload(self.workspace.check(path, field), self.data_root / "uploads")
+
     def inspect_dataset(self, path: str | Path) -> reading.DatasetReport:
         """Read a dataset file, map its columns and check every row (no tokenizer, no dataset-level checks)."""
         return reading.load_report(self.workspace.check(path, "dataset_path"))

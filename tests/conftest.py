@@ -1,7 +1,8 @@
-"""Shared fixtures: small datasets made from the bundled sample, a fake training job, a served app."""
+"""Shared fixtures: small datasets made from the bundled sample, a fake training job, a served app, Chromium."""
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -62,19 +63,39 @@ def free_port() -> int:
 
 @pytest.fixture
 def serve():
-    """Launch a studio's app on a free local port; yields a function returning (url, app)."""
-    apps = []
+    """Serve a studio and its rater portal on one server on a free local port, as `python app.py` does; yields a
+    function (studio, lang, login=None) returning (url, app): the studio's root URL (ending in "/"; the portal is at
+    url + "rate") and the FastAPI app. With `login` (a ui.login.Login) the studio asks for the organiser's login."""
+    servers = []
 
-    def launch(studio, lang: str = "en"):
-        from ui import build_app
+    def launch(studio, lang: str = "en", login=None):
+        from ui.server import ServerThread, build_server
 
-        app = build_app(studio, lang=lang)
+        app = build_server(studio, lang, login=login)
         port = free_port()
-        app.queue(default_concurrency_limit=1).launch(server_name="127.0.0.1", server_port=port,
-                                                      prevent_thread_lock=True, quiet=True)
-        apps.append(app)
+        servers.append(ServerThread(app, port).start())
         return f"http://127.0.0.1:{port}/", app
 
     yield launch
-    for app in apps:
-        app.close()
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def browser():
+    """Debian's headless Chromium (skips when it is not installed); `browser.new_page(viewport=...)` per user."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed")
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=chromium, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A desktop-sized page (1280×1000) in headless Chromium."""
+    return browser.new_page(viewport={"width": 1280, "height": 1000})

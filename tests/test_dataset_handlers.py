@@ -10,7 +10,7 @@ import gradio as gr
 import pandas as pd
 import pytest
 
-from engine import ColumnMapping, DatasetCheck, EngineError, TrainConfig
+from engine import ColumnMapping, DatasetCheck, EngineError, Studio, TrainConfig, Workspace
 from engine.data import checks
 from engine.data.reading import load_report
 from engine.data.sessions import EditorPage, Exclusion
@@ -19,8 +19,9 @@ from ui import (
     dataset_tab,
     editor_panel,
     forms,
+    study_dashboard,
+    study_invite,
     study_organise,
-    study_rate,
     study_results,
     study_tab,
     training_tab,
@@ -167,9 +168,18 @@ def test_model_view_shows_a_usable_row_and_refuses_others(view, dataset):
         dataset_tab.show_model_view(FakeStudio(), view, "en", str(dataset), 2, None, None)
 
 
-def test_upload_and_format_choice(view):
-    assert forms.take_upload(FakeStudio(), view.path, "en", "/tmp/up.csv") == {"path": "/tmp/up.csv"}
+def test_upload_and_format_choice(view, tmp_path):
+    uploaded = tmp_path / "upload-folder" / "up.csv"
+    uploaded.parent.mkdir()
+    uploaded.write_text("instruction,output\nq,a\n", encoding="utf-8")
+    studio = Studio(tmp_path / "runs", data_root=tmp_path / "data", workspace=Workspace.of(tmp_path / "data",
+                                                                                            uploaded.parent))
+    kept = tmp_path / "data" / "uploads" / "up.csv"
+    assert forms.take_upload(studio, view.path, "en", str(uploaded)) == {"path": str(kept)}
+    assert kept.read_text(encoding="utf-8") == uploaded.read_text(encoding="utf-8")
     assert forms.take_upload(FakeStudio(), view.path, "en", None) == {"path": ""}
+    with pytest.raises(gr.Error, match="上传|工作室"):
+        forms.take_upload(studio, view.path, "zh", str(tmp_path / "elsewhere.csv"))
     shown = dataset_tab.show_mapping_columns(FakeStudio(), view, "en", "sharegpt")
     assert {box for box, update in shown.items() if update.visible} == {"column-conversations", "column-system"}
 
@@ -235,8 +245,9 @@ def test_engine_errors_from_an_edit_are_worded(view):
         editor_panel.delete_row(Refusing(), view.editor, "zh", 1, "", 9, request("s1"))
 
 
-@pytest.mark.parametrize(("module", "least"), [(dataset_tab, 5), (editor_panel, 6), (training_tab, 9), (chat_tab, 3),
-                                              (study_organise, 4), (study_rate, 4), (study_results, 3), (forms, 1)])
+@pytest.mark.parametrize(("module", "least"), [
+    (dataset_tab, 5), (editor_panel, 6), (training_tab, 9), (chat_tab, 3), (study_organise, 4), (study_invite, 4),
+    (study_dashboard, 2), (study_results, 3), (forms, 1)])
 def test_every_handler_says_its_inputs_and_outputs(module, least):
     handlers = [fn for name, fn in inspect.getmembers(module, inspect.isfunction)
                 if fn.__module__ == module.__name__ and not name.startswith("_")

@@ -42,12 +42,13 @@ def test_texts_reword_registered_components_on_a_switch():
     texts = Texts("en")
     button = texts.add(gr.Button(), value="refresh")
     slider = texts.add_field(gr.Slider(), "lora_r")
-    radio = texts.add_choices(gr.Radio(choices=texts.worded_choices([("choice_A", "A")])), [("choice_A", "A")])
+    radio = texts.add_choices(gr.Radio(choices=texts.worded_choices([("portal_choice_A", "A")])),
+                              [("portal_choice_A", "A")])
     assert button.value == "Refresh" and texts.components == [button, slider, radio]
     updates = texts.updates("zh")
     assert updates[0]["value"] == "刷新"
     assert updates[1]["label"] == "LoRA 秩 r" and updates[1]["info"] == field_help("lora_r", "zh")
-    assert updates[2]["choices"] == [("A 更好", "A")]
+    assert updates[2]["choices"] == [("A 更好（1）", "A")]
 
 
 def _literal_keys(path: Path) -> set[str]:

@@ -53,6 +53,11 @@ def store(tmp_path) -> StudyStore:
     return StudyStore(tmp_path / "studies.db")
 
 
+def invite(store: StudyStore, study_id: int, name: str = "r") -> int:
+    """A new rater of the study, by their id."""
+    return store.invite_rater(study_id, name).rater_id
+
+
 def generated_study(store: StudyStore, n: int = 6, **kwargs) -> int:
     study_id = store.create_study("demo", make_questions(n), "runs/r1", {"max_new_tokens": 32},
                                   seed=kwargs.pop("seed", 7), **kwargs)
@@ -127,7 +132,15 @@ def test_create_study_validates(store):
     assert err.value.code == "study_bad_criteria"
     info = store.study(store.create_study("x", make_questions(2), "runs/r1", {}))
     assert info["criteria"] == ["terminology", "logic", "format"] and info["repeats"] == 0
-    assert info["questions"] == 2 and info["generated"] == 0 and not info["has_password"]
+    assert info["questions"] == 2 and info["generated"] == 0 and "has_password" not in info
+    assert (info["state"], info["lang"], info["show_reference"]) == ("open", "en", False)
+    for kwargs, code in [({"state": "running"}, "study_bad_state"), ({"lang": "fr"}, "study_bad_lang")]:
+        with pytest.raises(EngineError) as err:
+            store.create_study("x", make_questions(2), "runs/r1", {}, **kwargs)
+        assert err.value.code == code
+    info = store.study(store.create_study("x", make_questions(2), "runs/r1", {}, state="draft", lang="zh",
+                                          show_reference=True))
+    assert (info["state"], info["lang"], info["show_reference"]) == ("draft", "zh", True)
 
 
 # generation --------------------------------------------------------------------------------------
@@ -162,7 +175,7 @@ def test_generation_stops_when_asked(store):
 def test_flagged_answers_are_recorded(store):
     study_id = store.create_study("flag", make_questions(3), "runs/r1", {}, seed=1)
     store.generate(study_id, FakeChatModel(identity_for="Question 2?"))
-    rater = store.add_rater(study_id, "Dr. Li")
+    rater = invite(store, study_id, "Dr. Li")
     while (item := store.next_item(study_id, rater)) is not None:
         store.vote(study_id, rater, item.question_id, "tie")
     rows = store.results(study_id)
@@ -172,10 +185,10 @@ def test_flagged_answers_are_recorded(store):
 
 # the raters' view --------------------------------------------------------------------------------
 def test_rater_view_is_blind(store, monkeypatch):
-    study_id = generated_study(store, n=6, password="secret")
-    rater = store.add_rater(study_id, "Dr. Wang")
+    study_id = generated_study(store, n=6)
+    rater = invite(store, study_id, "Dr. Wang")
     assert [f.name for f in fields(RatingItem)] == ["study_id", "question_id", "prompt", "answer_a", "answer_b",
-                                                    "criteria", "done", "total", "repeat"]
+                                                    "criteria", "done", "total", "repeat", "reference", "given"]
     tables: set[str] = set()
     real_connect = sqlite3.connect
 
@@ -199,6 +212,7 @@ def test_rater_view_is_blind(store, monkeypatch):
     text = json.dumps(shown).lower() + repr(shown).lower()
     assert not any(name in text for name in MODEL_NAMES), text
     assert item.criteria == ("terminology", "logic", "format") and (item.done, item.total) == (0, 6)
+    assert item.reference is None and item.given is None
 
     # by content: with the key and the unblinded answers gone, the rater still gets the same view
     with sqlite3.connect(store.path) as conn:
@@ -211,7 +225,7 @@ def test_sides_follow_the_key(store):
     study_id = generated_study(store, n=8, seed=3)
     key = key_of(store, study_id)
     questions = store.questions(study_id)
-    rater = store.add_rater(study_id, "r")
+    rater = invite(store, study_id)
     seen = {}
     while (item := store.next_item(study_id, rater)) is not None:
         seen[item.question_id] = item.answer_a.startswith("expert")
@@ -222,7 +236,7 @@ def test_sides_follow_the_key(store):
 
 def test_skipped_items_come_back_last_and_revote_updates(store):
     study_id = generated_study(store, n=4)
-    rater = store.add_rater(study_id, "r")
+    rater = invite(store, study_id)
     first = store.next_item(study_id, rater)
     store.skip(study_id, rater, first.question_id)
     order = []
@@ -238,7 +252,7 @@ def test_skipped_items_come_back_last_and_revote_updates(store):
 
 def test_each_rater_has_a_reproducible_order(store):
     study_id = generated_study(store, n=12)
-    a, b = store.add_rater(study_id, "a"), store.add_rater(study_id, "b")
+    a, b = invite(store, study_id, "a"), invite(store, study_id, "b")
     assert store.next_item(study_id, a) == store.next_item(study_id, a)
     orders = []
     for rater in (a, b):
@@ -250,29 +264,30 @@ def test_each_rater_has_a_reproducible_order(store):
     assert sorted(orders[0]) == sorted(orders[1]) and orders[0] != orders[1]
 
 
-def test_raters_and_passwords(store):
-    study_id = generated_study(store, n=2, password="s3cret")
+def test_raters_and_invitations(store):
+    study_id = generated_study(store, n=2)
     other = generated_study(store, n=2)
-    rater = store.add_rater(study_id, "Dr. Wang")
-    assert store.add_rater(study_id, "  dr.  wang ") == rater
-    assert store.add_rater(study_id, "王医生") != rater
-    assert store.add_rater(other, "Dr. Wang") != rater
+    invitation = store.invite_rater(study_id, "Dr. Wang")
+    rater = invitation.rater_id
+    with pytest.raises(EngineError) as err:
+        store.invite_rater(study_id, "  dr.  wang ")  # the same name, case and spaces aside
+    assert err.value.code == "study_rater_name_taken" and err.value.params["name"] == "dr. wang"
+    assert invite(store, study_id, "王医生") != rater
+    assert invite(store, other, "Dr. Wang") != rater
     assert [r["name"] for r in store.raters(study_id)] == ["Dr. Wang", "王医生"]
-    assert store.check_password(study_id, "s3cret") and not store.check_password(study_id, "wrong")
-    assert not store.check_password(study_id, None)
-    assert store.check_password(other, None) and store.check_password(other, "anything")
-    assert "password_hash" not in store.study(study_id) and store.study(study_id)["has_password"]
+    assert store.rater_for_invitation(invitation.token).rater_id == rater  # the link is the rater
+    assert not {"password_hash", "has_password", "token_hash"} & set(store.study(study_id))
     with pytest.raises(EngineError) as err:
         store.next_item(other, rater)  # a rater of another study
     assert err.value.code == "study_rater_not_found"
     with pytest.raises(EngineError) as err:
-        store.add_rater(study_id, "  ")
+        store.invite_rater(study_id, "  ")
     assert err.value.code == "study_rater_name_empty"
 
 
 def test_vote_errors(store):
     study_id = generated_study(store, n=2)
-    rater = store.add_rater(study_id, "r")
+    rater = invite(store, study_id)
     item = store.next_item(study_id, rater)
     for kwargs, code in [({"choice": "C"}, "study_bad_choice"),
                          ({"choice": "A", "scores": {"A": {"logic": 6}}}, "study_bad_score"),
@@ -288,7 +303,7 @@ def test_vote_errors(store):
         store.vote(999, rater, item.question_id, "A")
     assert err.value.code == "study_not_found"
     ungenerated = store.create_study("x", make_questions(1), "runs/r1", {})
-    late = store.add_rater(ungenerated, "r")
+    late = invite(store, ungenerated)
     assert store.next_item(ungenerated, late) is None
     with pytest.raises(EngineError) as err:
         store.vote(ungenerated, late, store.pending_generation(ungenerated)[0], "A")
@@ -301,7 +316,7 @@ def test_vote_errors(store):
 
 def test_self_consistency_repeats_swap_sides(store):
     study_id = generated_study(store, n=6, repeats=2)
-    rater = store.add_rater(study_id, "r")
+    rater = invite(store, study_id)
     shown: list[RatingItem] = []
     while (item := store.next_item(study_id, rater)) is not None:
         shown.append(item)
@@ -335,7 +350,7 @@ while (item := store.next_item(study_id, rater)) is not None:
 def test_votes_survive_sigkill(store):
     study_id = store.create_study("crash", make_questions(300), "runs/r1", {}, seed=1)
     store.generate(study_id, FakeChatModel())
-    rater = store.add_rater(study_id, "r")
+    rater = invite(store, study_id)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-c", VOTER, str(store.path), str(study_id), str(rater)],
                             stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
@@ -356,16 +371,17 @@ def test_votes_survive_sigkill(store):
 def test_concurrent_raters(store):
     study_id = generated_study(store, n=10)
     errors = []
+    tokens = [store.invite_rater(study_id, f"rater {i}").token for i in range(3)]
 
-    def rate(name):
-        try:
-            rater = store.add_rater(study_id, name)
+    def rate(token):
+        try:  # two threads per rater: the same link open on two devices
+            rater = store.rater_for_invitation(token).rater_id
             while (item := store.next_item(study_id, rater)) is not None:
                 store.vote(study_id, rater, item.question_id, "B")
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=rate, args=(f"rater {i % 3}",)) for i in range(6)]
+    threads = [threading.Thread(target=rate, args=(tokens[i % 3],)) for i in range(6)]
     for t in threads:
         t.start()
     for t in threads:
@@ -383,7 +399,7 @@ PLAN = {  # position -> (rater 1, rater 2) preferred author; None = tie, "bad" =
 def rate_plan(store: StudyStore, study_id: int) -> None:
     positions = {q["id"]: q["position"] for q in store.questions(study_id)}
     for index, name in enumerate(("Dr. A", "Dr. B")):
-        rater = store.add_rater(study_id, name)
+        rater = invite(store, study_id, name)
         while (item := store.next_item(study_id, rater)) is not None:
             want = PLAN[positions[item.question_id]][index]
             choice = {None: "tie", "bad": "both_bad"}.get(want) or pick(item, want)
@@ -466,7 +482,7 @@ def test_exports_carry_the_key(store, tmp_path):
 def test_preferences_skip_split_questions(store):
     study_id = generated_study(store, n=1)
     for name, prefer in (("a", "expert"), ("b", "generic")):
-        rater = store.add_rater(study_id, name)
+        rater = invite(store, study_id, name)
         item = store.next_item(study_id, rater)
         store.vote(study_id, rater, item.question_id, pick(item, prefer))
     assert store.preference_pairs(study_id) == []
@@ -500,13 +516,23 @@ def test_a_study_through_the_studio(tmp_path):
     studio.runner.wait(30)
     assert studio.current_run_id() == run_id and not studio.is_live() and not studio.is_live(run_id)
     info = studio.create_study("s", f" {questions} ", run_id, GenParams(max_new_tokens=8), criteria=["logic"],
-                               password="pw")
+                               lang="zh", show_reference=True)
     study_id = info["id"]
     assert (info["questions"], info["criteria"], info["gen_params"]["max_new_tokens"]) == (2, ["logic"], 8)
+    assert (info["state"], info["lang"], info["show_reference"]) == ("draft", "zh", True)
     assert [s["id"] for s in studio.list_studies()] == [study_id] and studio.generation_pending(study_id)
+    with pytest.raises(EngineError) as pending:
+        studio.set_study_state(study_id, "open")
+    assert pending.value.code == "study_open_pending"
     assert studio.generate_study(study_id) == (2, 0) and not studio.generation_pending(study_id)
-    assert studio.check_study_password(study_id, "pw") and not studio.check_study_password(study_id, "nope")
-    rater = studio.add_rater(study_id, "Ann")
+    invitation = studio.invite_rater(study_id, "Ann", domain="law")
+    rater = studio.rater_for_invitation(invitation.token).rater_id
+    assert rater == invitation.rater_id
+    with pytest.raises(EngineError) as draft:
+        studio.vote(study_id, rater, studio.next_item(study_id, rater).question_id, "A")
+    assert draft.value.code == "study_not_open"
+    studio.set_study_state(study_id, "open")
+    assert studio.rater_for_invitation(invitation.token).state == "open"
     while (item := studio.next_item(study_id, rater)) is not None:
         studio.vote(study_id, rater, item.question_id, "A" if item.answer_a.startswith("expert") else "B")
     assert studio.study_statistics(study_id)["overall"]["win"]["count"] == 2
@@ -515,3 +541,11 @@ def test_a_study_through_the_studio(tmp_path):
     assert pairs.name == f"study-{study_id}-preferences.jsonl" and len(pairs.read_text("utf-8").splitlines()) == 2
     votes = studio.export_study(study_id, "csv", tmp_path / "votes.csv")
     assert votes == tmp_path / "votes.csv" and "Ann" in votes.read_text(encoding="utf-8-sig")
+    assert [(p.name, p.domain, p.done, p.total) for p in studio.rater_progress(study_id)] == [("Ann", "law", 2, 2)]
+    assert studio.previous_item(study_id, rater).given["choice"] in ("A", "B")
+    studio.revoke_invitation(study_id, rater)
+    with pytest.raises(EngineError) as revoked:
+        studio.rater_for_invitation(invitation.token)
+    assert revoked.value.code == "invite_unknown"
+    renewed = studio.renew_invitation(study_id, rater)
+    assert studio.rater_for_invitation(renewed.token).rater_id == rater

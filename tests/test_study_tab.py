@@ -1,28 +1,31 @@
-"""The blind study through the UI layer: create, pre-generate, two raters judge, unblind, export; and the
-tab's handlers called directly with a fake studio."""
+"""The blind study through the organiser's UI: create a draft, pre-generate, invite raters (links and QR codes),
+open / pause / close, follow the dashboard, unblind, export; and the tab's handlers called directly with a fake
+studio. Raters judge in the portal (tests/test_portal.py); here they vote through the studio."""
 from __future__ import annotations
 
 import dataclasses
 import json
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import gradio as gr
 import pytest
 from gradio_client import Client
 
+from engine import Invitation, RaterProgress
 from engine.chat.inference import AnswerPair
 from engine.errors import EngineError
 from engine.locales import render_error
 from engine.presets import SAMPLE_DATASET
 from engine.studio import Studio
-from engine.study.rating import RatingItem
 from engine.study.stats import summarize
 from tests.conftest import FakeJob
-from ui import study_organise, study_rate, study_results
+from ui import study_organise, study_results
 from ui.i18n import t
-from ui.study_organise import MAX_CRITERIA, SetupView
-from ui.study_rate import RatingView
+from ui.study_organise import SetupView
 from ui.study_results import ResultsView
+
+PNG = b"\x89PNG\r\n\x1a\n"
 
 
 class FakeChat:
@@ -44,6 +47,11 @@ def finished_run(studio: Studio) -> str:
     return run_id
 
 
+def token_of(link: str) -> str:
+    """The invitation token at the end of a rater's link."""
+    return parse_qs(urlsplit(link).query)["invite"][0]
+
+
 def test_two_raters_and_unblinded_statistics(serve, tmp_path):
     studio = Studio(tmp_path / "runs", job_factory=FakeJob, data_root=tmp_path / "data")
     studio.chat = FakeChat()
@@ -53,21 +61,35 @@ def test_two_raters_and_unblinded_statistics(serve, tmp_path):
                                                       for i in range(10)), encoding="utf-8")
     url, _app = serve(studio)
     organiser = Client(url, verbose=False)
-    study, info = organiser.predict("en", "Support answers", str(questions), run_id, "terminology, logic", "s3cret", 0,
-                                    api_name="/study_create")
+    study, info = organiser.predict("en", "Support answers", str(questions), run_id, "terminology, logic", "zh", True,
+                                    0, api_name="/study_create")
     assert "10 questions" in info
     study_id = study["value"] if isinstance(study, dict) else study
+    assert studio.study(study_id)["state"] == "draft"
+    assert (studio.study(study_id)["lang"], studio.study(study_id)["show_reference"]) == ("zh", True)
     assert "10 answer pair(s) generated" in organiser.predict("en", study_id, api_name="/study_generate")
     assert studio.chat.calls == 10
     organiser.predict("en", study_id, api_name="/study_generate")  # resumable: nothing left to do
     assert studio.chat.calls == 10
+    raters = {}
+    for name in ("Dr. Li", "Dr. Wong"):
+        _name, _domain, link, qr, _picker, line = organiser.predict("en", study_id, name, "medicine",
+                                                                     api_name="/study_invite")
+        assert link.startswith(f"{url.rstrip('/')}/rate?invite=") and "shown only now" in line
+        assert Path(qr if isinstance(qr, str) else qr["path"]).read_bytes().startswith(PNG)
+        raters[name] = studio.rater_for_invitation(token_of(link)).rater_id
+    state = organiser.predict("en", study_id, api_name="/study_open")[0]
+    assert "State: open" in state
 
     first = [True] * 6 + [False] * 2 + [None] * 2
     second = [True] * 5 + [False] * 3 + [None] * 2
     for name, wishes in (("Dr. Li", first), ("Dr. Wong", second)):
-        client = Client(url, verbose=False)
-        assert rate_all_with(client, study_id, name, wishes) == 10
+        assert rate_all_with(studio, study_id, raters[name], wishes) == 10
 
+    _state, *_buttons, table, agreement, _timer = organiser.predict("en", study_id, api_name="/study_dashboard")
+    assert [row[:3] for row in table["data"]] == [["Dr. Li", "medicine", "10 / 10"],
+                                                  ["Dr. Wong", "medicine", "10 / 10"]]
+    assert "Cohen's kappa" in agreement and "adapter" not in agreement.lower()
     summary, _chart, groups = organiser.predict("en", study_id, api_name="/study_results")
     # 20 votes: 11 adapter wins, 5 losses, 4 ties -> 55% [34-74%]; sign test 11 vs 5: p = 0.2101
     assert "**20 votes.**" in summary
@@ -90,43 +112,59 @@ def test_held_out_questions_a_checkpoint_and_generation_settings(serve, tmp_path
     path, line = organiser.predict("en", run_id, api_name="/study_held_out")
     questions = studio.studies_questions(path)
     assert questions and all(q["reference"] for q in questions) and f"{len(questions)} held-out questions" in line
-    study, _info = organiser.predict("en", "Held out", path, f"{run_id}@checkpoint-5", "logic", "", 0,
+    study, _info = organiser.predict("en", "Held out", path, f"{run_id}@checkpoint-5", "logic", "en", False, 0,
                                      48, 0.5, 0.9, 1.0, 7, "Be kind.", api_name="/study_create")
     info = studio.studies.study(study["value"] if isinstance(study, dict) else study)
     assert info["run_dir"] == str(studio.runner.run_dir(run_id) / "checkpoints" / "checkpoint-5")
     assert info["gen_params"] == {"max_new_tokens": 48, "temperature": 0.5, "top_p": 0.9, "repetition_penalty": 1.0,
                                   "seed": 7, "system_prompt": "Be kind."}
     with pytest.raises(Exception, match="No finished run with an adapter"):
-        organiser.predict("en", "Nope", path, f"{run_id}@checkpoint-99", "logic", "", 0, api_name="/study_create")
+        organiser.predict("en", "Nope", path, f"{run_id}@checkpoint-99", "logic", "en", False, 0,
+                          api_name="/study_create")
 
 
-def rate_all_with(client: Client, study_id: int, name: str, wishes: list[bool | None]) -> int:
-    outputs = client.predict("en", study_id, name, "s3cret", api_name="/study_begin")
+def rate_all_with(studio: Studio, study_id: int, rater_id: int, wishes: list[bool | None]) -> int:
+    """The rater judges every item as `wishes` says (True: the adapter is better, None: a tie), as the portal
+    would: through the studio, seeing only the question and answers A and B."""
     votes = 0
-    while True:
-        progress, question, answer_a, answer_b = outputs[:4]
-        if not answer_a:
-            assert "All questions are judged" in progress
-            return votes
-        for shown in (progress, question, answer_a, answer_b):
+    while (item := studio.next_item(study_id, rater_id)) is not None:
+        for shown in (item.prompt, item.answer_a, item.answer_b):
             assert "adapter" not in shown.lower() and "smollm" not in shown.lower()
-        wish = wishes[int(question.split("#")[-1])]
-        adapter_is_a = answer_a.startswith("Thanks")
+        wish = wishes[int(item.prompt.split("#")[-1])]
+        adapter_is_a = item.answer_a.startswith("Thanks")
         choice = "tie" if wish is None else ("A" if wish == adapter_is_a else "B")
-        outputs = client.predict("en", study_id, choice, "", 4, 3, 3, 3, 3, 2, 3, 3, 3, 3, api_name="/study_vote")
+        studio.vote(study_id, rater_id, item.question_id, choice,
+                    scores={"A": {"terminology": 4, "logic": 3}, "B": {"terminology": 2, "logic": 3}},
+                    repeat=item.repeat)
         votes += 1
+    return votes
 
 
-def test_wrong_password_is_refused(serve, tmp_path):
+def test_a_study_opens_only_when_generated_and_a_revoked_link_stops(serve, tmp_path):
     studio = Studio(tmp_path / "runs", job_factory=FakeJob, data_root=tmp_path / "data")
-    run_dir = studio.runner.run_dir(finished_run(studio))
-    study_id = studio.studies.create_study("s", [{"prompt": "q"}], run_dir, password="right")
+    studio.chat = FakeChat()
+    questions = tmp_path / "q.csv"
+    questions.write_text("question\nWhere is my parcel?\n", encoding="utf-8")
+    study_id = studio.create_study("s", questions, finished_run(studio))["id"]
     url, _app = serve(studio)
-    try:
-        Client(url, verbose=False).predict("en", study_id, "Eve", "wrong", api_name="/study_begin")
-        raise AssertionError("a wrong password was accepted")
-    except Exception as error:  # gradio_client raises AppError with the message
-        assert "Wrong study password" in str(error)
+    organiser = Client(url, verbose=False)
+    with pytest.raises(Exception, match="some answers are still to be generated"):
+        organiser.predict("en", study_id, api_name="/study_open")
+    assert studio.study(study_id)["state"] == "draft"
+    organiser.predict("en", study_id, api_name="/study_generate")
+    assert "State: open" in organiser.predict("en", study_id, api_name="/study_open")[0]
+    *_boxes, link, _qr, picker, _line = organiser.predict("en", study_id, "Eve", "", api_name="/study_invite")
+    rater_id = studio.rater_for_invitation(token_of(link)).rater_id
+    assert (picker["value"] if isinstance(picker, dict) else picker) == rater_id
+    emptied, _qr, _picker, line = organiser.predict("en", study_id, rater_id, api_name="/study_revoke")
+    assert emptied == "" and "Eve" in line and "no longer works" in line
+    with pytest.raises(EngineError) as refused:
+        studio.rater_for_invitation(token_of(link))
+    assert refused.value.code == "invite_unknown"
+    renewed, *_rest = organiser.predict("en", study_id, rater_id, api_name="/study_renew")
+    assert studio.rater_for_invitation(token_of(renewed)).rater_id == rater_id
+    assert "State: paused" in organiser.predict("en", study_id, api_name="/study_pause")[0]
+    assert "**状态：已结束**" in organiser.predict("zh", study_id, api_name="/study_close")[0]
 
 
 def test_cli_lists_and_exports_a_study(tmp_path):
@@ -139,7 +177,7 @@ def test_cli_lists_and_exports_a_study(tmp_path):
     study_id = store.create_study("cli", [{"prompt": "q1"}, {"prompt": "q2"}], tmp_path, seed=1)
     for question in store.questions(study_id):
         store.store_answers(question["id"], "base answer", "adapter answer")
-    rater = store.add_rater(study_id, "Ann")
+    rater = store.invite_rater(study_id, "Ann").rater_id
     while (item := store.next_item(study_id, rater)) is not None:
         store.vote(study_id, rater, item.question_id, "A" if item.answer_a == "adapter answer" else "B")
     root = Path(__file__).resolve().parent.parent
@@ -162,7 +200,7 @@ def test_cli_lists_and_exports_a_study(tmp_path):
 @pytest.mark.slow
 def test_real_model_study_end_to_end(serve, tmp_path, english_dataset):
     """A real short run; its study pre-generated by the real model (one load serves both sides);
-    two raters judge through the UI; the unblinded counts add up."""
+    two invited raters judge it; the unblinded counts add up."""
     studio = Studio(tmp_path / "runs", data_root=tmp_path / "data")
     run_id = studio.start(studio.default_config().replace(
         dataset_path=str(english_dataset), max_steps=2, per_device_train_batch_size=2, max_length=96,
@@ -177,10 +215,11 @@ def test_real_model_study_end_to_end(serve, tmp_path, english_dataset):
     assert "3 answer pair(s) generated" in organiser.predict("en", study_id, api_name="/study_generate")
     assert studio.chat.loads == 1
     for name in ("Ann", "Bo"):
-        client = Client(url, verbose=False)
-        outputs = client.predict("en", study_id, name, "", api_name="/study_begin")
-        while outputs[2]:  # answer A
-            outputs = client.predict("en", study_id, "A", "", *([3] * 10), api_name="/study_vote")
+        link = organiser.predict("en", study_id, name, "", api_name="/study_invite")[2]
+        rater_id = studio.rater_for_invitation(token_of(link)).rater_id
+        while (item := studio.next_item(study_id, rater_id)) is not None:
+            assert item.answer_a
+            studio.vote(study_id, rater_id, item.question_id, "A", repeat=item.repeat)
     summary, _chart, _groups = organiser.predict("en", study_id, api_name="/study_results")
     assert "**6 votes.**" in summary
     automatic = organiser.predict("en", study_id, api_name="/study_metrics")
@@ -189,36 +228,50 @@ def test_real_model_study_end_to_end(serve, tmp_path, english_dataset):
 
 # the handlers called directly, with a fake studio ---------------------------------------------------
 class FakeStudies:
-    """Stands in for `Studio` on the study tab: a two-criteria study with one item to judge."""
+    """Stands in for `Studio` on the study tab: one draft study with answers to generate, whose raters are
+    invited with made-up tokens; every change is recorded."""
 
-    def __init__(self) -> None:
-        self.votes: list[tuple] = []
-        self.item = RatingItem(study_id=1, question_id=7, prompt="Where is my parcel?", answer_a="A text",
-                               answer_b="B text", criteria=("logic", "format"), done=0, total=2)
+    def __init__(self, pending: bool = False) -> None:
+        self.pending, self.state, self.changes = pending, "draft", []
+        self.raters: list[RaterProgress] = []
 
     def study(self, study_id):
-        return {"id": study_id, "criteria": ["logic", "format"]}
-
-    def check_study_password(self, study_id, password):
-        return password == "right"
-
-    def add_rater(self, study_id, name):
-        return 3
-
-    def next_item(self, study_id, rater_id):
-        return None if self.votes else self.item
+        return {"id": study_id, "criteria": ["logic", "format"], "state": self.state, "votes": 3}
 
     def generation_pending(self, study_id):
-        return False
+        return self.pending
 
-    def vote(self, study_id, rater_id, question_id, choice, scores=None, comment="", repeat=False):
-        self.votes.append((study_id, rater_id, question_id, choice, scores, comment, repeat))
+    def set_study_state(self, study_id, state):
+        if state == "open" and self.pending:
+            raise EngineError("study_open_pending", {"study_id": study_id})
+        self.state = state
+        self.changes.append(("state", study_id, state))
+
+    def invite_rater(self, study_id, name, domain=None):
+        if not name:
+            raise EngineError("study_rater_name_empty")
+        rater_id = len(self.raters) + 1
+        self.raters.append(RaterProgress(rater_id, name, domain, 0, 4, None, False))
+        return Invitation(study_id, rater_id, name, domain, f"token{rater_id}")
+
+    def renew_invitation(self, study_id, rater_id):
+        rater = self.raters[rater_id - 1]
+        self.raters[rater_id - 1] = dataclasses.replace(rater, revoked=False)
+        self.changes.append(("renew", study_id, rater_id))
+        return Invitation(study_id, rater_id, rater.name, rater.domain, f"renewed{rater_id}")
+
+    def revoke_invitation(self, study_id, rater_id):
+        self.raters[rater_id - 1] = dataclasses.replace(self.raters[rater_id - 1], revoked=True)
+        self.changes.append(("revoke", study_id, rater_id))
+
+    def rater_progress(self, study_id):
+        return list(self.raters)
 
     def study_statistics(self, study_id):
-        rows = [{"question_id": q, "rater_id": 1, "rater": "Ann", "adapter_outcome": o, "domain": "law",
+        rows = [{"question_id": q, "rater_id": r, "rater": name, "adapter_outcome": o, "domain": "law",
                  "repeat": False, "adapter_scores": {}, "base_scores": {}, "flagged_identity": False}
-                for q, o in ((1, "win"), (2, "win"), (3, "loss"))]
-        return summarize(rows)
+                for q, o in ((1, "win"), (2, "win"), (3, "loss")) for r, name in ((1, "Ann"), (2, "Bo"))]
+        return summarize(rows if len(self.raters) > 1 else rows[::2])
 
     def study_reference_scores(self, study_id):
         return {side: {"rouge_l": None, "bleu": None, "n": 0} for side in ("base", "adapter")}
@@ -236,46 +289,6 @@ class FakeStudies:
 def view_of(view_class, **lists):
     """A view whose components are their own field names (handlers' dicts are then keyed by names)."""
     return view_class(**{f.name: lists.get(f.name, f.name) for f in dataclasses.fields(view_class)})
-
-
-def rating_view() -> RatingView:
-    return view_of(RatingView, scores_a=[f"a{i}" for i in range(MAX_CRITERIA)],
-                   scores_b=[f"b{i}" for i in range(MAX_CRITERIA)])
-
-
-def test_submit_vote_without_a_chosen_answer_is_refused_in_words():
-    studio, view = FakeStudies(), rating_view()
-    for lang in ("en", "zh"):
-        with pytest.raises(gr.Error) as refused:
-            study_rate.submit_vote(studio, view, lang, 1, 3, (7, False), None, "", *([3] * 10))
-        assert refused.value.message == t("rate_choose", lang)
-    with pytest.raises(gr.Error) as early:
-        study_rate.submit_vote(studio, view, "en", 1, None, None, "A", "")
-    assert early.value.message == t("rate_begin_first", "en")
-    assert studio.votes == []
-
-
-def test_begin_rating_shows_the_item_with_a_slider_per_criterion():
-    studio, view = FakeStudies(), rating_view()
-    with pytest.raises(gr.Error) as refused:
-        study_rate.begin_rating(studio, view, "zh", 1, "Ann", "wrong")
-    assert refused.value.message == t("study_wrong_password", "zh")
-    with pytest.raises(gr.Error) as no_study:
-        study_rate.begin_rating(studio, view, "en", None, "Ann", "right")
-    assert no_study.value.message == t("study_none", "en")
-    shown = study_rate.begin_rating(studio, view, "en", 1, "Ann", "right")
-    assert set(shown) == set(view.outputs)
-    assert shown["rater_id"] == 3 and shown["item"] == (7, False) and shown["answer_a"] == "A text"
-    assert [shown[f"a{i}"].visible for i in range(MAX_CRITERIA)] == [True, True, False, False, False]
-    assert shown["b1"].label == "B · format"
-
-
-def test_submit_vote_maps_the_sliders_to_criteria_then_shows_the_next_item():
-    studio, view = FakeStudies(), rating_view()
-    after = study_rate.submit_vote(studio, view, "en", 1, 3, (7, True), "B", "fine", 4, 5, 3, 3, 3, 2, 1, 3, 3, 3)
-    assert studio.votes == [(1, 3, 7, "B", {"A": {"logic": 4, "format": 5}, "B": {"logic": 2, "format": 1}},
-                             "fine", True)]
-    assert after["progress"] == t("rate_done", "en") and after["item"] is None and after["answer_a"] == ""
 
 
 def test_unblind_results_returns_summary_chart_and_table_keyed_by_the_view():
@@ -296,7 +309,7 @@ def test_automatic_metrics_words_a_perplexity_that_cannot_be_measured():
 def test_create_study_words_an_engine_error_and_export_returns_the_file():
     view = view_of(SetupView)
     with pytest.raises(gr.Error) as refused:
-        study_organise.create_study(FakeStudies(), view, "zh", "", "q.csv", "run", "logic", "", 0)
+        study_organise.create_study(FakeStudies(), view, "zh", "", "q.csv", "run", "logic", "zh", False, 0)
     assert refused.value.message == render_error(EngineError("study_name_empty"), "zh")
     exported = study_results.export_study(FakeStudies(), view_of(ResultsView), "jsonl", "en", 4)
     assert exported == {"exported": str(Path("/tmp/study-4.jsonl"))}

@@ -96,7 +96,23 @@ def test_language_switch_relabels_every_registered_component(serve, tmp_path):
         same |= {v for k, v in texts.items() if english_texts[k] == v}
     assert same <= {"LoRA", "LoRA alpha", "LoRA dropout", "DoRA", "Top-p", "◀", "▶"}  # technical terms, arrows
     assert any(u.get("label") == "数据集文件路径" for u in chinese)
-    rating = next(u["choices"] for u in chinese if "choices" in u)  # the rater's A / B / tie / both bad
+
+
+def test_the_raters_choices_are_reworded_in_their_portal(tmp_path, monkeypatch):
+    """The rater's A / B / tie / both bad left the studio for the portal, whose switch rewords them."""
+    import ui.portal
+    from ui.i18n import Texts
+
+    made = []
+
+    class RecordingTexts(Texts):
+        def __init__(self, lang: str) -> None:
+            super().__init__(lang)
+            made.append(self)
+
+    monkeypatch.setattr(ui.portal, "Texts", RecordingTexts)
+    ui.portal.build_portal(Studio(tmp_path / "runs", job_factory=FakeJob), lang="en")
+    rating = next(u["choices"] for u in made[-1].updates("zh") if "choices" in u)
     assert [value for _label, value in rating] == ["A", "B", "tie", "both_bad"]
     assert all(any("\u4e00" <= ch <= "\u9fff" for ch in label) for label, _value in rating)
 
@@ -144,3 +160,22 @@ def test_save_a_user_preset_and_load_it_back(serve, tmp_path, monkeypatch):
         client.predict(name="cpu-demo", api_name="/save_preset")
     with pytest.raises(Exception, match="cannot be a preset name"):
         client.predict(name="../evil", api_name="/save_preset")
+
+
+def test_build_app_hands_the_public_url_to_the_invitation_links(tmp_path):
+    from types import SimpleNamespace
+
+    from ui import build_app
+
+    studio = Studio(tmp_path / "runs", job_factory=FakeJob, data_root=tmp_path / "data")
+    study_id = studio.studies.create_study("s", [{"prompt": "q"}], tmp_path)
+    loopback = SimpleNamespace(url=SimpleNamespace(scheme="http"), headers={"host": "127.0.0.1:7860"})
+    links = {}
+    for public_url in (None, "https://study.example.org"):
+        app = build_app(studio, public_url=public_url)
+        invite = next(fn.fn for fn in app.fns.values() if fn.api_name == "study_invite")
+        shown = invite("en", study_id, f"Rater {len(links)}", "", loopback)
+        links[public_url] = next(v for v in shown.values() if isinstance(v, str) and v.startswith("http"))
+    assert links[None].startswith("http://127.0.0.1:7860/rate?invite=")
+    assert links["https://study.example.org"].startswith("https://study.example.org/rate?invite=")
+    assert studio.rater_for_invitation(links["https://study.example.org"].rsplit("=", 1)[1]).name == "Rater 1"

@@ -14,8 +14,10 @@ TABS = (("tab-dataset", "tab_dataset", dataset_tab), ("tab-params", "tab_params"
         ("tab-study", "tab_study", study_tab))
 
 
-def build_app(studio: Studio, lang: str = "en") -> gr.Blocks:
-    """Five tabs wired to `studio`, labelled in `lang` with a switch between 中文 and English."""
+def build_app(studio: Studio, lang: str = "en", public_url: str | None = None) -> gr.Blocks:
+    """Five tabs wired to `studio`, labelled in `lang` with a switch between 中文 and English. `public_url`
+    (e.g. `http://192.168.1.20:7860`) is the address raters' invitation links start with; by default, the one the
+    organiser's browser used."""
     texts = Texts(lang)
     with gr.Blocks(title="Fine-tuning studio") as demo:
         with gr.Row():
@@ -23,7 +25,7 @@ def build_app(studio: Studio, lang: str = "en") -> gr.Blocks:
             language = texts.add(gr.Radio(choices=LANG_CHOICES, value=lang, elem_id="language", scale=0,
                                           min_width=220), label="language")
         texts.add(gr.Markdown(), value="subtitle")
-        page = Page(demo, studio, texts, language, forms.create_form(studio.default_config(), texts))
+        page = Page(demo, studio, texts, language, forms.create_form(studio.default_config(), texts), public_url)
         with gr.Tabs():
             for elem_id, label, tab in TABS:
                 with texts.add(gr.Tab(elem_id=elem_id), label=label):

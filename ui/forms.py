@@ -15,6 +15,7 @@ import gradio as gr
 from engine import BUNDLED_MODEL_ID, FIELDS, GROUPS, Studio, TrainConfig, field_kind
 from ui.i18n import Texts, field_help, field_label
 from ui.page import Form
+from ui.wiring import worded_errors
 
 FIELD_MIN_WIDTH = 280  # rows of fields wrap instead of squeezing labels into narrow columns
 # Fields chosen elsewhere in the UI (the Dataset tab picks the file).
@@ -99,7 +100,9 @@ def config_of(studio: Studio, names: list[str], values: tuple, dataset_path: str
     return config if dataset_path is None else config.replace(dataset_path=dataset_path.strip())
 
 
+@worded_errors
 def take_upload(studio: Studio, view: Any, lang: str, uploaded: str | None) -> dict:
     """Inputs: language, an uploaded file. Output: the path box it fills (bound as the `view`: the Dataset tab's
-    path box, the study's question file), now the file's path (blank when the upload was cleared)."""
-    return {view: uploaded or ""}
+    path box, the study's question file), now the path of the studio's kept copy of the file (blank when the
+    upload was cleared)."""
+    return {view: str(studio.keep_upload(uploaded, "upload")) if uploaded else ""}

@@ -30,10 +30,12 @@ class Form:
 
 @dataclass
 class Page:
-    """Handed to each tab's `build(page)`."""
+    """Handed to each tab's `build(page)`. `public_url` is the address raters reach this server at (for their
+    invitation links); None means the address of the organiser's own request."""
 
     demo: gr.Blocks
     studio: Studio
     texts: Texts
     language: gr.Radio
     form: Form
+    public_url: str | None = None

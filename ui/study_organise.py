@@ -56,15 +56,17 @@ def held_out_questions(studio: Studio, view: SetupView, lang: str, run_id: str |
 
 @worded_errors
 def create_study(studio: Studio, view: SetupView, lang: str, study_name: str, path: str, run_id: str | None,
-                 criteria_text: str, secret: str, repeat_count: float, new_tokens=DEFAULTS.max_new_tokens,
-                 temp=DEFAULTS.temperature, nucleus=DEFAULTS.top_p, penalty=DEFAULTS.repetition_penalty,
-                 gen_seed=DEFAULTS.seed, system="") -> dict:
-    """Inputs: language, name, question file, adapter choice, criteria (comma separated), password, repeats,
-    generation settings. Outputs: the study picker with the new study chosen, and a line for the organiser."""
+                 criteria_text: str, study_lang: str | None, show_reference: bool, repeat_count: float,
+                 new_tokens=DEFAULTS.max_new_tokens, temp=DEFAULTS.temperature, nucleus=DEFAULTS.top_p,
+                 penalty=DEFAULTS.repetition_penalty, gen_seed=DEFAULTS.seed, system="") -> dict:
+    """Inputs: language, name, question file, adapter choice, criteria (comma separated), the raters' language,
+    whether raters see the reference answer, repeats, generation settings. Outputs: the study picker with the new
+    study (a draft) chosen, and a line for the organiser."""
     names = [c.strip() for c in (criteria_text or "").split(",") if c.strip()][:MAX_CRITERIA]
     params = gen_settings.params(new_tokens, temp, nucleus, penalty, gen_seed, system)
     study = studio.create_study(study_name, path or "", run_id or "", params, criteria=names or None,
-                                password=secret or None, repeats=int(repeat_count or 0))
+                                repeats=int(repeat_count or 0), lang=study_lang or lang,
+                                show_reference=bool(show_reference))
     return {view.study: gr.Dropdown(choices=study_choices(studio), value=study["id"]),
             view.info: t("study_created", lang, id=study["id"], count=study["questions"])}
 

@@ -80,15 +80,22 @@ def study_summary(stats: dict, lang: str) -> str:
     for name, means in stats["criteria"].items():
         if means["adapter_mean"] is not None and means["base_mean"] is not None:
             lines.append(t("study_criterion", lang, name=name, adapter=means["adapter_mean"], base=means["base_mean"]))
-    fleiss = stats["agreement"]["fleiss"]
-    if fleiss is not None:
-        lines.append(t("study_fleiss", lang, kappa=fleiss, items=stats["agreement"]["fleiss_items"]))
-    for pair in stats["agreement"]["cohen"]:
-        lines.append(t("study_cohen", lang, a=pair["raters"][0], b=pair["raters"][1], kappa=pair["kappa"],
-                       items=pair["items"]))
+    lines += agreement_lines(stats["agreement"], lang)
     if stats["flagged_items"]:
         lines.append(t("study_flagged", lang, count=stats["flagged_items"]))
     return "\n\n".join(lines)
+
+
+def agreement_lines(agreement: dict, lang: str) -> list[str]:
+    """How far the raters agree: Fleiss' kappa over all raters and Cohen's kappa per pair, where there are items
+    enough to compute them (none yet: no line)."""
+    lines = []
+    if agreement["fleiss"] is not None:
+        lines.append(t("study_fleiss", lang, kappa=agreement["fleiss"], items=agreement["fleiss_items"]))
+    for pair in agreement["cohen"]:
+        lines.append(t("study_cohen", lang, a=pair["raters"][0], b=pair["raters"][1], kappa=pair["kappa"],
+                       items=pair["items"]))
+    return lines
 
 
 def outcome_chart(stats: dict, lang: str) -> go.Figure:

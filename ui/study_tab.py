@@ -1,8 +1,9 @@
-"""Blind study tab: an organiser sets up and pre-generates a study; raters judge answers A and B
-without knowing which model wrote which; the organiser unblinds the results and exports them.
+"""Blind study tab, the organiser's side: set up and pre-generate a study, invite raters (one link each, for the
+rater portal), follow and open / pause / close it on a live dashboard, then unblind the results and export them.
 
-This module lays the tab out and wires it; the handlers live in `ui.study_organise` (set-up),
-`ui.study_rate` (the raters' screen) and `ui.study_results` (the verdict, metrics and exports).
+This module lays the tab out and wires it; the handlers live in `ui.study_organise` (set-up), `ui.study_invite`
+(raters and their links), `ui.study_dashboard` (state and progress) and `ui.study_results` (the verdict, metrics
+and exports). Raters judge in the portal (`ui.portal`), never here.
 """
 from __future__ import annotations
 
@@ -13,20 +14,16 @@ import gradio as gr
 
 from ui import forms, gen_settings
 from ui.chat_tab import MODEL_LANE
+from ui.i18n import LANG_CHOICES
 from ui.page import Page
-from ui.study_organise import (
-    MAX_CRITERIA,
-    SetupView,
-    create_study,
-    generate_answers,
-    held_out_questions,
-    refresh_pickers,
-)
-from ui.study_rate import CHOICES, RatingView, begin_rating, skip_item, submit_vote
+from ui.study_dashboard import REFRESH_SECONDS, STATE_BUTTONS, DashboardView, set_state, show_dashboard
+from ui.study_invite import InviteView, invite_rater, renew_link, revoke_link, show_raters
+from ui.study_organise import SetupView, create_study, generate_answers, held_out_questions, refresh_pickers
 from ui.study_results import ResultsView, automatic_metrics, export_study, unblind_results
 from ui.wiring import bind
 
 QUESTION_FILES = [".csv", ".jsonl", ".json", ".tsv", ".xlsx"]
+STATE_API = {"open": "study_open", "paused": "study_pause", "closed": "study_close"}
 
 
 @dataclass
@@ -37,7 +34,8 @@ class SetupLayout(SetupView):
     upload: Any
     take_held_out: Any
     criteria: Any
-    password: Any
+    study_lang: Any
+    show_reference: Any
     repeats: Any
     settings: list
     create: Any
@@ -45,14 +43,12 @@ class SetupLayout(SetupView):
 
 
 @dataclass
-class RatingLayout(RatingView):
-    """The raters' whole panel: the components handlers fill, the rater's name and password, the buttons."""
+class InviteLayout(InviteView):
+    """The raters panel: the components handlers fill and the buttons."""
 
-    rater: Any
-    password: Any
-    begin: Any
-    submit: Any
-    skip: Any
+    invite: Any
+    renew: Any
+    revoke: Any
 
 
 @dataclass
@@ -67,18 +63,20 @@ class ResultsLayout(ResultsView):
 
 
 def build(page: Page) -> None:
-    """Lay out the study tab (set-up, study picker, rating, results) and wire its events."""
+    """Lay out the study tab (set-up, study picker, raters, dashboard, results) and wire its events."""
     page.texts.add(gr.Markdown(), value="study_intro")
     setup = _setup_layout(page)
-    rating = _rating_layout(page)
+    invite = _invite_layout(page)
+    dashboard = _dashboard_layout(page)
     results = _results_layout(page)
     _wire_setup(page, setup)
-    _wire_rating(page, rating, setup.study)
+    _wire_invite(page, invite, setup.study)
+    _wire_dashboard(page, dashboard, setup.study)
     _wire_results(page, results, setup.study)
 
 
 def _setup_layout(page: Page) -> SetupLayout:
-    """The organiser's panel and, below it, the study picker everyone uses."""
+    """The organiser's panel and, below it, the study picker every other panel uses."""
     texts = page.texts
     with texts.add(gr.Accordion(open=True, elem_id="study-organise"), label="study_organise"):
         with gr.Row():
@@ -93,10 +91,13 @@ def _setup_layout(page: Page) -> SetupLayout:
         with gr.Row():
             criteria = texts.add(gr.Textbox(value="terminology, logic, format", elem_id="study-criteria"),
                                  label="study_criteria")
-            password = texts.add(gr.Textbox(type="password", elem_id="study-password"), label="study_password",
-                                 info="study_password_info")
             repeats = texts.add(gr.Slider(0, 10, value=0, step=1, elem_id="study-repeats"), label="study_repeats",
                                 info="study_repeats_info")
+        with gr.Row():
+            study_lang = texts.add(gr.Radio(choices=LANG_CHOICES, value=texts.lang, elem_id="study-lang"),
+                                   label="study_lang", info="study_lang_info")
+            show_reference = texts.add(gr.Checkbox(value=False, elem_id="study-show-reference"),
+                                       label="study_show_reference", info="study_show_reference_info")
         settings = gen_settings.build(page, "study-gen-settings")
         with gr.Row():
             create = texts.add(gr.Button(variant="primary", elem_id="study-create"), value="study_create")
@@ -104,39 +105,48 @@ def _setup_layout(page: Page) -> SetupLayout:
         info = gr.Markdown(elem_id="study-info")
     study = texts.add(gr.Dropdown(choices=[], allow_custom_value=True, elem_id="study-pick"), label="study_pick")
     return SetupLayout(run=run, questions_path=questions_path, info=info, study=study, name=name, upload=upload,
-                       take_held_out=take_held_out, criteria=criteria, password=password, repeats=repeats,
-                       settings=settings, create=create, generate=generate)
+                       take_held_out=take_held_out, criteria=criteria, study_lang=study_lang,
+                       show_reference=show_reference, repeats=repeats, settings=settings, create=create,
+                       generate=generate)
 
 
-def _rating_layout(page: Page) -> RatingLayout:
-    """The raters' panel: who rates, the item (question, A, B), the choice, scores and comment."""
+def _invite_layout(page: Page) -> InviteLayout:
+    """The raters panel: invite by name (and domain), the new link with its QR code, renew or revoke a link."""
     texts = page.texts
-    with texts.add(gr.Accordion(open=True, elem_id="study-rate"), label="study_rate"):
+    with texts.add(gr.Accordion(open=True, elem_id="study-invite"), label="invite_panel"):
+        texts.add(gr.Markdown(elem_id="invite-about"), value="invite_about")
         with gr.Row():
-            rater = texts.add(gr.Textbox(elem_id="rater-name"), label="rater_name")
-            password = texts.add(gr.Textbox(type="password", elem_id="rater-password"), label="study_password")
-            begin = texts.add(gr.Button(variant="primary", elem_id="rater-begin"), value="rater_begin")
-        progress = gr.Markdown(elem_id="rate-progress")
-        question = gr.Markdown(elem_id="rate-question")
+            name = texts.add(gr.Textbox(elem_id="invite-name", scale=2), label="invite_name")
+            domain = texts.add(gr.Textbox(elem_id="invite-domain", scale=2), label="invite_domain",
+                               info="invite_domain_info")
+            invite = texts.add(gr.Button(variant="primary", elem_id="invite-add", scale=1), value="invite_add")
         with gr.Row():
-            answer_a = texts.add(gr.Textbox(lines=8, interactive=False, elem_id="answer-a"), label="answer_a")
-            answer_b = texts.add(gr.Textbox(lines=8, interactive=False, elem_id="answer-b"), label="answer_b")
-        choice_keys = [(f"choice_{c}", c) for c in CHOICES]
-        choice = texts.add_choices(texts.add(gr.Radio(choices=texts.worded_choices(choice_keys), elem_id="rate-choice"),
-                                             label="rate_choice"), choice_keys)
-        scores = {}
-        for side in ("a", "b"):
-            with gr.Row():
-                scores[side] = [gr.Slider(1, 5, value=3, step=1, visible=False, elem_id=f"score-{side}-{i}")
-                                for i in range(MAX_CRITERIA)]
-        comment = texts.add(gr.Textbox(elem_id="rate-comment"), label="rate_comment")
+            link = texts.add(gr.Textbox(interactive=False, buttons=["copy"], elem_id="invite-link", scale=3),
+                             label="invite_link")
+            qr = texts.add(gr.Image(type="pil", format="png", interactive=False, height=240, elem_id="invite-qr",
+                                    buttons=["download", "fullscreen"], scale=1), label="invite_qr")
+        info = gr.Markdown(elem_id="invite-info")
         with gr.Row():
-            submit = texts.add(gr.Button(variant="primary", elem_id="rate-submit"), value="rate_submit")
-            skip = texts.add(gr.Button(elem_id="rate-skip"), value="rate_skip")
-    return RatingLayout(rater_id=gr.State(None), item=gr.State(None), progress=progress, question=question,
-                        answer_a=answer_a, answer_b=answer_b, choice=choice, scores_a=scores["a"],
-                        scores_b=scores["b"], comment=comment, rater=rater, password=password, begin=begin,
-                        submit=submit, skip=skip)
+            raters = texts.add(gr.Dropdown(choices=[], elem_id="invite-rater", scale=3), label="invite_rater")
+            renew = texts.add(gr.Button(elem_id="invite-renew", scale=1), value="invite_renew")
+            revoke = texts.add(gr.Button(variant="stop", elem_id="invite-revoke", scale=1), value="invite_revoke")
+    return InviteLayout(name=name, domain=domain, raters=raters, link=link, qr=qr, info=info, invite=invite,
+                        renew=renew, revoke=revoke)
+
+
+def _dashboard_layout(page: Page) -> DashboardView:
+    """The live dashboard: the state with its buttons, the raters' progress, the agreement so far, the timer."""
+    texts = page.texts
+    with texts.add(gr.Accordion(open=True, elem_id="study-dashboard"), label="dashboard_panel"):
+        state = gr.Markdown(elem_id="study-state")
+        with gr.Row():
+            buttons = [texts.add(gr.Button(interactive=False, elem_id=f"study-set-{target}",
+                                           variant="primary" if target == "open" else "secondary"),
+                                 value=f"dashboard_{target}") for target in STATE_BUTTONS]
+        raters = gr.Dataframe(interactive=False, elem_id="study-raters")
+        agreement = gr.Markdown(elem_id="study-agreement")
+        timer = gr.Timer(REFRESH_SECONDS, active=False)
+    return DashboardView(state=state, buttons=buttons, raters=raters, agreement=agreement, timer=timer)
 
 
 def _results_layout(page: Page) -> ResultsLayout:
@@ -163,26 +173,37 @@ def _wire_setup(page: Page, view: SetupLayout) -> None:
     """The organiser's events: pickers on load, upload, held-out questions, create, generate."""
     studio, lang = page.studio, page.language
     page.demo.load(bind(refresh_pickers, studio, view), [lang], [view.run, view.study], api_visibility="private")
-    # the upload words nothing, so its language is fixed: the endpoint keeps its one input, the file
-    view.upload.upload(bind(forms.take_upload, studio, view.questions_path, "en"), [view.upload],
+    view.upload.upload(bind(forms.take_upload, studio, view.questions_path), [lang, view.upload],
                        [view.questions_path], api_name="use_upload", api_visibility="private")
     view.take_held_out.click(bind(held_out_questions, studio, view), [lang, view.run], [view.questions_path, view.info],
                              api_name="study_held_out")
     view.create.click(bind(create_study, studio, view), [lang, view.name, view.questions_path, view.run, view.criteria,
-                                                          view.password, view.repeats] + view.settings,
-                      [view.study, view.info], api_name="study_create")
+                                                          view.study_lang, view.show_reference, view.repeats]
+                      + view.settings, [view.study, view.info], api_name="study_create")
     view.generate.click(bind(generate_answers, studio, view), [lang, view.study], [view.info],
                         api_name="study_generate", concurrency_id=MODEL_LANE)
 
 
-def _wire_rating(page: Page, view: RatingLayout, study: gr.Dropdown) -> None:
-    """The raters' events: begin, vote, skip; each shows the next item."""
-    studio, lang, item = page.studio, page.language, [view.rater_id, view.item]
-    view.begin.click(bind(begin_rating, studio, view), [lang, study, view.rater, view.password], view.outputs,
-                     api_name="study_begin")
-    view.submit.click(bind(submit_vote, studio, view), [lang, study, *item, view.choice, view.comment, *view.scores_a,
-                                                         *view.scores_b], view.outputs, api_name="study_vote")
-    view.skip.click(bind(skip_item, studio, view), [lang, study, *item], view.outputs, api_name="study_skip")
+def _wire_invite(page: Page, view: InviteLayout, study: gr.Dropdown) -> None:
+    """The raters panel's events: a new study shows its raters; invite, renew and revoke."""
+    studio, lang, public_url = page.studio, page.language, page.public_url
+    study.change(bind(show_raters, studio, view), [lang, study], view.link_outputs, api_name="study_raters")
+    view.invite.click(bind(invite_rater, studio, view, public_url), [lang, study, view.name, view.domain],
+                      [view.name, view.domain, *view.link_outputs], api_name="study_invite")
+    view.renew.click(bind(renew_link, studio, view, public_url), [lang, study, view.raters], view.link_outputs,
+                     api_name="study_renew")
+    view.revoke.click(bind(revoke_link, studio, view), [lang, study, view.raters], view.link_outputs,
+                      api_name="study_revoke")
+
+
+def _wire_dashboard(page: Page, view: DashboardView, study: gr.Dropdown) -> None:
+    """The dashboard's events: a new study shows its dashboard, the timer refreshes it, the state buttons."""
+    studio, lang = page.studio, page.language
+    study.change(bind(show_dashboard, studio, view), [lang, study], view.outputs, api_name="study_dashboard")
+    view.timer.tick(bind(show_dashboard, studio, view), [lang, study], view.outputs, api_visibility="private",
+                    show_progress="hidden")
+    for button, target in zip(view.buttons, STATE_BUTTONS):
+        button.click(bind(set_state, studio, view, target), [lang, study], view.outputs, api_name=STATE_API[target])
 
 
 def _wire_results(page: Page, view: ResultsLayout, study: gr.Dropdown) -> None:

@@ -1,7 +1,11 @@
 """The studies database: one SQLite file (WAL mode), its schema, and a fresh connection per call.
 
 Each call opens its own connection, so a store can be shared between threads and processes; writers take
-the write lock up front and every block is one transaction, committed before the call returns.
+the write lock up front and every block is one transaction, committed before the call returns. A file made
+with an earlier schema is brought up to date when it is opened (`migrate`).
+
+A changed vote is a new row: `latest_votes` holds only each rater's latest vote per (question, repeat), and
+everything that counts reads it; the superseded rows stay in `votes`.
 """
 from __future__ import annotations
 
@@ -15,7 +19,23 @@ from engine.errors import EngineError
 
 DB_NAME = "studies.db"
 
-SCHEMA = """
+STUDY_STATES = ("draft", "open", "paused", "closed")
+
+VOTES_TABLE = """
+CREATE TABLE IF NOT EXISTS votes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    study_id INTEGER NOT NULL REFERENCES studies(id) ON DELETE CASCADE,
+    question_id INTEGER NOT NULL REFERENCES questions(id) ON DELETE CASCADE,
+    rater_id INTEGER NOT NULL REFERENCES raters(id) ON DELETE CASCADE,
+    choice TEXT NOT NULL CHECK (choice IN ('A', 'B', 'tie', 'both_bad')),
+    scores TEXT,
+    comment TEXT NOT NULL DEFAULT '',
+    created TEXT NOT NULL,
+    repeat INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+TABLES = """
 CREATE TABLE IF NOT EXISTS studies (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     name TEXT NOT NULL,
@@ -25,7 +45,10 @@ CREATE TABLE IF NOT EXISTS studies (
     criteria TEXT NOT NULL DEFAULT '["terminology","logic","format"]',
     password_hash TEXT,
     seed INTEGER NOT NULL,
-    repeats INTEGER NOT NULL DEFAULT 0
+    repeats INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL DEFAULT 'open',
+    lang TEXT NOT NULL DEFAULT 'en',
+    show_reference INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS questions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -57,21 +80,13 @@ CREATE TABLE IF NOT EXISTS raters (
     study_id INTEGER NOT NULL REFERENCES studies(id) ON DELETE CASCADE,
     name TEXT NOT NULL COLLATE NOCASE,
     created TEXT NOT NULL,
+    domain TEXT,
+    token_hash TEXT,
+    revoked INTEGER NOT NULL DEFAULT 0,
+    last_active TEXT,
     UNIQUE (study_id, name)
 );
-CREATE TABLE IF NOT EXISTS votes (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    study_id INTEGER NOT NULL REFERENCES studies(id) ON DELETE CASCADE,
-    question_id INTEGER NOT NULL REFERENCES questions(id) ON DELETE CASCADE,
-    rater_id INTEGER NOT NULL REFERENCES raters(id) ON DELETE CASCADE,
-    choice TEXT NOT NULL CHECK (choice IN ('A', 'B', 'tie', 'both_bad')),
-    scores TEXT,
-    comment TEXT NOT NULL DEFAULT '',
-    created TEXT NOT NULL,
-    repeat INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (question_id, rater_id, repeat)
-);
-CREATE TABLE IF NOT EXISTS skips (
+""" + VOTES_TABLE + """CREATE TABLE IF NOT EXISTS skips (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     study_id INTEGER NOT NULL,
     rater_id INTEGER NOT NULL,
@@ -79,9 +94,61 @@ CREATE TABLE IF NOT EXISTS skips (
     repeat INTEGER NOT NULL DEFAULT 0,
     UNIQUE (question_id, rater_id, repeat)
 );
-CREATE INDEX IF NOT EXISTS votes_by_rater ON votes (study_id, rater_id);
-CREATE INDEX IF NOT EXISTS questions_by_study ON questions (study_id, position);
 """
+
+# made after the migration, so that the columns they name exist in files from before
+INDEXES = """
+CREATE INDEX IF NOT EXISTS votes_by_judgement ON votes (study_id, rater_id, question_id, repeat, id);
+CREATE UNIQUE INDEX IF NOT EXISTS raters_by_token ON raters (token_hash) WHERE token_hash IS NOT NULL;
+CREATE INDEX IF NOT EXISTS questions_by_study ON questions (study_id, position);
+CREATE VIEW IF NOT EXISTS latest_votes AS SELECT * FROM votes v WHERE v.id = (
+    SELECT MAX(w.id) FROM votes w WHERE w.study_id = v.study_id AND w.rater_id = v.rater_id
+    AND w.question_id = v.question_id AND w.repeat = v.repeat);
+"""
+
+# columns added since the first schema: (table, column, definition) for files made before them
+ADDED_COLUMNS = (
+    ("studies", "state", "TEXT NOT NULL DEFAULT 'open'"),
+    ("studies", "lang", "TEXT NOT NULL DEFAULT 'en'"),
+    ("studies", "show_reference", "INTEGER NOT NULL DEFAULT 0"),
+    ("raters", "domain", "TEXT"),
+    ("raters", "token_hash", "TEXT"),
+    ("raters", "revoked", "INTEGER NOT NULL DEFAULT 0"),
+    ("raters", "last_active", "TEXT"),
+)
+VOTE_COLUMNS = "id, study_id, question_id, rater_id, choice, scores, comment, created, repeat"
+
+
+def _outdated(conn: sqlite3.Connection) -> tuple[list[tuple[str, str, str]], bool]:
+    """What a file made with an earlier schema lacks: its missing columns, and whether `votes` still has the
+    old one-vote-per-item constraint."""
+    missing = [(table, column, definition) for table, column, definition in ADDED_COLUMNS
+               if column not in {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}]
+    constrained = any(row[3] == "u" for row in conn.execute("PRAGMA index_list(votes)"))
+    return missing, constrained
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Bring a file made with an earlier schema up to date, in one transaction: add the missing columns and
+    rebuild `votes` without its old one-vote-per-item constraint (a changed vote is now a new row), keeping ids."""
+    if _outdated(conn) == ([], False):
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        missing, constrained = _outdated(conn)  # again, under the write lock: another process may have done it
+        for table, column, definition in missing:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+        if constrained:
+            conn.execute(VOTES_TABLE.replace("IF NOT EXISTS votes", "votes_rebuilt"))
+            conn.execute(f"INSERT INTO votes_rebuilt ({VOTE_COLUMNS}) SELECT {VOTE_COLUMNS} FROM votes ORDER BY id")
+            conn.execute("UPDATE sqlite_sequence SET seq = (SELECT seq FROM sqlite_sequence WHERE name = 'votes') "
+                         "WHERE name = 'votes_rebuilt' AND EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'votes')")
+            conn.execute("DROP TABLE votes")
+            conn.execute("ALTER TABLE votes_rebuilt RENAME TO votes")  # ids never handed out twice
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def now() -> str:
@@ -104,7 +171,9 @@ class StudyDatabase:
         try:
             conn.execute("PRAGMA busy_timeout=30000")
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(SCHEMA)
+            conn.executescript(TABLES)
+            migrate(conn)
+            conn.executescript(INDEXES)
         finally:
             conn.close()
 

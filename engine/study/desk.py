@@ -1,5 +1,5 @@
 """The studio's blind-study actions: the studies database, question files, setting up and pre-generating
-a study, rating it, its verdict, automatic metrics and exports.
+a study, opening and closing it, inviting raters, rating it, its verdict, automatic metrics and exports.
 
 A part of `Studio` (it uses the studio's data folder, chat model and `adapter_path`); front ends call these
 as `Studio` methods.
@@ -13,6 +13,7 @@ from typing import Callable
 
 from engine.chat import metrics
 from engine.chat.inference import GenParams
+from engine.study.invitations import Invitation, RaterPass, RaterProgress
 from engine.study.questions import held_out_questions, write_questions
 from engine.study.rating import RatingItem
 from engine.study.stats import summarize
@@ -57,14 +58,17 @@ class StudyDesk:
         return self.studies.study(study_id)
 
     def create_study(self, name: str, questions_path: str | Path, choice: str, params: GenParams = GenParams(),
-                     criteria: list[str] | None = None, password: str | None = None, repeats: int = 0) -> dict:
+                     criteria: list[str] | None = None, repeats: int = 0, lang: str = "en",
+                     show_reference: bool = False) -> dict:
         """A blind study of the questions in `questions_path` for an adapter choice (a run id, or
-        `run_id@checkpoint-N`), generated with `params`; returns its settings and counts."""
+        `run_id@checkpoint-N`), generated with `params`, shown to raters in `lang` (with the questions'
+        reference answers if `show_reference`); it starts as a draft. Returns its settings and counts."""
         questions_path = self.workspace.check(str(questions_path).strip(), "questions")
         adapter_path = self.adapter_path(choice)
         questions = load_questions(questions_path)
         study_id = self.studies.create_study(name, questions, adapter_path, gen_params=asdict(params),
-                                             criteria=criteria, password=password or None, repeats=repeats)
+                                             criteria=criteria, repeats=repeats, state="draft", lang=lang,
+                                             show_reference=show_reference)
         return self.studies.study(study_id)
 
     def generate_study(self, study_id: int, progress: Callable[[int, int], None] | None = None) -> tuple[int, int]:
@@ -77,26 +81,47 @@ class StudyDesk:
         """Whether some of the study's questions still wait for their answers."""
         return bool(self.studies.pending_generation(study_id))
 
-    def check_study_password(self, study_id: int, password: str | None) -> bool:
-        """True when the study has no password or `password` is right."""
-        return self.studies.check_password(study_id, password)
+    def set_study_state(self, study_id: int, state: str) -> None:
+        """Open (once every answer is generated), pause or close the study; never back to draft."""
+        self.studies.set_study_state(study_id, state)
 
-    def add_rater(self, study_id: int, name: str) -> int:
-        """The id of the rater called `name` in the study (created on first use)."""
-        return self.studies.add_rater(study_id, name)
+    def invite_rater(self, study_id: int, name: str, domain: str | None = None) -> Invitation:
+        """A new rater of the study (name unique in it) and their link's token, known only now."""
+        return self.studies.invite_rater(study_id, name, domain)
+
+    def renew_invitation(self, study_id: int, rater_id: int) -> Invitation:
+        """A new token for the rater; the old one stops working (a revoked rater may rate again)."""
+        return self.studies.renew_invitation(study_id, rater_id)
+
+    def revoke_invitation(self, study_id: int, rater_id: int) -> None:
+        """Stop the rater's token from working; their votes are kept."""
+        self.studies.revoke_invitation(study_id, rater_id)
+
+    def rater_for_invitation(self, token: str) -> RaterPass:
+        """Who holds `token` (rater, study, its language and state); `invite_unknown` for any bad token."""
+        return self.studies.rater_for_invitation(token)
+
+    def rater_progress(self, study_id: int) -> list[RaterProgress]:
+        """Each rater's items judged of their total and last activity, in the order they were invited."""
+        return self.studies.rater_progress(study_id)
 
     def next_item(self, study_id: int, rater_id: int) -> RatingItem | None:
         """What the rater judges next (question, answers A and B, progress), None when nothing is left."""
         return self.studies.next_item(study_id, rater_id)
 
+    def previous_item(self, study_id: int, rater_id: int, before: tuple[int, bool] | None = None) -> RatingItem | None:
+        """The item the rater judged before `before` (or their latest judged one), with their vote in `given`."""
+        return self.studies.previous_item(study_id, rater_id, before)
+
     def vote(self, study_id: int, rater_id: int, question_id: int, choice: str, scores: dict | None = None,
              comment: str = "", repeat: bool = False) -> int:
-        """Record a judgement as shown (A, B, tie, both_bad; scores per shown side); returns the vote id."""
+        """Record a judgement as shown (A, B, tie, both_bad; scores per shown side) while the study is open; a
+        new vote on the same item supersedes the rater's earlier one. Returns the vote id."""
         return self.studies.vote(study_id, rater_id, question_id, choice, scores=scores, comment=comment,
                                  repeat=repeat)
 
     def skip_item(self, study_id: int, rater_id: int, question_id: int, repeat: bool = False) -> None:
-        """Put an item at the back of the rater's queue."""
+        """Put an item at the back of the rater's queue (while the study is open)."""
         self.studies.skip(study_id, rater_id, question_id, repeat=repeat)
 
     def study_statistics(self, study_id: int) -> dict:

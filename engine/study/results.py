@@ -1,5 +1,8 @@
 """Unblinding a blind study: votes mapped through the key, exports with the key, DPO preference pairs.
 
+Only the votes that count are read (`latest_votes`: each rater's latest per question and repeat), so the
+statistics and exports built on `results` never see a superseded vote.
+
 A part of `StudyStore` (it uses the store's connections and `study`); only the organiser's screens and the
 CLI call these, never the raters' view.
 """
@@ -20,13 +23,14 @@ class StudyResults(StudyDatabase):
     """The unblinding part of `StudyStore`: results with the key, vote exports and preference pairs."""
 
     def results(self, study_id: int) -> list[dict[str, Any]]:
-        """One row per vote, unblinded: adapter_outcome in win/loss/tie/both_bad, scores per model."""
+        """One row per counted vote (each rater's latest per item), unblinded: adapter_outcome in
+        win/loss/tie/both_bad, scores per model."""
         with self._connect() as conn:
             self._study_row(conn, study_id)
             rows = conn.execute(
                 "SELECT v.id AS vote_id, v.question_id, q.position, q.prompt, q.domain, q.reference, v.rater_id, "
                 "r.name AS rater, v.choice, v.scores, v.comment, v.created, v.repeat, b.left_is_adapter, "
-                "a.side_base_text, a.side_adapter_text, a.flagged_identity FROM votes v "
+                "a.side_base_text, a.side_adapter_text, a.flagged_identity FROM latest_votes v "
                 "JOIN questions q ON q.id = v.question_id JOIN raters r ON r.id = v.rater_id "
                 "JOIN blinding b ON b.question_id = v.question_id "
                 "LEFT JOIN answers a ON a.question_id = v.question_id "
@@ -55,7 +59,7 @@ class StudyResults(StudyDatabase):
         return out
 
     def export_votes(self, study_id: int, path: str | Path, fmt: str = "csv") -> Path:
-        """Every vote with the key (csv: UTF-8 with BOM so spreadsheets read Chinese; or jsonl)."""
+        """Every counted vote with the key (csv: UTF-8 with BOM so spreadsheets read Chinese; or jsonl)."""
         if fmt not in ("csv", "jsonl"):
             raise EngineError("study_bad_export_format", {"fmt": fmt})
         rows = self.results(study_id)

@@ -2,8 +2,11 @@
 
 One SQLite file (`studies.db`, WAL mode) holds everything (`engine.study.database`). Each call opens its own
 connection, so a store can be shared between threads and processes, and every vote is committed before `vote`
-returns. `StudyStore` is assembled from parts: setting up studies (here), generating the pairs
-(`engine.study.generation`), rating (`engine.study.rating`) and unblinding (`engine.study.results`).
+returns. `StudyStore` is assembled from parts: setting up studies and their state (here), generating the
+pairs (`engine.study.generation`), inviting raters (`engine.study.invitations`), rating (`engine.study.rating`)
+and unblinding (`engine.study.results`).
+
+A study is "draft" while it is set up, then "open" (raters vote), "paused" or "closed" (votes are refused).
 
 Blinding: when a study is created, each question gets a side (adapter on the left or not) from
 `random.Random(seed)`, balanced: exactly half of the questions (the odd one decided by the same
@@ -26,14 +29,16 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError
-from engine.study.database import now
+from engine.locales import LANGS
+from engine.study.database import STUDY_STATES, now
 from engine.study.generation import StudyGeneration
-from engine.study.passwords import hash_password, verify_password
+from engine.study.invitations import Invitation, RaterPass, RaterProgress, StudyInvitations
 from engine.study.questions import identity_flags, load_questions, reveals_identity, text_or_none
 from engine.study.rating import RatingItem, StudyRating
 from engine.study.results import StudyResults
 
-__all__ = ["StudyStore", "RatingItem", "balanced_sides", "identity_flags", "load_questions", "reveals_identity"]
+__all__ = ["StudyStore", "RatingItem", "Invitation", "RaterPass", "RaterProgress", "STUDY_STATES", "balanced_sides",
+           "identity_flags", "load_questions", "reveals_identity"]
 
 DEFAULT_CRITERIA = ("terminology", "logic", "format")
 
@@ -48,18 +53,22 @@ def balanced_sides(count: int, seed: int) -> list[bool]:
     return sides
 
 
-class StudyStore(StudyGeneration, StudyRating, StudyResults):
+class StudyStore(StudyGeneration, StudyInvitations, StudyRating, StudyResults):
     """All studies in one SQLite file. Safe to share between threads: one connection per call."""
 
     def create_study(self, name: str, questions: list[dict[str, Any]], run_dir: str | Path,
                      gen_params: dict[str, Any] | None = None, criteria: list[str] | None = None,
-                     password: str | None = None, seed: int | None = None, repeats: int = 0) -> int:
-        """A new study with its questions and its balanced blinding key; returns the study id."""
+                     seed: int | None = None, repeats: int = 0, state: str = "open", lang: str = "en",
+                     show_reference: bool = False) -> int:
+        """A new study with its questions and its balanced blinding key, in `state` (see STUDY_STATES), shown to
+        raters in `lang`, with or without the questions' reference answers; returns the study id."""
         from engine.chat.inference import GenParams
 
         name = (name or "").strip()
         if not name:
             raise EngineError("study_name_empty")
+        self._check_state(state)
+        self._check_lang(lang)
         gen_params = dict(gen_params or {})
         try:
             GenParams(**gen_params)
@@ -85,11 +94,11 @@ class StudyStore(StudyGeneration, StudyRating, StudyResults):
         sides = balanced_sides(len(cleaned), seed)
         with self._connect(write=True) as conn:
             study_id = conn.execute(
-                "INSERT INTO studies (name, created, run_dir, gen_params, criteria, password_hash, seed, repeats) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO studies (name, created, run_dir, gen_params, criteria, seed, repeats, state, lang, "
+                "show_reference) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (name, now(), str(run_dir), json.dumps(gen_params, ensure_ascii=False),
-                 json.dumps(criteria, ensure_ascii=False), hash_password(password) if password else None,
-                 seed, repeats)).lastrowid
+                 json.dumps(criteria, ensure_ascii=False), seed, repeats, state, lang,
+                 int(bool(show_reference)))).lastrowid
             for position, ((prompt, domain, reference), left_is_adapter) in enumerate(zip(cleaned, sides), start=1):
                 qid = conn.execute("INSERT INTO questions (study_id, position, prompt, domain, reference) "
                                    "VALUES (?, ?, ?, ?, ?)", (study_id, position, prompt, domain, reference)).lastrowid
@@ -104,18 +113,42 @@ class StudyStore(StudyGeneration, StudyRating, StudyResults):
         return [self.study(i) for i in ids]
 
     def study(self, study_id: int) -> dict[str, Any]:
-        """A study's settings and counts (no blinding key, no password hash)."""
+        """A study's settings, state and counts (no blinding key); `votes` counts the latest judgements only."""
         with self._connect() as conn:
             row = self._study_row(conn, study_id)
             counts = conn.execute(
                 "SELECT (SELECT COUNT(*) FROM questions WHERE study_id = :s) AS questions, "
                 "(SELECT COUNT(*) FROM answers JOIN questions q ON q.id = question_id WHERE q.study_id = :s) "
                 "AS generated, (SELECT COUNT(*) FROM raters WHERE study_id = :s) AS raters, "
-                "(SELECT COUNT(*) FROM votes WHERE study_id = :s) AS votes", {"s": study_id}).fetchone()
+                "(SELECT COUNT(*) FROM latest_votes WHERE study_id = :s) AS votes", {"s": study_id}).fetchone()
         return {"id": row["id"], "name": row["name"], "created": row["created"], "run_dir": row["run_dir"],
                 "gen_params": json.loads(row["gen_params"]), "criteria": json.loads(row["criteria"]),
-                "has_password": row["password_hash"] is not None, "seed": row["seed"], "repeats": row["repeats"],
-                **dict(counts)}
+                "seed": row["seed"], "repeats": row["repeats"], "state": row["state"], "lang": row["lang"],
+                "show_reference": bool(row["show_reference"]), **dict(counts)}
+
+    def set_study_state(self, study_id: int, state: str) -> None:
+        """Open, pause or close a study (in any order); never back to draft, and open only once every
+        question has its answers."""
+        self._check_state(state)
+        if state == "draft":
+            raise EngineError("study_back_to_draft", {"study_id": study_id})
+        if state == "open" and self.pending_generation(study_id):
+            raise EngineError("study_open_pending", {"study_id": study_id}, hint="hint_study_generate")
+        with self._connect(write=True) as conn:
+            self._study_row(conn, study_id)
+            conn.execute("UPDATE studies SET state = ? WHERE id = ?", (state, study_id))
+
+    @staticmethod
+    def _check_state(state: str) -> None:
+        """Refuse a state that is not one of STUDY_STATES (`study_bad_state`)."""
+        if state not in STUDY_STATES:
+            raise EngineError("study_bad_state", {"state": state, "states": ", ".join(STUDY_STATES)})
+
+    @staticmethod
+    def _check_lang(lang: str) -> None:
+        """Refuse a raters' language the catalogue does not have (`study_bad_lang`)."""
+        if lang not in LANGS:
+            raise EngineError("study_bad_lang", {"lang": lang, "langs": ", ".join(LANGS)})
 
     def questions(self, study_id: int) -> list[dict[str, Any]]:
         """The study's questions (id, position, prompt, domain, reference), in order."""
@@ -134,9 +167,3 @@ class StudyStore(StudyGeneration, StudyRating, StudyResults):
         return self._study_rows(study_id, "SELECT q.id, q.position, q.prompt FROM questions q JOIN answers a "
                                           "ON a.question_id = q.id WHERE q.study_id = ? AND a.flagged_identity "
                                           "ORDER BY q.position")
-
-    def check_password(self, study_id: int, password: str | None) -> bool:
-        """True when the study has no password or `password` is right."""
-        with self._connect() as conn:
-            stored = self._study_row(conn, study_id)["password_hash"]
-        return stored is None or verify_password(password or "", stored)
