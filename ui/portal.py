@@ -66,10 +66,10 @@ def _layout(texts: Texts) -> PortalLayout:
         language = texts.add(gr.Radio(choices=LANG_CHOICES, value=texts.lang, elem_id="portal-language", scale=0,
                                       min_width=200), label="portal_language")
     notice = gr.Markdown(visible=False, elem_id="portal-notice")
+    progress = gr.HTML(elem_id="portal-progress", js_on_load=None)  # outside the item: the thank-you shows them too
+    saved = gr.Markdown(visible=False, elem_id="portal-saved")
     with gr.Column(visible=False, elem_id="portal-item") as item:
         texts.add(gr.Markdown(elem_id="portal-intro"), value="portal_intro")
-        progress = gr.HTML(elem_id="portal-progress", js_on_load=None)
-        saved = gr.Markdown(visible=False, elem_id="portal-saved")
         question = gr.Markdown(elem_id="portal-question")
         with texts.add(gr.Accordion(open=True, visible=False, elem_id="portal-reference"),
                        label="portal_reference") as reference:
