@@ -22,8 +22,8 @@ def main(argv: list[str]) -> int:
     """Run a headless command when `argv` starts with one, else serve the studio web UI and its rater portal on one
     server; returns the exit code.
 
-    Serving on a non-local `--host` is refused without the organiser's login (`--auth-file`, `STUDIO_AUTH`,
-    `--auth`); an empty password is refused.
+    Serving on a non-local `--host`, or for a non-local `--public-url` or `--allowed-host`, is refused without the
+    organiser's login (`--auth-file`, `STUDIO_AUTH`, `--auth`); an empty password is refused.
     """
     from engine import cli
 
@@ -34,9 +34,9 @@ def main(argv: list[str]) -> int:
     from engine import render
     from ui.login import Login
 
-    exposed = args.host not in LOOPBACK
     try:
         options = serving_options(args)
+        exposed = exposure(args, options)
         login = organiser_login(args.auth_file, args.auth, os.environ.get("STUDIO_AUTH"))
         if exposed and login is None and sys.stdin.isatty():  # asked here, it never shows in a process list
             typed = f"{input(render('cli_login_user', lang=args.lang))}:"
@@ -47,7 +47,7 @@ def main(argv: list[str]) -> int:
         print(file=sys.stderr)
         return 130
     if exposed and login is None:
-        parser.error(render("cli_exposed_needs_login", {"host": args.host}, args.lang))
+        parser.error(render(*exposed, args.lang))
     return serve_web(args, Login(*login) if login else None, options)
 
 
@@ -90,6 +90,21 @@ def serving_options(args: argparse.Namespace) -> dict:
             raise ValueError("cli_public_url", {"url": public_url})
         public_url = parts.geturl().rstrip("/")
     return {"extra_hosts": hosts, "max_file_size": args.max_upload_mb * MB, "public_url": public_url}
+
+
+def exposure(args: argparse.Namespace, options: dict) -> tuple[str, dict] | None:
+    """Why other computers could reach the studio, as the refusal to serve it without a login (message code,
+    params): a non-local `--host`, or a non-local host named by `--public-url` or `--allowed-host` (a reverse proxy
+    or tunnel forwarding to this computer); None when only this computer can reach it."""
+    from ui.server import LOOPBACK_HOSTS, host_name
+
+    if args.host not in LOOPBACK:
+        return "cli_exposed_needs_login", {"host": args.host}
+    named = [("--allowed-host", name) for name in args.allowed_host]
+    if options["public_url"]:
+        named.insert(0, ("--public-url", urllib.parse.urlsplit(options["public_url"]).hostname))
+    return next((("cli_reached_needs_login", {"flag": flag, "host": name}) for flag, name in named
+                 if host_name(name) not in LOOPBACK_HOSTS), None)
 
 
 def serve_web(args: argparse.Namespace, login: Login | None, options: dict) -> int:

@@ -34,6 +34,7 @@ _SURFACE = {
     # chat and studies
     "GenParams": "engine.chat.inference", "OUTCOMES": "engine.study.stats", "StudyStore": "engine.study.store",
     "STUDY_STATES": "engine.study.database", "RatingItem": "engine.study.rating",
+    "MAX_COMMENT": "engine.study.rating",
     "Invitation": "engine.study.invitations", "RaterPass": "engine.study.invitations",
     "RaterProgress": "engine.study.invitations",
 }

@@ -1,7 +1,9 @@
-"""`python app.py` serves the studio and its rater portal on 127.0.0.1, refuses to expose them without a password,
-never opens a share link, and refuses serving options it cannot use, in words."""
+"""`python app.py` serves the studio and its rater portal on 127.0.0.1, refuses to expose them without a password
+(on a network address, or for a proxy's or tunnel's name), never opens a share link, and refuses serving options it
+cannot use, in words."""
 from __future__ import annotations
 
+import io
 import os
 import socket
 import subprocess
@@ -23,6 +25,50 @@ def test_refuses_network_exposure_without_auth():
                             text=True, timeout=120, stdin=subprocess.DEVNULL)  # no terminal: no prompt
     assert result.returncode == 2
     assert "--auth" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--public-url", "https://rate.example.org"], "--public-url names rate.example.org"),
+    (["--allowed-host", "localhost", "--allowed-host", "*.example.org"], "--allowed-host names *.example.org"),
+    (["--public-url", "http://localhost:7860", "--allowed-host", "10.0.0.5"], "--allowed-host names 10.0.0.5"),
+    (["--lang", "zh", "--allowed-host", "studio.lan"], "--allowed-host 指定了 studio.lan"),
+])
+def test_a_proxy_or_tunnel_name_counts_as_exposure_and_needs_the_login(capsys, monkeypatch, flags, words):
+    monkeypatch.delenv("STUDIO_AUTH", raising=False)
+    monkeypatch.setattr(sys, "stdin", io.StringIO())  # no terminal: no prompt
+    monkeypatch.setattr(app, "serve_web", lambda *args: pytest.fail("served without the organiser's login"))
+    with pytest.raises(SystemExit) as stopped:
+        app.main(flags)
+    error = capsys.readouterr().err
+    assert stopped.value.code == 2 and words in error and "--auth" in error and "Traceback" not in error
+
+
+def test_a_proxy_name_with_the_login_given_or_typed_serves_behind_it(monkeypatch):
+    served = []
+    monkeypatch.setattr(app, "serve_web", lambda args, login, options: served.append(login) or 0)
+    monkeypatch.setenv("STUDIO_AUTH", "organiser:s3cret")
+    assert app.main(["--public-url", "https://rate.example.org"]) == 0
+    monkeypatch.delenv("STUDIO_AUTH")
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    monkeypatch.setattr("builtins.input", lambda prompt: "typed")
+    monkeypatch.setattr(app.getpass, "getpass", lambda prompt: "pa55")
+    assert app.main(["--allowed-host", "studio.lan"]) == 0
+    assert [login("organiser", "s3cret") for login in served] == [True, False]
+    assert served[1]("typed", "pa55")
+
+
+def test_only_names_of_this_computer_leave_the_studio_unexposed():
+    def exposure(*flags):
+        args = app.web_parser(("train",), ("en", "zh"), "en").parse_args(list(flags))
+        return app.exposure(args, app.serving_options(args))
+
+    assert exposure() is None
+    assert exposure("--public-url", "http://127.0.0.1:7860/", "--allowed-host", "LOCALHOST", "--allowed-host",
+                    "::1") is None
+    assert exposure("--host", "0.0.0.0", "--public-url", "https://rate.example.org") == (
+        "cli_exposed_needs_login", {"host": "0.0.0.0"})
+    assert exposure("--public-url", "https://Rate.Example.org:8443") == (
+        "cli_reached_needs_login", {"flag": "--public-url", "host": "rate.example.org"})
 
 
 def test_serves_the_app_on_loopback(tmp_path):

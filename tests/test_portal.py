@@ -12,7 +12,7 @@ import gradio as gr
 import pytest
 from gradio_client import Client
 
-from engine import EngineError, RaterPass, RaterProgress, RatingItem
+from engine import MAX_COMMENT, EngineError, RaterPass, RaterProgress, RatingItem
 from engine.studio import Studio
 from tests.conftest import FakeJob
 from tests.test_study_tab import FakeChat, finished_run
@@ -211,16 +211,53 @@ def test_the_language_switch_rewords_the_page_and_keeps_what_the_rater_entered()
     assert set(before_begin) == set(view.texts.components)
 
 
-def test_engine_refusals_are_worded_in_the_pages_language():
+class PausedMidVote(FakeStudio):
+    """A study the organiser pauses just as the rater's vote or skip arrives: the engine refuses it."""
+
+    def vote(self, *args, **kwargs) -> int:
+        self.state = "paused"
+        return super().vote(*args, **kwargs)
+
+    def skip_item(self, *args, **kwargs) -> None:
+        self.state = "paused"
+        super().skip_item(*args, **kwargs)
+
+
+def assert_notice(shown: dict, state: str, words: str) -> None:
+    """`shown` is the notice screen of a study in `state`, worded with `words`, and offers nothing to answer."""
+    assert shown["screen"].kind == state and words in value(shown["notice"]) and shown["notice"]["visible"]
+    assert not shown["item"]["visible"] and not shown["back"]["visible"] and not shown["saved"]["visible"]
+    assert "Support" in value(shown["notice"]) and "Dr. Li" in value(shown["header"])
+
+
+def test_a_study_paused_or_closed_since_the_page_opened_shows_its_notice_in_the_pages_language():
     studio, view = FakeStudio(), fake_view()
     shown = begin(studio, view)
     studio.state = "paused"
-    with pytest.raises(gr.Error, match="暂停"):
-        vote(studio, view, shown, lang="zh")
+    assert_notice(vote(studio, view, shown, "A", "kept?", lang="zh"), "paused", "暂停")
     studio.state = "closed"
-    with pytest.raises(gr.Error, match="is closed"):
-        handlers.rate_skip(studio, view, "en", "good", shown["screen"])
+    assert_notice(handlers.rate_skip(studio, view, "en", "good", shown["screen"]), "closed", "is closed")
     assert studio.votes == {} and studio.skips == []
+
+
+def test_a_study_paused_just_as_the_vote_arrives_shows_its_notice_too():
+    studio, view = PausedMidVote(), fake_view()
+    shown = begin(studio, view)
+    assert_notice(vote(studio, view, shown, "A"), "paused", "answers so far are kept")
+    studio.state = "open"
+    assert_notice(handlers.rate_skip(studio, view, "zh", "good", shown["screen"]), "paused", "暂停")
+    assert studio.votes == {} and studio.skips == []
+
+
+def test_back_on_a_study_paused_since_shows_its_notice_not_an_answer_to_change():
+    studio, view = FakeStudio(), fake_view()
+    done = vote(studio, view, vote(studio, view, begin(studio, view), "A"), "B")
+    studio.state = "paused"
+    back = handlers.rate_back(studio, view, "en", "good", done["screen"])
+    assert_notice(back, "paused", "answers so far are kept")
+    assert value(back["saved"]) != t("portal_changing", "en", number=2)
+    studio.state = "draft"
+    assert_notice(handlers.rate_back(studio, view, "en", "good", done["screen"]), "draft", "has not started yet")
 
 
 def test_a_revoked_link_stops_at_once():
@@ -282,6 +319,33 @@ def test_a_revoked_link_is_refused_on_the_next_vote(study):
     assert begin(studio, view, invitation.token)["screen"].kind == "invalid"
 
 
+def test_a_fractional_score_or_an_overlong_comment_is_refused_worded_and_nothing_is_stored(study):
+    studio, study_id, _run_id = study
+    view = fake_view()
+    invitation = studio.invite_rater(study_id, "Dr. Li")
+    shown = begin(studio, view, invitation.token)
+    with pytest.raises(gr.Error, match="must be a whole number from 1 to 5, got 2.5"):
+        vote(studio, view, shown, scores=[2.5] + NO_SCORES[1:], token=invitation.token)
+    with pytest.raises(gr.Error, match="不超过 4000 个字符"):
+        vote(studio, view, shown, comment="字" * (MAX_COMMENT + 1), lang="zh", token=invitation.token)
+    assert studio.studies.results(study_id) == []
+    vote(studio, view, shown, comment=f" {'x' * MAX_COMMENT} ", scores=[2.0] + NO_SCORES[1:], token=invitation.token)
+    [stored] = studio.studies.results(study_id)
+    side_a = "adapter_scores" if stored["adapter_shown_as"] == "A" else "base_scores"
+    assert stored["comment"] == "x" * MAX_COMMENT and stored[side_a] == {"logic": 2}
+
+
+def test_a_study_the_organiser_pauses_shows_its_notice_on_the_next_vote(study):
+    studio, study_id, _run_id = study
+    view = fake_view()
+    invitation = studio.invite_rater(study_id, "Dr. Li")
+    shown = begin(studio, view, invitation.token)
+    studio.set_study_state(study_id, "paused")
+    paused = vote(studio, view, shown, token=invitation.token)
+    assert paused["screen"].kind == "paused" and "Parcels" in value(paused["notice"])
+    assert not paused["item"]["visible"] and studio.studies.results(study_id) == []
+
+
 def test_nothing_shown_names_a_model_a_run_or_an_adapter(study):
     studio, study_id, run_id = study
     view = fake_view()
@@ -300,6 +364,8 @@ def test_the_portals_only_python_events_are_its_five_named_endpoints(study):
     named = [fn.api_name for fn in demo.fns.values()]
     assert sorted(named) == sorted(API_NAMES)
     assert all(fn.fn is not None for fn in demo.fns.values())
+    [comment] = [c for c in demo.config["components"] if c["props"].get("elem_id") == "portal-comment"]
+    assert comment["props"]["max_length"] == MAX_COMMENT
     assert PORTAL_PATH == "/rate"
 
 

@@ -1,6 +1,7 @@
 """The key security test of the two doors, over real HTTP: a rater holding only an invitation token (no organiser
 login) reaches none of the studio's endpoints, by name or by number, at either door; the portal offers exactly its
-five endpoints; and its file route reads nothing outside its own cache."""
+five endpoints; its file route reads nothing outside its own cache; and it takes no file, no oversized request, and
+sends its address (with the token) to no other site as a Referer."""
 from __future__ import annotations
 
 import httpx
@@ -97,3 +98,16 @@ def test_the_portals_file_route_reads_nothing_outside_its_cache(served, tmp_path
     for path in paths:
         answer = httpx.get(f"{base}/rate/gradio_api/file={path}")
         assert answer.status_code in REFUSED and "organiser only" not in answer.text, (path, answer.status_code)
+
+
+def test_the_raters_page_takes_no_file_nor_an_oversized_request_and_leaks_no_referrer(served):
+    base, app, token, _studio = served
+    page = httpx.get(f"{base}/rate?invite={token}", follow_redirects=True)
+    assert page.status_code == 200 and page.headers["referrer-policy"] == "no-referrer"
+    for route in ("upload", "process_recording"):
+        answer = httpx.post(f"{base}/rate/gradio_api/{route}", files={"files": ("x.jsonl", b""), "video": ("v", b"")})
+        assert answer.status_code == 404 and "/" not in answer.text, (route, answer.text[:200])  # no server path
+    vote = next(index for index, fn in door(app, "/rate").fns.items() if fn.api_name == "rate_vote")
+    body = {"data": [token, "x" * 300_000], "fn_index": vote, "session_hash": "rater"}
+    answer = httpx.post(f"{base}/rate/gradio_api/queue/join", json=body)
+    assert answer.status_code == 413 and "event_id" not in answer.text

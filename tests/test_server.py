@@ -1,16 +1,20 @@
 """The one server with two front doors (ui/server.py), served for real over HTTP with two stand-in Blocks: the
 portal at /rate and the studio at /, foreign Host headers refused at both, the organiser's login on the studio
-only, the upload size limit, old uploads deleted, and never a share link."""
+only, the upload size limit (no uploads at the portal), the portal's request size limit and its no-referrer policy,
+old uploads deleted, and never a share link."""
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import gradio as gr
 import httpx
 import pytest
+from gradio.utils import get_upload_folder
 from gradio_client import Client
 
 from tests.conftest import free_port
@@ -129,7 +133,54 @@ def test_an_upload_over_the_limit_is_refused_and_the_portal_takes_none(doors):
     assert refused.status_code == 413 and "maximum allowed size of 1024 bytes" in refused.text
     taken = _upload(base, 1000)
     assert taken.status_code == 200 and Path(taken.json()[0]).read_bytes() == b"x" * 1000
-    assert _upload(f"{base}/rate", 1).status_code == 413
+    assert _upload(f"{base}/rate", 1).status_code == 404  # the portal's file routes are not found
+
+
+def test_the_portal_takes_no_file_not_even_an_empty_one(doors):
+    base = doors()
+    for route in ("upload", "process_recording"):
+        name = f"empty-{uuid.uuid4().hex}.jsonl"
+        answer = httpx.post(f"{base}/rate/gradio_api/{route}", files={"files": (name, b""), "video": (name, b"")})
+        assert answer.status_code == 404 and answer.text == "Not Found", (route, answer.status_code, answer.text)
+        assert not list(Path(get_upload_folder()).rglob(name))  # no file was written
+    assert _upload(base, 0).status_code == 200  # the studio's own upload route is untouched
+
+
+def _join(size: int) -> dict:
+    """A queue/join body for the stand-ins' first endpoint carrying `size` characters."""
+    return {"data": ["x" * size], "fn_index": 0, "session_hash": "s1"}
+
+
+def test_a_portal_request_over_the_limit_is_refused_however_it_is_sent(doors):
+    base = doors()
+    big = json.dumps(_join(server.PORTAL_BODY_LIMIT)).encode()
+    declared = httpx.post(f"{base}/rate/gradio_api/queue/join", content=big,
+                          headers={"Content-Type": "application/json"})
+    streamed = httpx.post(f"{base}/rate/gradio_api/queue/join", headers={"Content-Type": "application/json"},
+                          content=(big[start:start + 4096] for start in range(0, len(big), 4096)))
+    for answer in (declared, streamed):
+        assert answer.status_code == 413 and "event_id" not in answer.text
+        assert "larger than the raters' page accepts (at most 256 KB)" in answer.text
+        assert "超出了评审页面接受的大小" in answer.text
+    assert "content-length" not in streamed.request.headers  # it was sent in chunks, its size undeclared
+    near = _join(server.PORTAL_BODY_LIMIT - 1024)
+    assert httpx.post(f"{base}/rate/gradio_api/queue/join", json=near).status_code == 200
+    assert httpx.post(f"{base}/gradio_api/queue/join", json=_join(2 * server.PORTAL_BODY_LIMIT)).status_code \
+        == 200  # the studio's own requests are not limited so
+    assert Client(f"{base}/rate/", verbose=False).predict("y" * 100_000, api_name="/rate_begin") == "portal:" + \
+        "y" * 100_000
+
+
+def test_the_portals_answers_tell_browsers_to_send_no_referrer(doors):
+    base = doors()
+    answers = [httpx.get(f"{base}/rate?invite=abc"), httpx.get(f"{base}/rate/?invite=abc"),
+               httpx.get(f"{base}/rate/config"), httpx.get(f"{base}/rate/gradio_api/info"),
+               httpx.post(f"{base}/rate/gradio_api/upload", files={"files": ("x", b"x")}),
+               httpx.post(f"{base}/rate/gradio_api/queue/join", content=b"x" * (server.PORTAL_BODY_LIMIT + 1))]
+    assert [answer.status_code for answer in answers] == [307, 200, 200, 200, 404, 413]
+    for answer in answers:
+        assert answer.headers.get_list("referrer-policy") == ["no-referrer"], answer.request.url
+    assert "referrer-policy" not in httpx.get(f"{base}/config").headers  # the studio's pages hold no token
 
 
 def test_old_uploads_are_deleted_by_the_mounted_doors(doors, monkeypatch):

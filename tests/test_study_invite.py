@@ -2,7 +2,9 @@
 QR codes, renew and revoke, the loopback note, open / pause / close, the raters' table and agreement)."""
 from __future__ import annotations
 
+import base64
 import dataclasses
+import re
 import struct
 from types import SimpleNamespace
 
@@ -24,6 +26,16 @@ def request_from(host: str, scheme: str = "http") -> SimpleNamespace:
     return SimpleNamespace(url=SimpleNamespace(scheme=scheme), headers={"host": host})
 
 
+def qr_uris(shown_qr: str) -> list[str]:
+    """The `data:` URIs in the QR code's HTML: the image's source, then the download link's target."""
+    return re.findall(r'(?:src|href)="(data:image/png;base64,[^"]+)"', shown_qr)
+
+
+def qr_image(shown_qr: str) -> bytes:
+    """The PNG the QR code's HTML shows inline."""
+    return base64.b64decode(qr_uris(shown_qr)[0].split(",", 1)[1])
+
+
 def dashboard_view() -> DashboardView:
     return view_of(DashboardView, buttons=list(STATE_BUTTONS))
 
@@ -41,8 +53,20 @@ def test_invite_shows_the_link_once_with_a_qr_code_of_it():
     width, height = struct.unpack(">II", png[16:24])  # the PNG header's size
     expected, _ = segno.make(link, error="m").symbol_size(scale=study_invite.QR_SCALE)
     assert png.startswith(PNG) and width == height == expected and 150 <= width <= 600
-    assert shown["qr"].size == (width, height)
+    assert qr_image(shown["qr"]) == png
     assert study_invite.qr_png(link.replace("token1", "token2")) != png
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_the_qr_code_is_inline_html_with_a_data_uri_download_in_the_page_language(lang):
+    link = "https://study.example.org/rate?invite=token1"
+    shown = study_invite.qr_html(link, lang)
+    image, download = qr_uris(shown)
+    assert image == download and qr_image(shown) == study_invite.qr_png(link)
+    assert f'alt="{t("invite_qr", lang)}"' in shown and t("invite_qr_download", lang) in shown
+    assert f'download="{study_invite.QR_FILE_NAME}"' in shown and t("invite_qr_download", "en") != t(
+        "invite_qr_download", "zh")
+    assert "token1" not in shown  # the link itself is only in the image, never in a file name or a URL
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1:7860", "localhost:7860", "[::1]:7860", "studio.localhost"])
@@ -81,15 +105,16 @@ def test_renew_and_revoke_a_rater_link():
             handler(studio, view, *args)
         assert unpicked.value.message in (t("invite_pick_rater", "en"), t("invite_pick_rater", "zh"))
     revoked = study_invite.revoke_link(studio, view, "en", 1, 1)
-    assert revoked["link"] == "" and revoked["qr"] is None and studio.changes == [("revoke", 1, 1)]
+    assert revoked["link"] == "" and revoked["qr"] == "" and studio.changes == [("revoke", 1, 1)]
     assert revoked["info"] == t("invite_revoked", "en", name="Ann (law)")
     assert revoked["raters"].choices == [("Ann (law) ✕", 1)]
     renewed = study_invite.renew_link(studio, view, None, "en", 1, 1, request_from("10.0.0.2:7860"))
-    assert renewed["link"] == "http://10.0.0.2:7860/rate?invite=renewed1" and renewed["qr"].size[0] > 100
+    assert renewed["link"] == "http://10.0.0.2:7860/rate?invite=renewed1"
+    assert qr_image(renewed["qr"]) == study_invite.qr_png(renewed["link"])
     assert renewed["info"].startswith(t("invite_renewed", "en", name="Ann (law)"))
     assert renewed["raters"].choices == [("Ann (law)", 1)] and studio.changes[-1] == ("renew", 1, 1)
     picked = study_invite.show_raters(studio, view, "en", 1)
-    assert picked["raters"].choices == [("Ann (law)", 1)] and picked["link"] == "" and picked["qr"] is None
+    assert picked["raters"].choices == [("Ann (law)", 1)] and picked["link"] == "" and picked["qr"] == ""
     assert study_invite.show_raters(studio, view, "en", None)["raters"].choices == []
 
 

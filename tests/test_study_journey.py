@@ -131,6 +131,7 @@ def organiser_invites(journey: Journey, page, url: str) -> dict[str, str]:
         qr = page.locator("#invite-qr img")
         qr.wait_for(timeout=60_000)
         assert qr.bounding_box()["width"] >= 120
+        assert qr.get_attribute("src").startswith("data:image/png;base64,")  # inline: no file of the link
     page.get_by_role("button", name="Open study").click()
     page.locator("#study-state").get_by_text("State: open").wait_for(timeout=60_000)
     journey.shoot(page.locator("#study-invite"), "organiser-invite.png")

@@ -3,14 +3,19 @@ open / pause / close, follow the dashboard, unblind, export; and the tab's handl
 studio. Raters judge in the portal (tests/test_portal.py); here they vote through the studio."""
 from __future__ import annotations
 
+import base64
 import dataclasses
+import io
 import json
+import re
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import gradio as gr
+import gradio.utils
 import pytest
 from gradio_client import Client
+from PIL import Image, UnidentifiedImageError
 
 from engine import Invitation, RaterProgress
 from engine.chat.inference import AnswerPair
@@ -52,6 +57,27 @@ def token_of(link: str) -> str:
     return parse_qs(urlsplit(link).query)["invite"][0]
 
 
+def gradio_files() -> dict[Path, bytes]:
+    """Every file in gradio's upload and cache folders (where it writes the files a component shows), by path."""
+    folders = (Path(gradio.utils.get_upload_folder()), gradio.utils.get_cache_folder())
+    return {path: path.read_bytes() for folder in folders for path in folder.rglob("*") if path.is_file()}
+
+
+def pixels(content: bytes) -> tuple | None:
+    """An image file's size and grey pixels (None when it is not an image), to recognise it in any format."""
+    try:
+        with Image.open(io.BytesIO(content)) as image:
+            return image.size, image.convert("L").tobytes()
+    except UnidentifiedImageError:
+        return None
+
+
+def files_holding(before: dict[Path, bytes], qr_png: bytes, token: str) -> list[Path]:
+    """The files gradio wrote since `before` that hold the invitation: its QR image (in any encoding) or token."""
+    return [path for path, content in gradio_files().items() if before.get(path) != content
+            and (token.encode() in content or pixels(content) == pixels(qr_png))]
+
+
 def test_two_raters_and_unblinded_statistics(serve, tmp_path):
     studio = Studio(tmp_path / "runs", job_factory=FakeJob, data_root=tmp_path / "data")
     studio.chat = FakeChat()
@@ -73,10 +99,13 @@ def test_two_raters_and_unblinded_statistics(serve, tmp_path):
     assert studio.chat.calls == 10
     raters = {}
     for name in ("Dr. Li", "Dr. Wong"):
+        before = gradio_files()
         _name, _domain, link, qr, _picker, line = organiser.predict("en", study_id, name, "medicine",
                                                                      api_name="/study_invite")
         assert link.startswith(f"{url.rstrip('/')}/rate?invite=") and "shown only now" in line
-        assert Path(qr if isinstance(qr, str) else qr["path"]).read_bytes().startswith(PNG)
+        shown = base64.b64decode(re.search(r'<img src="data:image/png;base64,([^"]+)"', qr).group(1))
+        assert shown.startswith(PNG)
+        assert files_holding(before, shown, token_of(link)) == []  # the live link never touches the disk
         raters[name] = studio.rater_for_invitation(token_of(link)).rater_id
     state = organiser.predict("en", study_id, api_name="/study_open")[0]
     assert "State: open" in state

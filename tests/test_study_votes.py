@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import STUDY_STATES
+from engine import MAX_COMMENT, STUDY_STATES, render_error
 from engine.errors import EngineError
 from engine.study.stats import summarize
 from engine.study.store import StudyStore
@@ -45,6 +45,22 @@ def test_votes_and_skips_are_refused_unless_the_study_is_open(store, state, code
     store.set_study_state(study_id, "open")
     store.vote(study_id, rater, item.question_id, "A")
     assert len(store.results(study_id)) == 1
+
+
+def test_a_comment_over_the_cap_is_refused_worded_and_stores_nothing(store):
+    study_id = ready_study(store)
+    rater = store.invite_rater(study_id, "r").rater_id
+    item = store.next_item(study_id, rater)
+    assert MAX_COMMENT == 4000
+    with pytest.raises(EngineError) as err:
+        store.vote(study_id, rater, item.question_id, "A", comment="x" * (MAX_COMMENT + 1))
+    assert err.value.code == "study_comment_too_long"
+    assert err.value.params == {"length": MAX_COMMENT + 1, "max": MAX_COMMENT}
+    assert "4001 characters" in render_error(err.value, "en") and "at most 4000" in render_error(err.value, "en")
+    assert "不超过 4000 个字符" in render_error(err.value, "zh")
+    assert store.results(study_id) == [] and store.rater_progress(study_id)[0].last_active is None
+    store.vote(study_id, rater, item.question_id, "A", comment="字" * MAX_COMMENT)
+    assert [v["comment"] for v in store.results(study_id)] == ["字" * MAX_COMMENT]
 
 
 def test_state_changes_follow_the_rules(store):

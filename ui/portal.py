@@ -14,7 +14,7 @@ from typing import Any
 
 import gradio as gr
 
-from engine import Studio
+from engine import MAX_COMMENT, Studio
 from ui.i18n import LANG_CHOICES, Texts, t
 from ui.portal_handlers import (
     CHOICES,
@@ -80,7 +80,8 @@ def _layout(texts: Texts) -> PortalLayout:
         choice_keys = [(f"portal_choice_{choice}", choice) for choice in CHOICES]
         verdict = gr.Radio(choices=texts.worded_choices(choice_keys), elem_id="portal-choice")
         choice = texts.add_choices(texts.add(verdict, label="portal_choice"), choice_keys)
-        comment = texts.add(gr.Textbox(lines=2, elem_id="portal-comment"), label="portal_comment")
+        comment = texts.add(gr.Textbox(lines=2, max_length=MAX_COMMENT, elem_id="portal-comment"),
+                            label="portal_comment")
         with gr.Row():
             submit = texts.add(gr.Button(variant="primary", elem_id="portal-submit"), value="portal_submit")
             skip = texts.add(gr.Button(elem_id="portal-skip"), value="portal_skip")

@@ -7,8 +7,9 @@ shown names a model, a run, an adapter or a timing: only the question, the two a
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import gradio as gr
 
@@ -99,19 +100,39 @@ def rate_begin(studio: Studio, view: PortalView, lang: str, invite: str, request
                    _show(view, screen, item, rater.lang))
 
 
+def _notice_unless_open(handler: Callable) -> Callable:
+    """A rating handler (vote, skip, back) that shows the study's notice screen instead when the study is not open
+    (paused, closed or draft since the page was opened): checked before the handler runs and again when the
+    engine refuses, so a page left open never keeps offering an item that cannot be saved."""
+
+    @functools.wraps(handler)
+    def guarded(studio: Studio, view: PortalView, lang: str, token: str | None, *rest: Any) -> dict:
+        try:
+            if studio.rater_for_invitation(token or "").state not in STATE_NOTICES:
+                return handler(studio, view, lang, token, *rest)
+        except EngineError as error:
+            if error.code not in STATE_NOTICES.values():
+                raise
+        return _show(view, *_next_screen(studio, studio.rater_for_invitation(token or "")), lang)
+    return guarded
+
+
 @worded_errors
+@_notice_unless_open
 def rate_vote(studio: Studio, view: PortalView, lang: str, token: str | None, screen: Screen | None,
               choice: str | None, comment: str, *scores) -> dict:
     """Inputs: language, token, screen, the verdict (A, B, tie, both_bad), comment, the scores of A then of B
     (MAX_CRITERIA each; those beyond the study's criteria are ignored). Outputs: `view.shown`: the next item
-    with a line saying which question's answer was saved. A changed answer supersedes the earlier one."""
+    with a line saying which question's answer was saved. A changed answer supersedes the earlier one; nothing
+    is saved when the study is no longer open (its notice screen is shown)."""
     rater = studio.rater_for_invitation(token or "")
     shown = _item_on(screen, lang)
     if choice not in CHOICES:
         raise gr.Error(t("portal_choose", lang))
     names = list(shown.criteria)
-    given = {"A": dict(zip(names, map(int, scores[:len(names)]))),
-             "B": dict(zip(names, map(int, scores[MAX_CRITERIA:MAX_CRITERIA + len(names)])))} if names else None
+    # passed on as given: the engine refuses a score that is not a whole number from 1 to 5, worded
+    given = {"A": dict(zip(names, scores[:len(names)])),
+             "B": dict(zip(names, scores[MAX_CRITERIA:MAX_CRITERIA + len(names)]))} if names else None
     question_id, repeat = shown.key
     studio.vote(rater.study_id, rater.rater_id, question_id, choice, scores=given, comment=(comment or "").strip(),
                 repeat=repeat)
@@ -119,9 +140,11 @@ def rate_vote(studio: Studio, view: PortalView, lang: str, token: str | None, sc
 
 
 @worded_errors
+@_notice_unless_open
 def rate_skip(studio: Studio, view: PortalView, lang: str, token: str | None, screen: Screen | None) -> dict:
-    """Inputs: language, token, screen. Outputs: `view.shown`: the next item. A new item goes to the back of
-    the rater's queue; an earlier answer shown by Back is kept as it was."""
+    """Inputs: language, token, screen. Outputs: `view.shown`: the next item (or the study's notice screen when
+    it is no longer open). A new item goes to the back of the rater's queue; an earlier answer shown by Back is
+    kept as it was."""
     rater = studio.rater_for_invitation(token or "")
     shown = _item_on(screen, lang)
     if not shown.judged:
@@ -131,9 +154,11 @@ def rate_skip(studio: Studio, view: PortalView, lang: str, token: str | None, sc
 
 
 @worded_errors
+@_notice_unless_open
 def rate_back(studio: Studio, view: PortalView, lang: str, token: str | None, screen: Screen | None) -> dict:
     """Inputs: language, token, screen. Outputs: `view.shown`: the item the rater judged before the one on
-    screen (or their latest, from the thank-you screen) with their answer filled in, to change it."""
+    screen (or their latest, from the thank-you screen) with their answer filled in, to change it; the study's
+    notice screen instead when it is no longer open."""
     rater = studio.rater_for_invitation(token or "")
     if screen is None or screen.kind not in (ITEM, DONE):
         raise gr.Error(t("portal_back_none", lang))

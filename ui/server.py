@@ -1,6 +1,7 @@
 """One web server, two front doors: the organiser's studio at `/` (behind the organiser's login when one is given)
 and the rater portal at `PORTAL_PATH` (the invitation is the identity), refusing requests whose Host header names
-a foreign site, limiting uploads, deleting old uploads, and never opening a share link (gradio opens one only from
+a foreign site, limiting uploads (none at the portal) and the size of the portal's requests, keeping the portal's
+address out of Referer headers, deleting old uploads, and never opening a share link (gradio opens one only from
 `Blocks.launch`, which is never called here).
 """
 from __future__ import annotations
@@ -16,12 +17,12 @@ from collections.abc import Iterable
 import fastapi
 import gradio as gr
 import uvicorn
-from gradio.route_utils import FnIndexInferError
+from gradio.route_utils import API_PREFIX, FnIndexInferError
 from gradio.utils import get_cache_folder, get_upload_folder
 from starlette.datastructures import Headers
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import PlainTextResponse, RedirectResponse
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine import LANGS, Studio
 from ui import build_app
@@ -34,6 +35,8 @@ UPLOAD_CLEANUP = (3600, 86400)  # gradio's delete_cache (every, older than) in s
 STUDIO_CONCURRENCY = 1  # one organiser request at a time, as the studio always ran
 PORTAL_CONCURRENCY = 8  # raters voting at once: each vote is one short database write
 PORTAL_UPLOAD_LIMIT = 0  # bytes: the portal takes no files, so any upload to it is refused
+PORTAL_FILE_ROUTES = ("upload", "process_recording")  # gradio's routes taking files: not found at the portal
+PORTAL_BODY_LIMIT = 256 * 1024  # bytes: the most a portal request carries (a vote with its comment is far less)
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 ANY_ADDRESS = ("0.0.0.0", "::", "[::]", "")
 HOST_FORM = re.compile(r"[a-z0-9_.-]+|\[[0-9a-f:.]+\]")  # a name, an IPv4 or a bracketed IPv6 address
@@ -101,9 +104,14 @@ def allowed_hosts(bound: str, extra: Iterable[str] = (), public_url: str | None 
     return sorted(hosts)
 
 
+def in_every_language(key: str, **params: object) -> str:
+    """The UI message `key` in every language, one a line: a plain answer's reader's language is unknown."""
+    return "\n".join(t(key, lang, **params) for lang in LANGS)
+
+
 def host_refusal() -> str:
     """What a request naming a foreign host is answered, in every language (the browser's language is unknown)."""
-    return "\n".join(t("serving_host_refused", lang) for lang in LANGS)
+    return in_every_language("serving_host_refused")
 
 
 class HostAllowList(TrustedHostMiddleware):
@@ -125,6 +133,76 @@ class HostAllowList(TrustedHostMiddleware):
             for pattern in self.allowed_hosts))
 
 
+def under_portal(path: str) -> bool:
+    """Whether the request path `path` is the portal's (PORTAL_PATH or below it)."""
+    return path == PORTAL_PATH or path.startswith(f"{PORTAL_PATH}/")
+
+
+def without_referrer(send: Send) -> Send:
+    """`send` adding `Referrer-Policy: no-referrer` to the response: the portal's address holds the rater's token,
+    which links and images in the model-written answers would otherwise pass on to other sites."""
+
+    async def sending(message: Message) -> None:
+        """Send `message`, the response's headers with the policy added."""
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), (b"referrer-policy", b"no-referrer")]}
+        await send(message)
+
+    return sending
+
+
+def replaying(messages: list[Message], receive: Receive) -> Receive:
+    """A `receive` giving the already received `messages` first, then what `receive` gives (a client leaving)."""
+    pending = list(messages)
+
+    async def receiving() -> Message:
+        """The next message of the request."""
+        return pending.pop(0) if pending else await receive()
+
+    return receiving
+
+
+class PortalGuard:
+    """ASGI middleware for the portal's paths: refuses a request body over `limit` bytes (by its Content-Length or
+    as it arrives) with a worded 413 before the portal reads any of it, and tells browsers to send no Referer from
+    the portal's pages."""
+
+    def __init__(self, app: ASGIApp, limit: int = PORTAL_BODY_LIMIT) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass a portal request of an allowed size on with its body; refuse a larger one; pass any other on."""
+        if scope["type"] != "http" or not under_portal(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        send = without_referrer(send)
+        messages = await self.read_request(scope, receive)
+        if messages is None:
+            refusal = in_every_language("serving_request_too_large", max=self.limit // 1024)
+            await PlainTextResponse(refusal, status_code=413)(scope, receive, send)
+            return
+        await self.app(scope, replaying(messages, receive), send)
+
+    async def read_request(self, scope: Scope, receive: Receive) -> list[Message] | None:
+        """The request's messages until its body ends or the client leaves; None as soon as the body is (or is
+        declared to be) over the limit."""
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.limit:
+            return None
+        messages, size = [], 0
+        while not messages or (messages[-1]["type"] == "http.request" and messages[-1].get("more_body", False)):
+            messages.append(await receive())
+            size += len(messages[-1].get("body", b""))
+            if size > self.limit:
+                return None
+        return messages
+
+
+def not_found() -> PlainTextResponse:
+    """A plain 404."""
+    return PlainTextResponse("Not Found", status_code=404)
+
+
 def no_docs() -> dict:
     """FastAPI's options for no pages of its own (/docs, /redoc, /openapi.json): a new dict each time, as gradio
     adds its lifespan to the one it is given."""
@@ -136,15 +214,20 @@ def no_such_endpoint(request: fastapi.Request, error: Exception) -> PlainTextRes
     a 500 and a traceback in the log). Any other KeyError stays the error it is."""
     if isinstance(error, KeyError) and not request.url.path.endswith("/queue/join"):
         raise error
-    return PlainTextResponse("Not Found", status_code=404)
+    return not_found()
 
 
 def mount_doors(studio_door: gr.Blocks, portal_door: gr.Blocks, *, hosts: list[str], max_file_size: int,
                 login: Login | None = None) -> fastapi.FastAPI:
     """A FastAPI app serving `portal_door` at PORTAL_PATH and `studio_door` at `/` (behind `login` when given),
-    for the `hosts` only, taking uploads up to `max_file_size` bytes on the studio and none on the portal."""
+    for the `hosts` only, taking uploads up to `max_file_size` bytes on the studio and none on the portal (its file
+    routes are not found, as gradio's size check lets an empty file through), and portal requests up to
+    PORTAL_BODY_LIMIT bytes."""
     app = fastapi.FastAPI(**no_docs())
-    app.add_middleware(HostAllowList, allowed_hosts=hosts)
+    app.add_middleware(PortalGuard)
+    app.add_middleware(HostAllowList, allowed_hosts=hosts)  # added last, it runs first
+    for route in PORTAL_FILE_ROUTES:  # routes before the portal's mount answer first
+        app.add_api_route(f"{PORTAL_PATH}{API_PREFIX}/{route}", not_found, methods=["POST"], include_in_schema=False)
 
     @app.get(PORTAL_PATH, include_in_schema=False)
     def portal_root(request: fastapi.Request) -> RedirectResponse:

@@ -1,12 +1,17 @@
 """The blind study's raters and invitations, for the organiser: invite a rater (name, optional domain) and show
 their link once, as text to copy and as a QR code; renew or revoke a rater's link.
 
+The QR code travels inside the page as a `data:` URI (the image and its download link): a live link is never
+written to a file, so none is left in gradio's cache after a revoke or a crash.
+
 The link is `<base>/rate?invite=<token>`: `base` is the studio's public address when one was given, else the
 scheme and host of the organiser's own request. The database keeps only the token's hash, so a link can be
 shown only when it is made; Renew makes a new one (and the old one stops working).
 """
 from __future__ import annotations
 
+import base64
+import html
 import io
 import ipaddress
 from dataclasses import dataclass
@@ -15,7 +20,6 @@ from urllib.parse import urlsplit
 
 import gradio as gr
 import segno
-from PIL import Image
 
 from engine import Invitation, Studio
 from ui.i18n import t
@@ -25,12 +29,13 @@ from ui.wiring import worded_errors
 
 QR_SCALE = 6  # pixels per QR module: a phone's camera reads it at arm's length from a screen
 LOOPBACK_NAMES = ("localhost", "localhost.localdomain")
+QR_FILE_NAME = "invitation-qr.png"  # what the QR code's download link saves it as
 
 
 @dataclass
 class InviteView:
     """The invitation panel's components that handlers fill: the name and domain boxes, the rater picker, the
-    link (text with a copy button), its QR code and a line for the organiser."""
+    link (text with a copy button), its QR code (HTML holding the image) and a line for the organiser."""
 
     name: Any
     domain: Any
@@ -78,6 +83,15 @@ def qr_png(link: str) -> bytes:
     return buffer.getvalue()
 
 
+def qr_html(link: str, lang: str) -> str:
+    """The link's QR code for the page: the image and a link that downloads it, both carrying the PNG as a
+    `data:` URI, so no file of it is written on the server."""
+    uri = "data:image/png;base64," + base64.b64encode(qr_png(link)).decode("ascii")
+    return (f'<img src="{uri}" alt="{html.escape(t("invite_qr", lang))}" '
+            'style="image-rendering: pixelated; max-width: 100%; height: auto; display: block">'
+            f'<a href="{uri}" download="{QR_FILE_NAME}">{html.escape(t("invite_qr_download", lang))}</a>')
+
+
 def rater_choices(raters: list) -> list[tuple[str, int]]:
     """(label, rater id) for the rater picker from `Studio.rater_progress`, in the order raters were invited;
     a revoked link is marked."""
@@ -98,7 +112,7 @@ def _shown_link(studio: Studio, view: InviteView, lang: str, invitation: Invitat
         lines.append(t("invite_loopback", lang))
     picker = gr.Dropdown(choices=rater_choices(studio.rater_progress(invitation.study_id)),
                          value=invitation.rater_id)
-    return {view.link: link, view.qr: Image.open(io.BytesIO(qr_png(link))), view.raters: picker,
+    return {view.link: link, view.qr: qr_html(link, lang), view.raters: picker,
             view.info: "\n\n".join(lines)}
 
 
@@ -130,7 +144,7 @@ def revoke_link(studio: Studio, view: InviteView, lang: str, study_id: int | Non
     studio.revoke_invitation(study_id, rater_id)
     raters = studio.rater_progress(study_id)
     revoked = next(r for r in raters if r.rater_id == rater_id)
-    return {view.link: "", view.qr: None, view.raters: gr.Dropdown(choices=rater_choices(raters), value=rater_id),
+    return {view.link: "", view.qr: "", view.raters: gr.Dropdown(choices=rater_choices(raters), value=rater_id),
             view.info: t("invite_revoked", lang, name=_rater_label(revoked.name, revoked.domain))}
 
 
@@ -139,7 +153,7 @@ def show_raters(studio: Studio, view: InviteView, lang: str, study_id: int | Non
     """Inputs: language, study. Outputs: the rater picker for that study, and the link, QR code and line emptied
     (a link is shown only when it is made)."""
     choices = rater_choices(studio.rater_progress(int(study_id))) if study_id not in (None, "") else []
-    return {view.raters: gr.Dropdown(choices=choices, value=None), view.link: "", view.qr: None, view.info: ""}
+    return {view.raters: gr.Dropdown(choices=choices, value=None), view.link: "", view.qr: "", view.info: ""}
 
 
 def _chosen_rater(rater_id: Any, lang: str) -> int:

@@ -123,8 +123,8 @@ def _invite_layout(page: Page) -> InviteLayout:
         with gr.Row():
             link = texts.add(gr.Textbox(interactive=False, buttons=["copy"], elem_id="invite-link", scale=3),
                              label="invite_link")
-            qr = texts.add(gr.Image(type="pil", format="png", interactive=False, height=240, elem_id="invite-qr",
-                                    buttons=["download", "fullscreen"], scale=1), label="invite_qr")
+            qr = texts.add(gr.HTML(show_label=True, container=True, padding=True, js_on_load=None, min_height=240,
+                                   elem_id="invite-qr", scale=1), label="invite_qr")
         info = gr.Markdown(elem_id="invite-info")
         with gr.Row():
             raters = texts.add(gr.Dropdown(choices=[], elem_id="invite-rater", scale=3), label="invite_rater")

@@ -18,6 +18,7 @@ from engine.study.database import StudyDatabase, now
 
 CHOICES = ("A", "B", "tie", "both_bad")
 REPEAT_GAP = 3  # a repeat is shown only after this many other judgements since the original (when possible)
+MAX_COMMENT = 4000  # characters in a rater's comment (a changed vote keeps the earlier row, so each one counts)
 
 
 class _RaterView(NamedTuple):
@@ -187,9 +188,12 @@ class StudyRating(StudyDatabase):
              comment: str = "", repeat: bool = False) -> int:
         """Record a judgement as shown: choice in A/B/tie/both_bad, optional 1-5 scores per shown side and
         criterion. Only while the study is open. Always a new row: the rater's earlier vote on the same
-        (question, repeat) is superseded (kept, no longer counted). Committed before returning; returns its id."""
+        (question, repeat) is superseded (kept, no longer counted). A comment holds at most MAX_COMMENT
+        characters. Committed before returning; returns its id."""
         if choice not in CHOICES:
             raise EngineError("study_bad_choice", {"choice": choice, "choices": ", ".join(CHOICES)})
+        if len(comment or "") > MAX_COMMENT:
+            raise EngineError("study_comment_too_long", {"length": len(comment), "max": MAX_COMMENT})
         with self._connect(write=True) as conn:
             study = self._study_row(conn, study_id)
             self._check_open(study)
