@@ -86,9 +86,10 @@ def test_language_switch_relabels_every_registered_component(serve, tmp_path):
     same = set()
 
     def words(update: dict) -> dict:
-        """An update's texts; choices count as the text of their labels."""
+        """An update's texts; choices count as the text of their labels (gradio's own markers left out: `__type__`,
+        and the empty `props` update an HTML component adds)."""
         return {k: " / ".join(str(label) for label, _value in v) if k == "choices" else v
-                for k, v in update.items() if k != "__type__"}
+                for k, v in update.items() if k != "__type__" and v != {"__type__": "update"}}
 
     for zh, en in zip(chinese, english):
         texts, english_texts = words(zh), words(en)
