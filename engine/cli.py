@@ -1,4 +1,4 @@
-"""The headless command line: `train`, `validate`, `chat` and `study`, driving the same engine as the UI
+"""The headless command line: `train`, `validate`, `chat`, `study` and `status`, driving the same engine as the UI
 through its public surface (`from engine import ...`), as any front end does.
 
 Exit codes: 0 success; 1 failure (bad data, bad settings, failed run; one sentence and a hint);
@@ -35,7 +35,7 @@ from engine import (
 if TYPE_CHECKING:
     from engine import Studio
 
-COMMANDS = ("train", "validate", "chat", "study")
+COMMANDS = ("train", "validate", "chat", "study", "status")
 EXIT_OK, EXIT_FAILED, EXIT_STOPPED = 0, 1, 130
 
 
@@ -80,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--format", choices=("csv", "jsonl", "preferences"), default="csv",
                        help="votes with the unblinding key (csv/jsonl) or DPO preference pairs")
     study.add_argument("--out", help="the file to write (export)")
+
+    status = sub.add_parser("status", parents=[common], help="list the runs, their states and live workers")
+    status.add_argument("--runs-dir", default="runs", help="the runs folder (default: %(default)s)")
+    status.add_argument("--json", action="store_true")
     return parser
 
 
@@ -88,7 +92,8 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     _quiet_libraries(args.debug)
     try:
-        return {"train": _train, "validate": _validate, "chat": _chat, "study": _study}[args.command](args)
+        return {"train": _train, "validate": _validate, "chat": _chat, "study": _study,
+                "status": _status}[args.command](args)
     except EngineError as error:
         print(render_error(error, args.lang), file=sys.stderr)
         return EXIT_FAILED
@@ -254,4 +259,24 @@ def _study(args) -> int:
     else:
         store.export_votes(args.study, args.out, args.format)
         print(render("study_exported_votes", {"path": args.out}, args.lang))
+    return EXIT_OK
+
+
+# ---- status -----------------------------------------------------------------------------
+def _status(args) -> int:
+    """List the runs of a runs folder, newest first: id, state, step, last loss and the live worker's pid."""
+    from engine import Studio
+
+    studio = Studio(args.runs_dir)
+    runs = [{"run_id": run.run_id, "state": run.state.value, "step": run.step, "last_loss": run.last_loss,
+             "worker_pid": studio.worker_pid(run.run_id)} for run in studio.list_runs()]
+    if args.json:
+        print(json.dumps(runs, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    if not runs:
+        print(render("cli_no_runs", {"path": args.runs_dir}, args.lang))
+    for run in runs:
+        loss = f"{run['last_loss']:.4f}" if run["last_loss"] is not None else "-"
+        print(f"{run['run_id']}\t{render('state_' + run['state'], lang=args.lang)}\tstep {run['step']}"
+              f"\tloss {loss}\tpid {run['worker_pid'] or '-'}")
     return EXIT_OK

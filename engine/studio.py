@@ -16,10 +16,11 @@ from engine.errors import EngineError, Issue, errors_of
 from engine.models import loader
 from engine.study.desk import StudyDesk
 from engine.study.store import StudyStore
+from engine.system.device import DeviceLock
 from engine.system.workspace import Workspace
 from engine.training import adapters
 from engine.training.events import Event, RunSnapshot
-from engine.training.runner import JobFactory, Runner, RunSummary, real_job_factory
+from engine.training.runner import LOCK_FILE, JobFactory, Runner, RunSummary
 
 
 @dataclass
@@ -51,10 +52,11 @@ class Studio(StudyDesk):
     """Everything a front end needs, as typed objects; raises EngineError with codes. The blind-study actions
     come from `StudyDesk` (`engine/study/desk.py`)."""
 
-    def __init__(self, runs_root: str | Path = "runs", job_factory: JobFactory = real_job_factory,
+    def __init__(self, runs_root: str | Path = "runs", job_factory: JobFactory | None = None,
                  data_root: str | Path = "data", workspace: Workspace = Workspace()) -> None:
-        self.runner = Runner(runs_root, job_factory)
-        self.chat = ChatModel()
+        lock = DeviceLock(Path(runs_root) / LOCK_FILE)  # one GPU job at a time: training, chat, studies, metrics
+        self.runner = Runner(runs_root, job_factory, lock)  # no job factory: each run in a worker process
+        self.chat = ChatModel(lock)
         self.data_root = Path(data_root)
         self.workspace = workspace  # the folders the paths it is given must lie in (confined for the web)
         self._editors = EditorSessions(self.data_root)
@@ -267,8 +269,14 @@ class Studio(StudyDesk):
         return self.runner.list_runs()
 
     def current_run_id(self) -> str | None:
-        """The run started or resumed last (live or finished), None before the first."""
+        """The run training now (started here or by another process, such as `python app.py train`), else the
+        run started or resumed last; None before the first."""
+        self.runner.discover()
         return self.runner.current_run_id
+
+    def worker_pid(self, run_id: str) -> int | None:
+        """The process id of the worker training run `run_id` now; None when no worker trains it."""
+        return self.runner.worker_pid(run_id)
 
     def is_live(self, run_id: str | None = None) -> bool:
         """Whether a run is training now; with `run_id`, whether that run is the live one."""

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -53,6 +56,33 @@ class FakeJob:
     def save(self, adapter_dir: Path) -> None:
         adapter_dir.mkdir(parents=True, exist_ok=True)
         (adapter_dir / "adapter_config.json").write_text("{}", encoding="utf-8")
+
+
+class ExitAtStep:
+    """An EventLog stand-in that ends the process with exit code `code` once step `step` is logged (a worker
+    dying on its own, as a crash in a CUDA kernel would end it)."""
+
+    def __init__(self, log, step: int, code: int) -> None:
+        self.log, self.step, self.code = log, step, code
+
+    def append(self, event):
+        stamped = self.log.append(event)
+        if getattr(event, "step", None) == self.step:
+            print(f"fake worker: failing on purpose at step {self.step}", file=sys.stderr, flush=True)
+            os._exit(self.code)
+        return stamped
+
+
+def worker_fake_job(config, examples, run_dir, log, stop_requested):
+    """`--job tests.conftest:worker_fake_job`: a FakeJob trained by a real worker process, shaped by the
+    environment variable FAKE_JOB (e.g. "steps=200 delay=0.05 exit_at=3 code=7 ignore_stop=1")."""
+    shape = dict(item.split("=", 1) for item in os.environ.get("FAKE_JOB", "").split())
+    if "exit_at" in shape:
+        log = ExitAtStep(log, int(shape["exit_at"]), int(shape.get("code", "1")))
+    if shape.get("ignore_stop"):
+        stop_requested = threading.Event()  # never set: only the runner's kill ends this job
+    return FakeJob(config, examples, run_dir, log, stop_requested, steps=int(shape.get("steps", "5")),
+                   delay=float(shape.get("delay", "0.05")))
 
 
 def free_port() -> int:

@@ -20,6 +20,7 @@ def _run(folder, final: bool = True, steps: tuple[int, ...] = (10, 20)):
         checkpoint = folder / "checkpoints" / f"checkpoint-{step}"
         checkpoint.mkdir(parents=True)
         (checkpoint / "adapter_config.json").write_text("{}", encoding="utf-8")
+        (checkpoint / "trainer_state.json").write_text("{}", encoding="utf-8")  # written last: the save is complete
     return folder
 
 
@@ -76,3 +77,26 @@ def test_studio_lists_and_resolves_choices_of_real_runs(tmp_path, english_datase
     run_dir = studio.runner.run_dir(run_id)
     assert studio.adapter_path(run_id) == run_dir
     assert studio.adapter_path(f"{run_id}@checkpoint-2") == run_dir / "checkpoints" / "checkpoint-2"
+
+
+def test_a_checkpoint_cut_short_is_offered_nowhere(tmp_path):
+    """A save killed before the trainer wrote trainer_state.json: not offered for chat or studies, not resumed
+    from; the complete checkpoint before it is."""
+    run = _run(tmp_path / "r5", final=False, steps=(2, 4))
+    (run / "checkpoints" / "checkpoint-4" / "trainer_state.json").unlink()
+    assert [p.name for p in adapters.checkpoint_folders(run)] == ["checkpoint-2", "checkpoint-4"]
+    assert [p.name for p in adapters.complete_checkpoints(run)] == ["checkpoint-2"]
+    assert [c.value for c in adapters.choices_for("r5", run)] == ["r5@checkpoint-2"]
+    assert adapters.latest_checkpoint(run) == run / "checkpoints" / "checkpoint-2"
+    (run / "checkpoints" / "checkpoint-2" / "trainer_state.json").unlink()
+    assert adapters.latest_checkpoint(run) is None and adapters.choices_for("r5", run) == []
+
+
+def test_studio_leaves_out_a_checkpoint_cut_short(tmp_path, english_dataset):
+    studio = Studio(tmp_path / "runs", job_factory=lambda *args: FakeJob(*args, steps=3), data_root=tmp_path / "data")
+    run_id = studio.start(TrainConfig(dataset_path=str(english_dataset)))
+    studio.runner.wait()
+    run_dir = studio.runner.run_dir(run_id)
+    (run_dir / "checkpoints" / "checkpoint-3" / "trainer_state.json").unlink()
+    assert [c.value for c in studio.adapter_choices()] == [run_id, f"{run_id}@checkpoint-2", f"{run_id}@checkpoint-1"]
+    assert adapters.latest_checkpoint(run_dir) == run_dir / "checkpoints" / "checkpoint-2"

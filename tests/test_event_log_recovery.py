@@ -159,3 +159,28 @@ def test_resume_after_bad_lines_continues_the_file(tmp_path, caplog):
     assert [e.seq for e in events] == [0, 1, 2, 5, *range(6, 6 + len(events) - 4)]
     assert studio.snapshot("torn").skipped_lines == 4
     assert len(runner_warnings(caplog)) == 1
+
+
+def test_a_run_killed_while_saving_resumes_from_its_last_complete_checkpoint(tmp_path):
+    """Killed mid-save: checkpoint-3 has its weights but no trainer_state.json, the adapter is still in its hidden
+    staging folder. Neither is offered; resume continues from checkpoint-2."""
+    root = tmp_path / "runs"
+    make_run(root, "killed")
+    for step in (2, 3):
+        checkpoint = root / "killed" / "checkpoints" / f"checkpoint-{step}"
+        checkpoint.mkdir(parents=True)
+        (checkpoint / "adapter_config.json").write_text("{}", encoding="utf-8")
+    (root / "killed" / "checkpoints" / "checkpoint-2" / "trainer_state.json").write_text("{}", encoding="utf-8")
+    staging = root / "killed" / ".adapter.tmp-x1"
+    staging.mkdir()
+    (staging / "adapter_config.json").write_text("{}", encoding="utf-8")
+    studio = Studio(root, job_factory=lambda *a: FakeJob(*a, steps=4, delay=0.0), data_root=tmp_path / "data")
+    [summary] = studio.list_runs()
+    assert summary.state is RunState.INTERRUPTED and summary.can_resume and not summary.has_adapter
+    assert [c.value for c in studio.adapter_choices()] == ["killed@checkpoint-2"]
+    studio.resume("killed")
+    assert studio.runner.wait(20) is RunState.DONE
+    events = EventLog.read(root / "killed" / "events.jsonl").since(0)[0]
+    loading = [e for e in events if e.kind == "status" and e.state is RunState.LOADING]
+    assert loading[-1].resumed_from == "checkpoint-2"
+    assert [e.step for e in events[events.index(loading[-1]):] if e.kind == "log"] == [3, 4]

@@ -258,3 +258,45 @@ def test_snapshot_accepts_every_state(state):
     log.append(StatusEvent(RunState(state)))
     assert snapshot(None, log.since(0)[0]).state.value == state
     assert Event.from_json(log.since(0)[0][0].to_json()).state.value == state
+
+
+def test_status_and_error_lines_are_synced_to_the_disk_when_appended(tmp_path, monkeypatch):
+    """Where a run stands survives a power cut: a status or error line is on the disk (flushed, then fsynced)
+    before append returns; log and progress lines, one per step, are not synced (an fsync per step is slow)."""
+    from engine.training import events
+
+    path = tmp_path / "events.jsonl"
+    synced = []
+    real_fsync = events.os.fsync
+
+    def fsync(fd):
+        synced.append(path.read_bytes().splitlines()[-1])  # the line was flushed before the sync
+        real_fsync(fd)
+
+    monkeypatch.setattr(events.os, "fsync", fsync)
+    log = EventLog(path)
+    log.append(StatusEvent(RunState.TRAINING, max_steps=2))
+    log.append(ProgressEvent("progress_load_model"))
+    log.append(LogEvent(1, loss=2.0))
+    log.append(ErrorEvent("out_of_memory", hint="hint_reduce_memory"))
+    log.append(StatusEvent(RunState.FAILED))
+    assert [json.loads(line)["kind"] for line in synced] == ["status", "error", "status"]
+    assert [json.loads(line)["seq"] for line in synced] == [0, 3, 4]
+    durable = (StatusEvent.durable, ErrorEvent.durable, LogEvent.durable, ProgressEvent.durable)
+    assert durable == (True, True, False, False)
+
+
+def test_a_failed_sync_counts_as_a_write_failure_and_the_run_goes_on(tmp_path, monkeypatch):
+    from engine.training import events
+
+    def fail(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(events.os, "fsync", fail)
+    log = EventLog(tmp_path / "events.jsonl")
+    log.append(StatusEvent(RunState.TRAINING))
+    log.append(LogEvent(1, loss=2.0))
+    assert log.write_failures == 1 and [e.seq for e in log.since(0)[0]] == [0, 1]
+    monkeypatch.undo()
+    log.append(StatusEvent(RunState.DONE))
+    assert [e.kind for e in EventLog.read(tmp_path / "events.jsonl").since(0)[0]] == ["status", "log", "status"]

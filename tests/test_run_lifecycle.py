@@ -9,8 +9,9 @@ import pytest
 from engine.config import TrainConfig
 from engine.errors import EngineError
 from engine.presets import SAMPLE_DATASET
+from engine.training.adapters import latest_checkpoint
 from engine.training.events import EventLog, LogEvent, RunState, StatusEvent
-from engine.training.runner import OWNER_FILE, Runner, latest_checkpoint
+from engine.training.runner import OWNER_FILE, Runner
 from tests.conftest import FakeJob
 
 

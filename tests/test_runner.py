@@ -9,6 +9,7 @@ import pytest
 
 from engine.config import TrainConfig
 from engine.errors import EngineError
+from engine.system.device import DeviceLock
 from engine.training.events import ErrorEvent, EventLog, LogEvent, RunState, StatusEvent
 from engine.training.runner import Runner
 
@@ -61,8 +62,8 @@ class FakeFactory:
 
 
 @pytest.fixture
-def lock():
-    return threading.Lock()
+def lock(tmp_path):
+    return DeviceLock(tmp_path / ".device.lock")
 
 
 @pytest.fixture
@@ -292,7 +293,7 @@ def test_invalid_config_fails_synchronously(tmp_path, lock, config, changes, cod
         runner.start(config.replace(**changes))
     assert info.value.code == code and info.value.hint == "hint_fix_config"
     assert "field" in info.value.params
-    assert runner._thread is None and not runner.is_live()
+    assert runner._watch is None and not runner.is_live()
     assert not lock.locked() and factory.calls == []
     assert not (tmp_path / "runs").exists()
 
@@ -307,7 +308,7 @@ def test_unusable_dataset_fails_synchronously(tmp_path, lock, config):
     assert info.value.code == "dataset_missing_field"
     assert info.value.params["row"] == 1 and info.value.params["field"] == "output"
     assert info.value.hint == "hint_fix_rows"
-    assert runner._thread is None and not lock.locked() and factory.calls == []
+    assert runner._watch is None and not lock.locked() and factory.calls == []
 
 
 def test_dataset_with_unknown_format_fails_synchronously(tmp_path, lock, config):
@@ -341,7 +342,7 @@ def test_list_runs_and_events_from_disk(tmp_path, lock, config):
     finish(runner)
     live_view = {s.run_id: s for s in runner.list_runs()}
 
-    fresh = Runner(root, FakeFactory(), threading.Lock())
+    fresh = Runner(root, FakeFactory(), DeviceLock(tmp_path / "other.lock"))
     summaries = {s.run_id: s for s in fresh.list_runs()}
     assert set(summaries) == {done, failed}
     assert summaries[done].state is RunState.DONE and summaries[done].has_adapter is True
@@ -401,7 +402,7 @@ def test_a_run_id_never_reaches_outside_runs_root(tmp_path, lock, run_id):
 
 
 def test_a_checkpoint_folder_without_a_step_is_not_the_latest(tmp_path):
-    from engine.training.runner import latest_checkpoint
+    from engine.training.adapters import latest_checkpoint
 
     for name in ("checkpoint-3", "checkpoint-old"):
         (tmp_path / "checkpoints" / name).mkdir(parents=True)

@@ -9,7 +9,7 @@ import pytest
 from engine.errors import EngineError
 from engine.locales import render_error
 from engine.studio import Studio
-from engine.training.events import RunState
+from engine.training.events import EventLog, LogEvent, RunState, StatusEvent, snapshot
 from engine.training.runner import RunSummary
 from ui import training_tab
 from ui.training_tab import TrainingView
@@ -109,3 +109,75 @@ def test_the_status_says_when_lines_of_the_event_log_were_skipped(lang):
     damaged = present.status_text(RunSnapshot("r1", RunState.DONE, step=3, max_steps=3, skipped_lines=2), lang)
     assert "r1/events.jsonl" not in clean
     assert damaged.startswith(clean) and "r1/events.jsonl" in damaged and "2" in damaged[len(clean):]
+
+
+class LiveStudio(FakeStudio):
+    """A studio whose run `r1` has a real event log the test appends to, and whose runs list the test sets."""
+
+    def __init__(self, tmp_path) -> None:
+        super().__init__(tmp_path, live=True, current="r1")
+        self.log = EventLog()
+        self.log.append(StatusEvent(RunState.TRAINING, max_steps=10))
+        self.runs = super().list_runs()
+
+    def train(self, *steps: int) -> None:
+        for step in steps:
+            self.log.append(LogEvent(step, max_steps=10, loss=2.0 / step, learning_rate=1e-4))
+
+    def events_since(self, run_id, cursor):
+        return self.log.since(cursor) if run_id == "r1" else ([], cursor)
+
+    def snapshot(self, run_id=None):
+        return snapshot(run_id, self.log.since(0)[0])
+
+    def list_runs(self):
+        return self.runs
+
+
+def tick(studio, shown: dict) -> dict:
+    """One timer tick of the followed run, from what the previous tick (or attach) left in session state."""
+    return training_tab.poll(studio, VIEW, "en", shown["run_id"], shown["cursor"], shown["points"])
+
+
+def test_a_tick_without_new_points_redraws_no_chart(tmp_path):
+    studio = LiveStudio(tmp_path)
+    studio.train(1, 2, 3)
+    first = training_tab.attach(studio, VIEW, "en")
+    assert list(first["plot"].data[0].x) == [1, 2, 3] and first["metrics"] != gr.skip()
+    quiet = tick(studio, first)
+    assert quiet["plot"] == gr.skip() and quiet["metrics"] == gr.skip()
+    assert quiet["cursor"] == first["cursor"] == 4 and quiet["points"] == first["points"]
+    assert quiet["status"] == first["status"] and "3/10" in quiet["progress"]  # the words stay on the page
+    assert quiet["timer"].active is True
+    studio.log.append(StatusEvent(RunState.SAVING))  # an event, but no new point: the charts stay
+    saving = tick(studio, quiet)
+    assert saving["plot"] == gr.skip() and saving["metrics"] == gr.skip() and "Saving" in saving["status"]
+
+
+def test_a_tick_with_new_points_redraws_the_charts(tmp_path):
+    studio = LiveStudio(tmp_path)
+    studio.train(1, 2)
+    first = training_tab.attach(studio, VIEW, "en")
+    studio.train(3, 4)
+    grown = tick(studio, first)
+    assert list(grown["plot"].data[0].x) == [1, 2, 3, 4] and grown["metrics"] != gr.skip()
+    assert grown["cursor"] == 5 and [point["step"] for point in grown["points"]] == [1, 2, 3, 4]
+
+
+def test_following_a_run_from_the_start_draws_even_an_empty_chart(tmp_path):
+    shown = training_tab.attach(LiveStudio(tmp_path), VIEW, "en")  # no events yet: the old run's curve goes
+    assert shown["plot"] != gr.skip() and list(shown["plot"].data[0].x) == [] and shown["metrics"] != gr.skip()
+
+
+def test_the_runs_table_is_redrawn_only_when_a_run_changed_or_the_language(tmp_path):
+    studio = LiveStudio(tmp_path)
+    first = training_tab.refresh_table(studio, VIEW, "en", None)
+    assert list(first["runs"].iloc[:, 0]) == ["r2", "r1"] and first["shown_runs"] == ["en", studio.runs]
+    quiet = training_tab.refresh_table(studio, VIEW, "en", first["shown_runs"])
+    assert quiet == {"runs": gr.skip(), "shown_runs": gr.skip()}
+    studio.runs = [dataclasses.replace(studio.runs[0], step=7, state=RunState.TRAINING), studio.runs[1]]
+    changed = training_tab.refresh_table(studio, VIEW, "en", first["shown_runs"])
+    assert changed["runs"].iloc[0, 2] == 7 and changed["shown_runs"] == ["en", studio.runs]
+    chinese = training_tab.refresh_table(studio, VIEW, "zh", changed["shown_runs"])
+    assert chinese["shown_runs"] == ["zh", studio.runs]
+    assert list(chinese["runs"].columns) != list(changed["runs"].columns)  # redrawn, with the headers in Chinese

@@ -2,7 +2,9 @@
 the history of past runs with their curves, an overlay of two runs, and deletion.
 
 The tab only reads: every tick asks the engine for the events after its cursor, so a page reload or
-a second tab rebuilds the whole curve from cursor 0 and keeps following a live run.
+a second tab rebuilds the whole curve from cursor 0 and keeps following a live run. Watching costs the training
+next to nothing: a tick redraws the charts only when it brings new points, and the runs table only when a run
+changed; otherwise it leaves them as they are (`gr.skip()`).
 """
 from __future__ import annotations
 
@@ -23,7 +25,8 @@ POLL_SECONDS = 0.5  # an event reaches the page within about half a second
 @dataclass
 class TrainingView:
     """The Training tab's components that handlers fill: the followed run (its id, cursor and points in
-    session state), and the history of runs; and the form's field names (plain names in tests)."""
+    session state), and the history of runs (with what its table shows, in session state); and the form's field
+    names (plain names in tests)."""
 
     run_id: Any
     cursor: Any
@@ -35,6 +38,7 @@ class TrainingView:
     metrics: Any
     timer: Any
     runs: Any
+    shown_runs: Any  # session state: what the runs table shows now (its language and the runs), or None
     pick: Any
     compare: Any
     form: list[str]  # the form's field names, in the order of the values handlers receive
@@ -54,17 +58,18 @@ class TrainingView:
 def follow(studio: Studio, view: TrainingView, lang: str, current: str | None, seen: int, known: list,
            other: str | None = None) -> dict:
     """Inputs: language, the followed run `current` (None: no run), the cursor `seen` and the points `known` so
-    far, optionally a run `other` to overlay. Outputs: `view.followed` for that run (the plots only when there is
-    something new to draw; the timer active while the run is live)."""
+    far, optionally a run `other` to overlay. Outputs: `view.followed` for that run (the plots drawn from cursor 0
+    and then only when there are new points; the timer active while the run is live)."""
     if current is None:
         return {view.run_id: None, view.cursor: seen, view.points: known,
                 view.status: present.status_text(studio.snapshot(None), lang), view.progress: "",
                 view.diagnosis: "", view.plot: gr.skip(), view.metrics: gr.skip(), view.timer: gr.Timer(active=False)}
     events, next_cursor = studio.events_since(current, seen)
-    known = known + present.metric_points(events)
+    new_points = present.metric_points(events)
+    known = known + new_points
     snapshot = studio.snapshot(current)
     overlay = present.metric_points(studio.events_since(other, 0)[0]) if other else None
-    redraw = bool(events) or seen == 0
+    redraw = bool(new_points) or seen == 0
     return {view.run_id: current, view.cursor: next_cursor, view.points: known,
             view.status: present.status_text(snapshot, lang),
             view.progress: present.progress_text(snapshot, known, lang),
@@ -108,9 +113,13 @@ def list_runs(studio: Studio, view: TrainingView, lang: str) -> dict:
             view.compare: gr.Dropdown(choices=[""] + ids, value="")}
 
 
-def refresh_table(studio: Studio, view: TrainingView, lang: str) -> dict:
-    """Input: language. Output: the runs table."""
-    return {view.runs: present.runs_table(studio.list_runs(), lang)}
+def refresh_table(studio: Studio, view: TrainingView, lang: str, shown: list | None) -> dict:
+    """Inputs: language, what the runs table shows (session state). Outputs: the runs table and what it shows,
+    both left as they are when no run changed and the language is the same."""
+    now = [lang, studio.list_runs()]
+    if now == shown:
+        return {view.runs: gr.skip(), view.shown_runs: gr.skip()}
+    return {view.runs: present.runs_table(now[1], lang), view.shown_runs: now}
 
 
 def show_run(studio: Studio, view: TrainingView, lang: str, chosen: str | None, other: str | None) -> dict:
@@ -159,14 +168,15 @@ def build(page: Page) -> None:
     view.resume.click(bind(resume_run, studio, view), [lang, view.pick], view.followed, api_name="resume_run").then(
         history, [lang], view.history, api_visibility="private")
     view.delete.click(bind(delete_run, studio, view), [lang, view.pick], view.history, api_name="delete_run")
-    view.timer.tick(bind(refresh_table, studio, view), [lang], [view.runs], api_visibility="private",
-                    show_progress="hidden")
+    view.timer.tick(bind(refresh_table, studio, view), [lang, view.shown_runs], [view.runs, view.shown_runs],
+                    api_visibility="private", show_progress="hidden")
     page.demo.load(bind(attach, studio, view), [lang], view.followed, api_name="attach")
     page.demo.load(history, [lang], view.history, api_name="list_training_runs")
 
 
 def _layout(page: Page) -> TrainingLayout:
-    """The tab's components, laid out; the followed run's id, cursor and points are session state."""
+    """The tab's components, laid out; the followed run's id, cursor and points, and what the runs table shows, are
+    session state."""
     texts = page.texts
     with gr.Row():
         start = texts.add(gr.Button(variant="primary", elem_id="start"), value="start")
@@ -187,5 +197,6 @@ def _layout(page: Page) -> TrainingLayout:
             delete = texts.add(gr.Button(variant="stop", elem_id="runs-delete"), value="runs_delete")
     return TrainingLayout(run_id=gr.State(None), cursor=gr.State(0), points=gr.State([]), status=status,
                           progress=progress, diagnosis=diagnosis, plot=plot, metrics=metrics,
-                          timer=gr.Timer(POLL_SECONDS, active=False), runs=runs, pick=pick, compare=compare,
+                          timer=gr.Timer(POLL_SECONDS, active=False), runs=runs, shown_runs=gr.State(None),
+                          pick=pick, compare=compare,
                           form=page.form.names, start=start, stop=stop, show=show, resume=resume, delete=delete)

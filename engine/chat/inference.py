@@ -41,7 +41,8 @@ class AnswerPair:
 class ChatModel:
     """Loads a base model once and attaches adapters by run folder."""
 
-    def __init__(self) -> None:
+    def __init__(self, lock: device.DeviceLock = device.DEVICE_LOCK) -> None:
+        self.lock = lock  # the device lock generation shares with training (Studio's spans processes)
         self._base_folder: Path | None = None
         self._model = None
         self._tokenizers: dict[str, object] = {}
@@ -60,14 +61,14 @@ class ChatModel:
     def _session(self, run_dir: str | Path):
         """Holds the device lock with the adapter of `run_dir` (a run folder or one of its checkpoint
         folders) attached and active; yields (name, tokenizer)."""
-        if not device.DEVICE_LOCK.acquire(blocking=False):
+        if not self.lock.acquire("chat"):
             raise EngineError("busy_generating", hint="hint_wait_or_stop")
         try:
             name = self._attach(Path(run_dir))
             self._model.set_adapter(name)
             yield name, self._tokenizers[name]
         finally:
-            device.DEVICE_LOCK.release()
+            self.lock.release()
 
     @on_own_thread
     def _attach(self, path: Path) -> str:

@@ -1,11 +1,93 @@
 """The accelerator: what is present, and the one lock that training and generation share."""
 from __future__ import annotations
 
+import fcntl
 import gc
 import os
+import sys
 import threading
+from pathlib import Path
 
-DEVICE_LOCK = threading.Lock()
+
+class DeviceLock:
+    """One GPU job at a time: a thread lock, and with `path` an OS file lock (`flock`) on that file too, so
+    that other processes (the CLI, a second app, a training worker) are kept out as well. The file names its
+    holder (a run id, or "chat") for the `busy` message. An flock belongs to the open file, so a run hands
+    the locked file to its worker process (`fd`, `pass_fds`) and closes its own copy: the lock then lives
+    exactly as long as the worker, and is freed even when the worker is killed."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path else None
+        self._threads = threading.Lock()
+        self.fd: int | None = None  # the locked file while this process holds it
+
+    def acquire(self, holder: str = "chat") -> bool:
+        """Take the lock for `holder` without waiting; False when a thread or a process holds it."""
+        if not self._threads.acquire(blocking=False):
+            return False
+        if self.path is None:
+            return True
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            self._threads.release()
+            raise
+        if not _flock(fd, fcntl.LOCK_EX):
+            os.close(fd)
+            self._threads.release()
+            return False
+        self.fd = fd
+        self.label(holder)
+        return True
+
+    def label(self, holder: str) -> None:
+        """Name the holder in the lock file (while this process holds the lock)."""
+        if self.fd is not None:
+            os.ftruncate(self.fd, 0)
+            os.pwrite(self.fd, holder.encode("utf-8"), 0)
+
+    def release(self) -> None:
+        """Give the lock up: the file lock too, unless a worker process still holds the file it was handed."""
+        fd, self.fd = self.fd, None
+        if fd is not None:
+            os.close(fd)
+        self._threads.release()
+
+    def holder(self) -> str:
+        """Who holds the lock, as its file says ("-" when it cannot be read)."""
+        if self.path is None:
+            return "-"
+        try:
+            return self.path.read_text(encoding="utf-8").strip() or "-"
+        except OSError:
+            return "-"
+
+    def locked(self) -> bool:
+        """Whether a thread of this process or any process holds the lock now (tested with a shared lock,
+        so that a concurrent `acquire` is not refused because of the test)."""
+        if self._threads.locked() or self.path is None:
+            return self._threads.locked()
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            return not _flock(fd, fcntl.LOCK_SH)
+        finally:
+            os.close(fd)
+
+
+def _flock(fd: int, kind: int) -> bool:
+    """Lock open file `fd` (`kind`: LOCK_EX or LOCK_SH) without waiting; False when another holds it."""
+    try:
+        fcntl.flock(fd, kind | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+DEVICE_LOCK = DeviceLock()  # the process's own lock, for a ChatModel used without a Studio
 
 
 def cuda_available() -> bool:
@@ -34,11 +116,11 @@ def memory_in_use_mb() -> float:
 
 
 def release_memory() -> None:
-    """Give cached accelerator memory back after a run or a failure."""
+    """Give cached accelerator memory back after a run or a failure (nothing to give when torch was never
+    loaded: a fake job's worker does not import it just to find that out)."""
     gc.collect()
-    import torch
-
-    if torch.cuda.is_available():
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()
 
 

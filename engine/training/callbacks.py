@@ -9,12 +9,14 @@ from transformers import TrainerCallback
 
 from engine.system.device import memory_in_use_mb
 from engine.training.events import METRICS, EventLog, LogEvent, RunState, StatusEvent
+from engine.training.worker import StopFile
 
 
 class EventCallback(TrainerCallback):
-    """Emits TRAINING status, one `log` event per trainer log, and honours `stop_requested`."""
+    """Emits TRAINING status, one `log` event per trainer log, and honours `stop_requested` (checked at every
+    step end: the run's stop file, or anything with the `is_set()` of a `threading.Event`)."""
 
-    def __init__(self, log: EventLog, stop_requested: threading.Event) -> None:
+    def __init__(self, log: EventLog, stop_requested: StopFile | threading.Event) -> None:
         self.log = log
         self.stop_requested = stop_requested
         self._last_tokens = 0

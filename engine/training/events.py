@@ -5,13 +5,15 @@ consumes events, so a page reload or a second tab replays the whole run from cur
 also appended as one JSON line to `events.jsonl`, so a finished or crashed run can be read back:
 `{"seq": 3, "time": 1700000000.5, "kind": "log", "data": {"step": 2, "loss": 1.9}}` (the line format of
 earlier versions, so their runs still load). A line that cannot be read is skipped and counted, never
-rewritten or dropped from the file.
+rewritten or dropped from the file. A status change or an error is synced to the disk when appended (a power cut
+or a killed machine never loses where a run stands); a log or progress line is not (see `Event.durable`).
 """
 from __future__ import annotations
 
 import json
 import logging
 import math
+import os
 import threading
 import time
 from dataclasses import dataclass, field, fields, replace
@@ -53,6 +55,11 @@ class Event:
     """
 
     kind: ClassVar[str] = ""
+    # Whether the line is synced to the disk (flush and fsync) when appended. Only status changes and errors are:
+    # they say where a run stands, which recovery, resume and the run list rely on. Log and progress lines come
+    # every logging step, and an fsync there costs milliseconds (far more on a network or spinning disk) per step,
+    # while losing the last few points of a curve to a power cut is harmless.
+    durable: ClassVar[bool] = False
     seq: int = field(default=0, kw_only=True, compare=False)
     time: float = field(default=0.0, kw_only=True, compare=False)
 
@@ -89,6 +96,7 @@ class StatusEvent(Event):
     TRAINING the number of steps."""
 
     kind: ClassVar[str] = "status"
+    durable: ClassVar[bool] = True
     state: RunState
     max_steps: int | None = None
     rows: int | None = None
@@ -149,6 +157,7 @@ class ErrorEvent(Event):
     """Why the run failed: an EngineError's code, parameters and hint."""
 
     kind: ClassVar[str] = "error"
+    durable: ClassVar[bool] = True
     code: str
     params: dict[str, Any] = field(default_factory=dict)
     hint: str | None = None
@@ -246,14 +255,18 @@ class EventLog:
         return stamped
 
     def _write(self, event: Event) -> None:
-        """Append `event`'s line to the file; when the file cannot take it, the event stays in memory (readers
-        and the run go on), the failure is counted and logged once, and the next line starts on its own."""
+        """Append `event`'s line to the file (synced to the disk when the event is durable); when the file cannot
+        take it, the event stays in memory (readers and the run go on), the failure is counted and logged once,
+        and the next line starts on its own."""
         line = event.to_json().encode("utf-8") + b"\n"
         data = b"\n" + line if self._open_line else line
         self._open_line = True  # until the whole line is down
         try:
             with self._path.open("ab") as fh:
                 fh.write(data)
+                if event.durable:
+                    fh.flush()
+                    os.fsync(fh.fileno())
         except OSError as error:
             self.write_failures += 1
             if self.write_failures == 1:

@@ -8,7 +8,7 @@ from engine.config import TrainConfig
 from engine.data import splits
 from engine.models import loader
 from engine.system import device
-from engine.training import factories
+from engine.training import adapters, factories
 from engine.training.callbacks import EventCallback
 from engine.training.events import EventLog, ProgressEvent
 
@@ -48,6 +48,13 @@ class SFTJob:
         self.trainer.train(resume_from_checkpoint=resume_from)
 
     def save(self, adapter_dir: Path) -> None:
-        """Write the adapter in PEFT format with the tokenizer and chat template used in training."""
-        self.trainer.save_model(str(adapter_dir))
-        self.tokenizer.save_pretrained(str(adapter_dir))
+        """Write the adapter in PEFT format with the tokenizer and chat template used in training, into a hidden
+        sibling folder renamed to `adapter_dir` when complete (a crash mid-save leaves no half adapter, and an
+        older one stays until the new one is whole). In a multi-GPU run only the writing rank (rank 0) writes;
+        the other ranks join the trainer's save, which may gather weights from every rank, and write nothing."""
+        if not self.trainer.args.should_save:
+            self.trainer.save_model(str(adapter_dir))
+            return
+        with adapters.replacing_folder(adapter_dir) as staging:
+            self.trainer.save_model(str(staging))
+            self.tokenizer.save_pretrained(str(staging))

@@ -1,30 +1,33 @@
-"""One training run's life on a daemon thread: LOADING -> TRAINING -> SAVING -> DONE/STOPPED/FAILED.
+"""Training runs' lives: LOADING -> TRAINING -> SAVING -> DONE/STOPPED/FAILED, each in a worker process.
 
 `start` checks the config and the dataset first (so bad input fails at once, in the caller), takes the
-device lock, writes `config.yaml`, and starts the thread. Every exit path records a final state,
-releases memory and frees the lock. The job factory is injectable so tests can drive the whole
-lifecycle with a fake job in milliseconds.
+device lock, writes `config.yaml` and `rows.jsonl`, and starts the run's worker process
+(`engine/training/worker.py`), handing it the lock; a thread of the runner waits for the worker and records
+its end when it left none, and the run's events are followed from `events.jsonl`. A runner also follows the
+workers other processes started (the CLI, an app that was restarted) and can stop them. With an injected job
+factory (tests) the same `run_job` trains on a thread of this process instead, in milliseconds.
 """
 from __future__ import annotations
 
 import logging
 import os
 import shutil
-import threading
 import time
-import traceback
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Callable, Protocol
 
 from engine.config import TrainConfig
 from engine.data import reading
 from engine.errors import EngineError, errors_of
 from engine.locales import render
-from engine.system.device import DEVICE_LOCK, is_out_of_memory, release_memory
+from engine.system.device import DeviceLock
 from engine.system.files import write_text_atomic
 from engine.training import adapters
-from engine.training.events import ErrorEvent, Event, EventLog, RunSnapshot, RunState, StatusEvent, snapshot
+from engine.training.events import Event, EventLog, RunSnapshot, RunState, StatusEvent, snapshot
+from engine.training.follow import EventFollower
+from engine.training.launch import STOP_GRACE_S, RunWatch, launch_worker, stop_grace, watch_attached, watch_launched
+from engine.training.summaries import RunSummaries, RunSummary
+from engine.training.worker import STOP_FILE, StopFile, live_worker, run_job, write_rows
 
 
 class Job(Protocol):
@@ -39,49 +42,29 @@ class Job(Protocol):
         ...
 
 
-OWNER_FILE = "owner.pid"  # the process training a run; a run whose owner is gone was interrupted
+OWNER_FILE = "owner.pid"  # the process watching a run; a run whose owner and worker are gone was interrupted
+LOCK_FILE = ".device.lock"  # in the runs folder: one GPU job at a time, across processes
 LOGGER = logging.getLogger(__name__)
 
 
-JobFactory = Callable[[TrainConfig, list, Path, EventLog, threading.Event], Job]
-
-
-def real_job_factory(config, examples, run_dir, log, stop_requested) -> Job:
-    """Build the real `SFTJob` (loading the model and data); the runner's default job factory."""
-    from engine.training.job import SFTJob
-
-    return SFTJob(config, examples, run_dir, log, stop_requested)
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    """One run in the runs list: state, start time and duration (seconds), step, last losses, adapter and resume."""
-
-    run_id: str
-    run_dir: str
-    state: RunState
-    started: float
-    has_adapter: bool
-    last_loss: float | None
-    last_eval_loss: float | None = None
-    step: int = 0
-    duration: float = 0.0
-    can_resume: bool = False
-    skipped_lines: int = 0  # lines of its events.jsonl that could not be read
+JobFactory = Callable[[TrainConfig, list, Path, EventLog, StopFile], Job]
 
 
 class Runner:
-    """Starts, stops and reports training runs; at most one runs at a time (the device lock)."""
+    """Starts, stops and reports training runs; at most one trains at a time (the device lock, shared with
+    generation and with other processes using the same runs folder)."""
 
-    def __init__(self, runs_root: str | Path = "runs", job_factory: JobFactory = real_job_factory,
-                 lock: threading.Lock = DEVICE_LOCK) -> None:
+    def __init__(self, runs_root: str | Path = "runs", job_factory: JobFactory | None = None,
+                 lock: DeviceLock | None = None, worker_job: str | None = None) -> None:
         self.runs_root = Path(runs_root)
-        self.job_factory = job_factory
-        self.lock = lock
-        self._logs: dict[str, tuple[Path, EventLog]] = {}
+        self.job_factory = job_factory  # None: each run trains in a worker process of its own
+        self.worker_job = worker_job  # the worker's job factory as MODULE:CALLABLE (tests); None: the real one
+        self.lock = lock or DeviceLock(self.runs_root / LOCK_FILE)
+        self.stop_grace = STOP_GRACE_S  # seconds at least between a stop and killing a worker that has not ended
+        self._logs: dict[str, tuple[Path, EventLog | EventFollower]] = {}
         self._skipped_reported: dict[Path, int] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._summaries = RunSummaries(lambda run_id: self._log(run_id) or EventLog())
+        self._watch: RunWatch | None = None
         self.current_run_id: str | None = None
         self.recover_interrupted()
 
@@ -89,11 +72,11 @@ class Runner:
     def start(self, config: TrainConfig, run_dir: str | Path | None = None) -> str:
         """Pre-flight the config and data, then train in the background. Returns the run id."""
         report = _preflight(config)
-        self._acquire()
+        self._acquire("-")
         try:
-            run_dir = Path(run_dir) if run_dir else self.runs_root / time.strftime("%Y%m%d-%H%M%S")
-            run_dir = _unique(run_dir)
-            run_dir.mkdir(parents=True, exist_ok=True)
+            run_dir = _new_run_dir(Path(run_dir), True) if run_dir else \
+                _new_run_dir(self.runs_root / time.strftime("%Y%m%d-%H%M%S"), False)
+            self.lock.label(run_dir.name)
             write_text_atomic(run_dir / "config.yaml", config.to_yaml())
             log = EventLog(run_dir / "events.jsonl")
             log.append(StatusEvent(RunState.LOADING, rows=len(report.examples)))
@@ -105,17 +88,13 @@ class Runner:
     def resume(self, run_id: str) -> str:
         """Continue a stopped, failed or interrupted run from its latest checkpoint (optimizer and
         scheduler state included), appending to the same event log."""
-        run_dir = self.run_dir(run_id)
-        if run_dir is None:
-            raise EngineError("run_not_found", {"path": run_id}, hint="hint_pick_run")
-        if self.is_live() and self.current_run_id == run_id:
-            raise EngineError("run_is_live", {"run_id": run_id}, hint="hint_wait_or_stop")
-        checkpoint = latest_checkpoint(run_dir)
+        run_dir = self._existing(run_id)
+        checkpoint = adapters.latest_checkpoint(run_dir)
         if checkpoint is None:
             raise EngineError("no_checkpoint", {"run_id": run_id})
         config = TrainConfig.from_yaml(run_dir / "config.yaml")
         report = _preflight(config)
-        self._acquire()
+        self._acquire(run_id)
         try:
             log = self._checked(run_dir / "events.jsonl", EventLog.reopen(run_dir / "events.jsonl"))
             log.append(StatusEvent(RunState.LOADING, rows=len(report.examples), resumed_from=checkpoint.name))
@@ -125,23 +104,33 @@ class Runner:
             raise
 
     def delete(self, run_id: str) -> None:
-        """Remove a run's folder (refused while it trains)."""
-        run_dir = self.run_dir(run_id)
-        if run_dir is None:
-            raise EngineError("run_not_found", {"path": run_id}, hint="hint_pick_run")
-        if self.is_live() and self.current_run_id == run_id:
-            raise EngineError("run_is_live", {"run_id": run_id}, hint="hint_wait_or_stop")
+        """Remove a run's folder (refused while it trains, here or in a worker process)."""
+        run_dir = self._existing(run_id)
         shutil.rmtree(run_dir)
         self._logs.pop(run_id, None)
         if self.current_run_id == run_id:
             self.current_run_id = None
 
+    def _existing(self, run_id: str) -> Path:
+        """The folder of run `run_id`, which is not training now; raises `run_not_found` or `run_is_live`."""
+        run_dir = self.run_dir(run_id)
+        if run_dir is None:
+            raise EngineError("run_not_found", {"path": run_id}, hint="hint_pick_run")
+        if (self.is_live() and self.current_run_id == run_id) or live_worker(run_dir) is not None:
+            raise EngineError("run_is_live", {"run_id": run_id}, hint="hint_wait_or_stop")
+        return run_dir
+
     def recover_interrupted(self) -> list[str]:
-        """Mark runs left live by a process that no longer exists as INTERRUPTED (appended to their
-        events.jsonl, whatever lines it cannot read); returns their ids."""
+        """Follow the runs a live worker process trains (pid and start time match), and mark runs left live by
+        processes that no longer exist as INTERRUPTED (appended to their events.jsonl, whatever lines it cannot
+        read); returns the ids of those marked."""
         marked = []
         for events_file in sorted(self.runs_root.glob("*/events.jsonl")):
             run_dir = events_file.parent
+            worker = live_worker(run_dir)
+            if worker is not None:
+                self._attach(run_dir, worker)
+                continue
             if _owner_alive(run_dir):
                 continue
             try:
@@ -156,39 +145,79 @@ class Runner:
             marked.append(run_dir.name)
         return marked
 
-    def _acquire(self) -> None:
-        if not self.lock.acquire(blocking=False):
-            raise EngineError("busy", {"run_id": self.current_run_id or "-"}, hint="hint_wait_or_stop")
+    def _acquire(self, holder: str) -> None:
+        if not self.lock.acquire(holder):
+            raise EngineError("busy", {"run_id": self.lock.holder()}, hint="hint_wait_or_stop")
 
     def _launch(self, run_dir: Path, log: EventLog, config: TrainConfig, examples: list,
                 resume_from: str | None) -> str:
-        """Record `run_dir` as the current run and start training it on its thread."""
+        """Record `run_dir` as the current run and start training it: on a thread with an injected job
+        factory, else in a worker process that the device lock is handed to (the last step: it cannot fail)."""
         run_id = run_dir.name
-        self._logs[run_id] = (run_dir, log)
         self.current_run_id = run_id
-        self._stop.clear()
+        StopFile(run_dir / STOP_FILE).clear()
+        write_rows(run_dir, examples)
         (run_dir / OWNER_FILE).write_text(str(os.getpid()), encoding="utf-8")
-        self._thread = threading.Thread(target=self._run, name=f"train-{run_id}", daemon=True,
-                                        args=(config, examples, run_dir, log, resume_from))
-        self._thread.start()
+        if self.job_factory is not None:
+            self._logs[run_id] = (run_dir, log)
+            self._watch = RunWatch(run_dir).start(self._train_here, config, examples, run_dir, log, resume_from)
+            return run_id
+        process = launch_worker(run_dir, resume_from, self.worker_job, self.lock.fd)
+        self._logs[run_id] = (run_dir, EventFollower(run_dir / "events.jsonl", lambda: _owner_alive(run_dir)))
+        self._watch = RunWatch(run_dir, process.pid).start(
+            watch_launched, process, run_dir, lambda: (run_dir / OWNER_FILE).unlink(missing_ok=True))
+        self.lock.release()  # the worker holds the lock's file now: the lock lasts exactly as long as it does
         return run_id
 
+    def _train_here(self, config: TrainConfig, examples: list, run_dir: Path, log: EventLog,
+                    resume_from: str | None) -> None:
+        """The in-process thread mode: train on this thread, then free the run and the lock."""
+        try:
+            run_job(self.job_factory, config, examples, run_dir, log, StopFile(run_dir / STOP_FILE), resume_from)
+        finally:
+            (run_dir / OWNER_FILE).unlink(missing_ok=True)
+            self.lock.release()
+
+    def _attach(self, run_dir: Path, pid: int) -> None:
+        """Follow run `run_dir`, which worker `pid` of another process trains, from its first event on."""
+        run_id = run_dir.name
+        self._logs[run_id] = (run_dir, EventFollower(run_dir / "events.jsonl", lambda: _owner_alive(run_dir)))
+        self.current_run_id = run_id
+        self._watch = RunWatch(run_dir, pid).start(watch_attached, pid, run_dir, lambda: _pid_file_alive(run_dir))
+
+    def discover(self) -> None:
+        """Follow the run that another process's worker trains now (the CLI's, another app's), when this runner
+        follows none: the device lock's file names it."""
+        if self._watch is not None and self._watch.alive():
+            return
+        run_dir = self.run_dir(self.lock.holder())
+        worker = live_worker(run_dir) if run_dir is not None else None
+        if worker is not None:
+            self._attach(run_dir, worker)
+
     def stop(self) -> bool:
-        """Ask the live run to stop after the current step (it saves the adapter). False if none."""
-        if self._thread is None or not self._thread.is_alive():
+        """Ask the live run to stop after the current step (it saves the adapter); a worker that has not ended
+        a grace period later is killed and the run recorded STOPPED. False if no run is live."""
+        if not self.is_live():
             return False
-        self._stop.set()
+        self._watch.stop(stop_grace(self.events_since(self.current_run_id, 0)[0], self.stop_grace))
         return True
 
     def wait(self, timeout: float | None = None) -> RunState:
-        """Wait for the run thread to end (at most `timeout` seconds) and return the current run's state."""
-        if self._thread is not None:
-            self._thread.join(timeout)
+        """Wait for the live run's final state (at most `timeout` seconds) and return the current run's state."""
+        if self._watch is not None:
+            self._watch.join(timeout)
         return self.snapshot().state
 
     def is_live(self) -> bool:
-        """Whether a run's training thread is alive now."""
-        return self._thread is not None and self._thread.is_alive()
+        """Whether a run is training now (started here, or by another process and followed here)."""
+        self.discover()
+        return self._watch is not None and self._watch.alive()
+
+    def worker_pid(self, run_id: str) -> int | None:
+        """The process id of the worker training run `run_id` now, None when none does."""
+        run_dir = self.run_dir(run_id)
+        return live_worker(run_dir) if run_dir is not None else None
 
     # ---- reading ------------------------------------------------------------------------
     def events_since(self, run_id: str | None, cursor: int) -> tuple[list[Event], int]:
@@ -214,23 +243,12 @@ class Runner:
 
     def list_runs(self) -> list[RunSummary]:
         """Every run under runs_root (and any started elsewhere by this runner), newest first."""
+        self.discover()
         dirs = {p.name: p for p in self.runs_root.glob("*") if (p / "config.yaml").is_file()}
         dirs.update({run_id: path for run_id, (path, _log) in list(self._logs.items())})  # a copy: runs start
-        summaries = []
-        for run_id, path in dirs.items():
-            log = self._log(run_id) or EventLog()
-            events = log.since(0)[0]
-            snap = snapshot(run_id, events, log.skipped)
-            started = events[0].time if events else path.stat().st_mtime
-            duration = events[-1].time - started if events else 0.0
-            can_resume = not snap.state.is_live and snap.state is not RunState.DONE and \
-                latest_checkpoint(path) is not None
-            summaries.append(RunSummary(run_id, str(path), snap.state, started,
-                                        (path / "adapter" / adapters.ADAPTER_FILE).is_file(), snap.last_loss,
-                                        snap.last_eval_loss, snap.step, duration, can_resume, snap.skipped_lines))
-        return sorted(summaries, key=lambda s: s.started, reverse=True)
+        return self._summaries.newest_first(dirs)
 
-    def _log(self, run_id: str | None) -> EventLog | None:
+    def _log(self, run_id: str | None) -> EventLog | EventFollower | None:
         if run_id is None:
             return None
         if run_id in self._logs:
@@ -249,28 +267,6 @@ class Runner:
             LOGGER.warning(render("events_lines_skipped", {"count": log.skipped, "path": str(path)}))
         return log
 
-    # ---- the thread ---------------------------------------------------------------------
-    def _run(self, config: TrainConfig, examples: list[dict[str, Any]], run_dir: Path, log: EventLog,
-             resume_from: str | None) -> None:
-        job = None
-        try:
-            job = self.job_factory(config, examples, run_dir, log, self._stop)
-            if not self._stop.is_set():
-                job.train(resume_from) if resume_from else job.train()
-                log.append(StatusEvent(RunState.SAVING))
-                job.save(run_dir / "adapter")
-            final = RunState.STOPPED if self._stop.is_set() else RunState.DONE
-            log.append(StatusEvent(final))
-        except BaseException as exc:  # the thread must always end in a final state
-            _write_trace(run_dir, exc)
-            log.append(ErrorEvent.from_error(_as_engine_error(exc)))
-            log.append(StatusEvent(RunState.FAILED))
-        finally:
-            del job
-            release_memory()
-            (run_dir / OWNER_FILE).unlink(missing_ok=True)
-            self.lock.release()
-
 
 def _preflight(config: TrainConfig) -> reading.DatasetReport:
     """Refuse a config with errors or a dataset without usable rows, naming the first problem."""
@@ -285,13 +281,15 @@ def _preflight(config: TrainConfig) -> reading.DatasetReport:
     return report
 
 
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The checkpoint with the highest step under `run_dir/checkpoints`, if any."""
-    found = [p for p in adapters.checkpoint_folders(run_dir) if (p / "trainer_state.json").is_file()]
-    return found[-1] if found else None
 
 
 def _owner_alive(run_dir: Path) -> bool:
+    """Whether a process still looks after run `run_dir`: its worker, or the process that started it."""
+    return _pid_file_alive(run_dir) or live_worker(run_dir) is not None
+
+
+def _pid_file_alive(run_dir: Path) -> bool:
+    """Whether the process named in the run's owner.pid (the one that started and watches it) exists."""
     try:
         pid = int((run_dir / OWNER_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -305,25 +303,18 @@ def _owner_alive(run_dir: Path) -> bool:
     return True
 
 
-def _unique(path: Path) -> Path:
-    """`path` if it is new or an empty folder, else `path-2`, `path-3`, ..."""
-    if not path.exists() or (path.is_dir() and not any(path.iterdir())):
-        return path
-    n = 2
-    while (candidate := path.with_name(f"{path.name}-{n}")).exists():
+def _new_run_dir(path: Path, may_be_empty: bool) -> Path:
+    """Create and return the run folder: `path` (or, when `may_be_empty`, the empty folder already there), else
+    the first free `path-2`, `path-3`, ... Each is created with an atomic mkdir, so two processes starting in
+    the same second never share one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    candidate, n = path, 1
+    while True:
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            if n == 1 and may_be_empty and candidate.is_dir() and not any(candidate.iterdir()):
+                return candidate
         n += 1
-    return candidate
-
-
-def _as_engine_error(exc: BaseException) -> EngineError:
-    if isinstance(exc, EngineError):
-        return exc
-    if is_out_of_memory(exc):
-        return EngineError("out_of_memory", hint="hint_reduce_memory")
-    detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-    return EngineError("train_failed", {"detail": detail}, hint="hint_debug")
-
-
-def _write_trace(run_dir: Path, exc: BaseException) -> None:
-    with (run_dir / "train.log").open("a", encoding="utf-8") as fh:
-        fh.write("".join(traceback.format_exception(exc)))
+        candidate = path.with_name(f"{path.name}-{n}")

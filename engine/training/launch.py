@@ -1,0 +1,153 @@
+"""A runner's side of a live run: the thread that watches it (a job trained on that thread, a worker
+process the runner started, or one it found running), the end recorded for a worker that died without
+one, and the stop that is certain (cooperative first, then the worker's process group is killed)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from engine.errors import EngineError
+from engine.training.events import ErrorEvent, EventLog, LogEvent, RunState, StatusEvent, snapshot
+from engine.training.worker import STOP_FILE, StopFile, live_worker, record_worker
+
+ROOT = Path(__file__).resolve().parents[2]  # the folder `engine` is in: the worker imports it from there
+STOP_GRACE_S = 30.0  # at least this long after a stop before a worker that has not ended is killed
+LOG_TAIL_LINES = 20  # of train.log, kept with a worker's unexpected end
+
+
+class RunWatch:
+    """One live run as a runner sees it; `alive()` until the run's final state is recorded. `pid` is its
+    worker's process (None for a job trained on the runner's own thread)."""
+
+    def __init__(self, run_dir: Path, pid: int | None = None) -> None:
+        self.run_dir = run_dir
+        self.pid = pid
+        self.stop_file = StopFile(run_dir / STOP_FILE)
+        self._thread: threading.Thread | None = None
+
+    def start(self, target: Callable, *args) -> "RunWatch":
+        """Watch the run on a daemon thread running `target(*args)`."""
+        self._thread = threading.Thread(target=target, args=args, name=f"run-{self.run_dir.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def alive(self) -> bool:
+        """Whether the run has not reached its final state yet."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait (at most `timeout` seconds) for the run's final state."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def stop(self, grace: float) -> None:
+        """Ask the run to stop after its step; a worker still running `grace` seconds later is killed (its
+        whole process group), and the run is recorded STOPPED."""
+        self.stop_file.set()
+        if self.pid is not None:
+            threading.Thread(target=self._kill_after, args=(grace,), name=f"stop-{self.run_dir.name}",
+                             daemon=True).start()
+
+    def _kill_after(self, grace: float) -> None:
+        self.join(grace)
+        if self.alive() and live_worker(self.run_dir) == self.pid:
+            kill_group(self.pid)
+
+
+def stop_grace(events: list, floor: float = STOP_GRACE_S) -> float:
+    """How long a stop may take: `floor` seconds, or three of the run's last steps when they are longer."""
+    logs = [e for e in events if isinstance(e, LogEvent)]
+    for later, earlier in zip(reversed(logs), reversed(logs[:-1])):
+        if later.step > earlier.step:
+            return max(floor, 3 * (later.time - earlier.time) / (later.step - earlier.step))
+    return floor
+
+
+def kill_group(pid: int) -> None:
+    """Kill the process group worker `pid` leads (the worker and anything it started); gone already is fine."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def launch_worker(run_dir: Path, resume_from: str | None, job_spec: str | None, lock_fd: int | None):
+    """Start the worker process of `run_dir` in its own session, its output appended to train.log (never a
+    pipe nobody reads), holding the device lock's file `lock_fd`; names it in worker.json. Returns the Popen."""
+    command = [sys.executable, "-m", "engine.training.worker", str(run_dir)]
+    command += ["--resume", resume_from] if resume_from else []
+    command += ["--job", job_spec] if job_spec else []
+    paths = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+    with (run_dir / "train.log").open("ab") as output:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+                                   start_new_session=True, pass_fds=() if lock_fd is None else (lock_fd,),
+                                   env={**os.environ, "PYTHONPATH": os.pathsep.join(paths)})
+    record_worker(run_dir, process.pid)
+    return process
+
+
+def watch_launched(process: subprocess.Popen, run_dir: Path, on_end: Callable[[], None]) -> None:
+    """Wait for a worker this runner started, record its end when it left none, then `on_end()`."""
+    try:
+        os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)  # ended, not yet reaped: its pid is not reused
+        kill_group(process.pid)  # whatever it started and left behind (holding the device lock's file, say)
+        record_end(run_dir, process.wait())
+    finally:
+        on_end()
+
+
+def watch_attached(pid: int, run_dir: Path, owner_alive: Callable[[], bool], poll: float = 0.2) -> None:
+    """Follow a worker another process started until it ends; when that process is gone too (nobody else
+    will), record the run INTERRUPTED if it was left live."""
+    while live_worker(run_dir) == pid:
+        time.sleep(poll)
+    if not owner_alive():
+        record_end(run_dir, None)
+
+
+def record_end(run_dir: Path, returncode: int | None) -> None:
+    """Give a run whose worker ended without a final state one: STOPPED when a stop was asked for; FAILED
+    with the cause otherwise (its own error event, else killed by the system, else stopped unexpectedly
+    with the end of train.log); INTERRUPTED when the exit is unknown (`returncode` None)."""
+    path = run_dir / "events.jsonl"
+    log = EventLog.reopen(path)
+    events = log.since(0)[0]
+    if not snapshot(run_dir.name, events).state.is_live:
+        return
+    if StopFile(run_dir / STOP_FILE).is_set():
+        log.append(StatusEvent(RunState.STOPPED))
+        return
+    if returncode is None:
+        log.append(StatusEvent(RunState.INTERRUPTED))
+        return
+    starts = [i for i, e in enumerate(events) if isinstance(e, StatusEvent) and e.state is RunState.LOADING]
+    if not any(isinstance(e, ErrorEvent) for e in events[starts[-1] if starts else 0:]):
+        log.append(ErrorEvent.from_error(exit_cause(run_dir, returncode)))
+    log.append(StatusEvent(RunState.FAILED))
+
+
+def exit_cause(run_dir: Path, returncode: int) -> EngineError:
+    """Why a worker ended with `returncode` and no error of its own: killed (SIGKILL: most likely by the
+    system for lack of memory), or stopped unexpectedly, with the last lines of train.log."""
+    if returncode == -signal.SIGKILL:
+        return EngineError("killed_out_of_memory", hint="hint_reduce_memory")
+    how = _signal_name(-returncode) if returncode < 0 else str(returncode)
+    try:
+        lines = (run_dir / "train.log").read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        lines = []
+    return EngineError("worker_stopped_unexpectedly", {"exit": how, "log_tail": "\n".join(lines[-LOG_TAIL_LINES:])},
+                       hint="hint_see_train_log")
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
