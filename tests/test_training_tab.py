@@ -9,9 +9,9 @@ import pytest
 from engine.errors import EngineError
 from engine.locales import render_error
 from engine.studio import Studio
-from engine.training.events import EventLog, LogEvent, RunState, StatusEvent, snapshot
+from engine.training.events import ErrorEvent, EventLog, LogEvent, RunSnapshot, RunState, StatusEvent, snapshot
 from engine.training.runner import RunSummary
-from ui import training_tab
+from ui import present, training_tab
 from ui.training_tab import TrainingView
 
 VIEW = TrainingView(**{f.name: f.name for f in dataclasses.fields(TrainingView)})
@@ -102,8 +102,6 @@ def test_delete_run_refreshes_the_history(tmp_path):
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_the_status_says_when_lines_of_the_event_log_were_skipped(lang):
-    from engine.training.events import RunSnapshot
-    from ui import present
 
     clean = present.status_text(RunSnapshot("r1", RunState.DONE, step=3, max_steps=3), lang)
     damaged = present.status_text(RunSnapshot("r1", RunState.DONE, step=3, max_steps=3, skipped_lines=2), lang)
@@ -181,3 +179,12 @@ def test_the_runs_table_is_redrawn_only_when_a_run_changed_or_the_language(tmp_p
     chinese = training_tab.refresh_table(studio, VIEW, "zh", changed["shown_runs"])
     assert chinese["shown_runs"] == ["zh", studio.runs]
     assert list(chinese["runs"].columns) != list(changed["runs"].columns)  # redrawn, with the headers in Chinese
+
+
+@pytest.mark.parametrize(("lang", "fold"), [("en", "The last lines of train.log"), ("zh", "train.log 的最后几行")])
+def test_a_dead_workers_last_log_lines_are_folded_below_the_sentence(lang, fold):
+    error = ErrorEvent("worker_stopped_unexpectedly", {"exit": 3, "log_tail": "Traceback ...\nValueError: boom"})
+    text = present.status_text(RunSnapshot("r1", RunState.FAILED, step=2, max_steps=9, error=error), lang)
+    sentence, folded = text.split("<details>")
+    assert render_error(error.to_error(), lang) in sentence
+    assert "Traceback" not in sentence and "ValueError: boom" in folded and fold in folded

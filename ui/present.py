@@ -151,7 +151,8 @@ def _number(value: float | None) -> str:
 
 
 def status_text(snapshot: RunSnapshot, lang: str) -> str:
-    """The run's status line: state, step and losses, the slow step while loading, why it failed."""
+    """The run's status line: state, step and losses, the slow step while loading, why it failed (with the last
+    lines of train.log folded away when the worker died)."""
     if snapshot.run_id is None or snapshot.state is RunState.IDLE:
         return t("status_idle", lang)
 
@@ -162,6 +163,9 @@ def status_text(snapshot: RunSnapshot, lang: str) -> str:
         line += f"\n\n⏳ {t(snapshot.progress, lang)}…"
     if snapshot.error:
         line += "\n\n" + render_error(snapshot.error.to_error(), lang)
+        tail = snapshot.error.params.get("log_tail")
+        if tail:  # a crash's last words, one click away, never in the sentence itself
+            line += f"\n\n<details><summary>{t('status_log_tail', lang)}</summary>\n\n```text\n{tail}\n```\n</details>"
     if snapshot.skipped_lines:
         line += "\n\n⚠ " + t("events_lines_skipped", lang, count=snapshot.skipped_lines,
                                path=f"{snapshot.run_id}/events.jsonl")
