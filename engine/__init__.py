@@ -22,6 +22,7 @@ _SURFACE = {
     "LANGS": "engine.locales", "render": "engine.locales", "render_error": "engine.locales",
     "catalogue_text": "engine.locales",
     "plan_lines": "engine.planning.plan_text", "duration": "engine.planning.plan_text",
+    "cuda_device_count": "engine.planning.estimate",
     # data, and the folders a web request may name
     "Workspace": "engine.system.workspace", "SAMPLE_DATASET": "engine.presets",
     "DatasetReport": "engine.data.reading", "ColumnMapping": "engine.data.mapping",

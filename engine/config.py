@@ -61,6 +61,7 @@ class TrainConfig:
     max_steps: int = _field(-1, "training", min=-1, max=1_000_000, step=1)
     per_device_train_batch_size: int = _field(4, "training", min=1, max=512, step=1, simple=True)
     gradient_accumulation_steps: int = _field(1, "training", min=1, max=512, step=1)
+    num_gpus: int = _field(1, "training", min=1, max=64, step=1)  # processes (DDP through accelerate)
     lr_scheduler_type: str = _field("cosine", "training",
                                     choices=("cosine", "linear", "constant", "constant_with_warmup"))
     warmup_steps: float = _field(0.03, "training", min=0.0, max=10_000, step=0.01)
@@ -154,7 +155,22 @@ class TrainConfig:
             issues.append(Issue("error", "config_best_needs_eval", field="eval_strategy"))
         if self.eval_strategy != "no" and self.eval_split == 0 and self.eval_rows == 0:
             issues.append(Issue("warning", "config_eval_without_split", field="eval_split"))
+        if self.num_gpus > 1:
+            issues.extend(self._process_issues())
         return issues
+
+    def _process_issues(self) -> list[Issue]:
+        """Problems of a run over `num_gpus` > 1 processes: more than the CUDA devices present is an error;
+        without CUDA the processes share the CPU (the path the CPU DDP test takes), which is slower, not faster."""
+        from engine.planning.estimate import cuda_device_count
+
+        present = cuda_device_count()
+        if present and self.num_gpus > present:
+            return [Issue("error", "config_num_gpus_too_many", field="num_gpus",
+                          params={"value": self.num_gpus, "present": present})]
+        if not present:
+            return [Issue("warning", "config_num_gpus_on_cpu", field="num_gpus", params={"value": self.num_gpus})]
+        return []
 
 
 # ---- field helpers (used by forms, the CLI's --set and presets) -----------------------------

@@ -1,6 +1,7 @@
 """Shared fixtures: small datasets made from the bundled sample, a fake training job, a served app, Chromium."""
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -75,8 +76,11 @@ class ExitAtStep:
 
 def worker_fake_job(config, examples, run_dir, log, stop_requested):
     """`--job tests.conftest:worker_fake_job`: a FakeJob trained by a real worker process, shaped by the
-    environment variable FAKE_JOB (e.g. "steps=200 delay=0.05 exit_at=3 code=7 ignore_stop=1")."""
+    environment variable FAKE_JOB (e.g. "steps=200 delay=0.05 exit_at=3 code=7 ignore_stop=1 linger=5", the last
+    keeping the process alive that many seconds after the run has ended, as a real worker's teardown can)."""
     shape = dict(item.split("=", 1) for item in os.environ.get("FAKE_JOB", "").split())
+    if "linger" in shape:
+        atexit.register(time.sleep, float(shape["linger"]))
     if "exit_at" in shape:
         log = ExitAtStep(log, int(shape["exit_at"]), int(shape.get("code", "1")))
     if shape.get("ignore_stop"):

@@ -175,6 +175,17 @@ def test_chat_is_refused_while_a_worker_trains(tmp_path, monkeypatch):
     studio.chat.lock.release()
 
 
+def test_the_device_is_free_as_soon_as_the_run_has_ended_while_the_worker_still_exits(tmp_path, monkeypatch):
+    runner = worker_runner(tmp_path, monkeypatch, "steps=2 delay=0.01 linger=8")
+    run_id = runner.start(config())
+    wait_until(lambda: runner.snapshot(run_id).state is RunState.DONE, what="DONE")
+    wait_until(lambda: not lock_of(tmp_path).locked(), timeout=5, what="the lock freed")  # not after the teardown
+    assert live_worker(tmp_path / run_id) is not None  # the worker is still ending (8 s), yet the device is free
+    lock = lock_of(tmp_path)
+    assert lock.acquire("chat")
+    lock.release()
+
+
 def test_a_reused_pid_is_not_taken_for_the_worker(tmp_path):
     run_dir = tmp_path / "old"
     run_dir.mkdir()

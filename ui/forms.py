@@ -12,7 +12,7 @@ from typing import Any
 
 import gradio as gr
 
-from engine import BUNDLED_MODEL_ID, FIELDS, GROUPS, Studio, TrainConfig, field_kind
+from engine import BUNDLED_MODEL_ID, FIELDS, GROUPS, Studio, TrainConfig, cuda_device_count, field_kind
 from ui.i18n import Texts, field_help, field_label
 from ui.page import Form
 from ui.wiring import worded_errors
@@ -32,8 +32,10 @@ ATTENTION_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj"]
 
 
 def form_fields() -> list[str]:
-    """The fields the form shows, in the form's order: the simple ones, then the rest group by group."""
-    shown = [name for name in FIELDS if name not in HIDDEN_FIELDS]
+    """The fields the form shows, in the form's order: the simple ones, then the rest group by group (*GPUs to
+    use* only where more than one CUDA device is present)."""
+    hidden = HIDDEN_FIELDS + (() if cuda_device_count() > 1 else ("num_gpus",))
+    shown = [name for name in FIELDS if name not in hidden]
     simple = [name for name in shown if FIELDS[name].metadata.get("simple")]
     return simple + [name for group in GROUPS for name in shown
                      if FIELDS[name].metadata["group"] == group and name not in simple]

@@ -1,6 +1,7 @@
 """Whole-run memory and time estimates, made before training and offline (no model is loaded).
 
-Memory is modelled the way practitioners add it up, per part (bytes):
+Memory is modelled the way practitioners add it up, per part (bytes), for one device: with `num_gpus` > 1
+every DDP process holds the whole model and its own micro-batch, so the same estimate holds per GPU.
 
 * weights: parameters x bytes per parameter of the load precision: fp32 4, bf16/fp16 2; 8-bit
   (LLM.int8) 1 + a fp32 scale per output row; NF4/FP4 0.5 + the block constants: one fp32 absmax per
@@ -32,7 +33,8 @@ Memory is modelled the way practitioners add it up, per part (bytes):
   freed logits-sized buffers: peak RSS on this project's machine ran 0 to 9 x the fp32 logits (batch *
   seq * vocab * 4 bytes) above the live tensors, growing with the tokens per step; 6 x is counted.
 
-Time: measured throughput when given, else FLOPs per token / (device FLOP/s * MFU). A full fine-tune
+Time: measured throughput when given, else FLOPs per token / (device FLOP/s * MFU), times N x 0.9 for N GPUs
+(DDP's gradient all-reduce; processes sharing one CPU gain nothing). A full fine-tune
 costs 6 * P FLOPs per token (forward 2P, backward 4P). With LoRA the frozen weights need no weight
 gradients, only the gradients flowing through them, so the base costs 4P (+2P again for the recomputed
 forward under gradient checkpointing), plus 6 x the (small) adapter. Attention scores add
@@ -63,7 +65,8 @@ from engine.models.shapes import (
 from engine.training import factories
 
 # The shapes live in engine.models.shapes; they are re-exported here for the estimate's callers.
-__all__ = ["DeviceInfo", "MemoryEstimate", "ModelShape", "TimeEstimate", "detect_device", "estimate_memory",
+__all__ = ["DeviceInfo", "MemoryEstimate", "ModelShape", "TimeEstimate", "cuda_device_count", "detect_device",
+           "estimate_memory",
            "estimate_time", "known_models", "linear_shapes", "shape_from_config", "shape_of",
            "targeted_modules", "trainable_parameters"]
 
@@ -87,6 +90,7 @@ DEFAULT_GPU_FLOPS = 50e12
 GPU_MFU = 0.35            # model FLOPs utilisation typical of single-GPU HF/TRL LoRA training
 FP32_ON_GPU = 0.25        # share of the bf16 rate left when training in plain fp32 on a GPU
 QUANTIZED_SPEED = 0.7     # bitsandbytes dequantizes weights at every matmul
+DDP_EFFICIENCY = 0.9      # share of N GPUs' summed throughput DDP keeps (the gradient all-reduce of each step)
 # Effective (MFU included) FLOP/s per CPU core, calibrated on this project's 2-core machine, where the
 # bundled SmolLM2-135M trains with LoRA (all-linear, r=16, max_length 512) at about 70 tokens/s.
 CPU_FLOPS_PER_CORE = 21e9
@@ -116,6 +120,15 @@ def _cpu_cores() -> int:
     import psutil
 
     return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+
+
+def cuda_device_count() -> int:
+    """How many CUDA devices torch can use (0 without CUDA; a CPU-only Linux machine never imports torch)."""
+    if not _may_have_cuda():
+        return 0
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def detect_device() -> DeviceInfo:
@@ -348,7 +361,7 @@ def flops_per_token(config: TrainConfig, shape: ModelShape) -> float:
 
 
 def device_flops(config: TrainConfig, device: DeviceInfo) -> float:
-    """Effective FLOP/s a training step reaches on `device` (peak x MFU on GPUs, calibrated on CPUs)."""
+    """Effective FLOP/s a run reaches on `device` (peak x MFU on GPUs, calibrated on CPUs), over its `num_gpus` GPUs."""
     if device.kind != "cuda":
         rate = CPU_FLOPS_PER_CORE * (device.cores or os.cpu_count() or 1)
     else:
@@ -359,7 +372,15 @@ def device_flops(config: TrainConfig, device: DeviceInfo) -> float:
             rate *= FP32_ON_GPU
     if config.load_in_4bit or config.load_in_8bit:
         rate *= QUANTIZED_SPEED
-    return rate
+    return rate * parallel_speedup(config, device)
+
+
+def parallel_speedup(config: TrainConfig, device: DeviceInfo) -> float:
+    """How much faster `config.num_gpus` processes train than one: N GPUs x DDP_EFFICIENCY on CUDA; none on a
+    CPU, where the processes share the same cores."""
+    if device.kind != "cuda" or config.num_gpus <= 1:
+        return 1.0
+    return config.num_gpus * DDP_EFFICIENCY
 
 
 def estimate_time(config: TrainConfig, shape: ModelShape, tokens_per_epoch: int, device: DeviceInfo,

@@ -14,6 +14,13 @@ def duration(seconds: float | None) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
+def global_batch(config) -> dict[str, int]:
+    """The rows of one optimizer update of a run: per device x processes (GPUs) x accumulation, and their product."""
+    parts = {"per_device": config.per_device_train_batch_size, "processes": config.num_gpus,
+             "accumulation": config.gradient_accumulation_steps}
+    return {**parts, "total": parts["per_device"] * parts["processes"] * parts["accumulation"]}
+
+
 def plan_lines(plan, lang: str) -> list[str]:
     """One line per finding; detail lines start with two spaces."""
     lines = [f"❌ {i.to_dict(lang)['message']}" for i in plan.errors]
@@ -42,6 +49,9 @@ def plan_lines(plan, lang: str) -> list[str]:
         if memory.suggestion and memory.verdict != "fits":
             code, params = memory.suggestion
             lines.append("  💡 " + render(code, params, lang))
+    config = getattr(plan, "config", None)
+    if config is not None and config.num_gpus > 1:
+        lines.append(render("plan_global_batch", global_batch(config), lang))
     if plan.time is not None:
         lines.append(render("plan_time", {"epoch": duration(plan.time.seconds_per_epoch),
                                           "speed": f"{plan.time.tokens_per_second:,.0f}"}, lang))

@@ -27,11 +27,11 @@ class EventCallback(TrainerCallback):
         self._last_time = time.monotonic()
         self._last_tokens = state.num_input_tokens_seen or 0
         self.log.append(StatusEvent(RunState.TRAINING, max_steps=state.max_steps))
-        self._check_stop(control)
+        self._check_stop(args, control)
 
     def on_step_end(self, args, state, control, **kwargs):
         """Make the trainer stop (and save) once a stop is requested."""
-        self._check_stop(control)
+        self._check_stop(args, control)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         """Append one trainer log as a LogEvent with tokens/s and memory in use (MiB); the final summary is skipped."""
@@ -54,7 +54,21 @@ class EventCallback(TrainerCallback):
         data["memory_mb"] = round(memory_in_use_mb(), 1)
         self.log.append(LogEvent(state.global_step, **data))
 
-    def _check_stop(self, control) -> None:
-        if self.stop_requested.is_set():
+    def _check_stop(self, args, control) -> None:
+        if stop_agreed(self.stop_requested.is_set(), args):
             control.should_training_stop = True
             control.should_save = True
+
+
+def stop_agreed(requested: bool, args) -> bool:
+    """Whether this process or any other process of a multi-GPU run saw the stop request: every rank then stops
+    after the same step (a rank that went on alone would wait for the others' gradients forever). One process
+    alone decides by itself."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return requested
+    flag = torch.tensor([int(requested)], device=args.device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())

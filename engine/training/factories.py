@@ -1,6 +1,7 @@
 """Pure factories from TrainConfig to TRL/PEFT/transformers config objects (no model is loaded)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,8 @@ def bnb_config(config: TrainConfig, compute_dtype: str):
 
 
 def model_kwargs(config: TrainConfig, cuda: bool, bf16_supported: bool) -> dict[str, Any]:
-    """Keyword arguments for `from_pretrained` of the base model."""
+    """Keyword arguments for `from_pretrained` of the base model; a quantized model goes whole onto this process's
+    GPU (`LOCAL_RANK`, which accelerate's launcher sets for each process of a multi-GPU run; 0 alone)."""
     import torch
 
     dtype = resolve_dtype(config.dtype, cuda, bf16_supported)
@@ -81,8 +83,13 @@ def model_kwargs(config: TrainConfig, cuda: bool, bf16_supported: bool) -> dict[
     if quant is not None:
         kwargs["quantization_config"] = quant
         if cuda:
-            kwargs["device_map"] = {"": 0}
+            kwargs["device_map"] = {"": local_rank()}
     return kwargs
+
+
+def local_rank() -> int:
+    """This process's GPU index on its machine in a multi-GPU run (the launcher's LOCAL_RANK), 0 otherwise."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
 
 
 def lora_settings(config: TrainConfig) -> dict[str, Any]:
@@ -140,6 +147,9 @@ def sft_settings(config: TrainConfig, has_eval: bool) -> dict[str, Any]:
         "load_best_model_at_end": keep_best,
         "metric_for_best_model": "eval_loss" if keep_best else None,
         "greater_is_better": False if keep_best else None,
+        # several processes (DDP): every LoRA parameter takes part in every step, and DDP's search for unused
+        # ones (transformers' default for a PEFT model) breaks under gradient checkpointing
+        **({"ddp_find_unused_parameters": False} if config.num_gpus > 1 else {}),
     }
 
 

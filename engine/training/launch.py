@@ -1,10 +1,16 @@
 """A runner's side of a live run: the thread that watches it (a job trained on that thread, a worker
 process the runner started, or one it found running), the end recorded for a worker that died without
-one, and the stop that is certain (cooperative first, then the worker's process group is killed)."""
+one, and the stop that is certain (cooperative first, then the worker's process group is killed).
+
+A run with `num_gpus` > 1 is started through `accelerate launch --multi_gpu --num_processes N` (DDP): the
+launcher is then the worker worker.json names and the process that holds the device lock's file, and each
+of its N processes (ranks) runs the worker's `main` and dies with it. On a machine without CUDA the same
+command trains N CPU processes over gloo (`accelerate launch --cpu` would start only one)."""
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -12,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from engine.config import TrainConfig
 from engine.errors import EngineError
 from engine.training.events import ErrorEvent, EventLog, LogEvent, RunState, StatusEvent, snapshot
 from engine.training.worker import STOP_FILE, StopFile, live_worker, record_worker
@@ -80,9 +87,9 @@ def kill_group(pid: int) -> None:
 def launch_worker(run_dir: Path, resume_from: str | None, job_spec: str | None, lock_fd: int | None):
     """Start the worker process of `run_dir` in its own session, its output appended to train.log (never a
     pipe nobody reads), holding the device lock's file `lock_fd`; names it in worker.json. Returns the Popen."""
-    command = [sys.executable, "-m", "engine.training.worker", str(run_dir)]
-    command += ["--resume", resume_from] if resume_from else []
-    command += ["--job", job_spec] if job_spec else []
+    command = worker_command(run_dir, resume_from, job_spec)
+    if lock_fd is not None and command[1:3] == ["-m", "engine.training.worker"]:  # one process: it frees the lock
+        command += ["--lock-fd", str(lock_fd)]                                    # as soon as the run has ended
     paths = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
     with (run_dir / "train.log").open("ab") as output:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
@@ -90,6 +97,27 @@ def launch_worker(run_dir: Path, resume_from: str | None, job_spec: str | None, 
                                    env={**os.environ, "PYTHONPATH": os.pathsep.join(paths)})
     record_worker(run_dir, process.pid)
     return process
+
+
+def worker_command(run_dir: Path, resume_from: str | None, job_spec: str | None) -> list[str]:
+    """The command that trains `run_dir`: the worker module, or for `num_gpus` > 1 in its config.yaml
+    accelerate's launcher running it in that many processes (on a free port of this machine)."""
+    module = ["-m", "engine.training.worker", str(run_dir)]
+    module += ["--resume", resume_from] if resume_from else []
+    module += ["--job", job_spec] if job_spec else []
+    processes = TrainConfig.from_yaml(run_dir / "config.yaml").num_gpus
+    if processes <= 1:
+        return [sys.executable, *module]
+    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+            "--main_process_port", str(free_port()), *module]
+
+
+def free_port() -> int:
+    """A TCP port of this machine that nothing listens on now (for the ranks of a run to meet on)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def watch_launched(process: subprocess.Popen, run_dir: Path, on_end: Callable[[], None]) -> None:

@@ -6,14 +6,20 @@ accepted), appends to `RUN_DIR/events.jsonl` and names itself in `worker.json` (
 so a reused pid is never taken for it). A crash here (CUDA, bitsandbytes, the system's OOM killer) ends this
 process only; the runner that started it records why. `run_job` is the one body that takes a job to its
 final state, here and in the runner's in-process thread mode.
+
+In a multi-GPU run (`num_gpus` > 1) accelerate's launcher runs `main` once per process (rank): every rank
+trains and checks the stop file, only rank 0 writes events (and, through the trainer, the adapter); worker.json
+names the launcher, which started the ranks and holds the device lock, and each rank dies with it.
 """
 from __future__ import annotations
 
 import argparse
+import ctypes
 import errno
 import importlib
 import json
 import os
+import signal
 import sys
 import time
 import traceback
@@ -155,19 +161,55 @@ def read_rows(run_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
+class SilentLog:
+    """The event log of a rank other than 0 in a multi-GPU run: rank 0 alone writes the run's events."""
+
+    def append(self, event) -> None:
+        """Drop `event` (rank 0 appends the same one)."""
+
+
+def process_rank() -> int:
+    """This process's rank in a multi-GPU run (the launcher's RANK), 0 when it trains alone."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def launched_as_rank() -> bool:
+    """Whether this process is one of several ranks that accelerate's launcher started."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def die_with_launcher() -> None:
+    """Have the system kill this rank when the launcher that started it ends (killed with its process group by
+    a stop that timed out, say): the launcher starts each rank in a session of its own, out of that group. A
+    launcher gone already ends this rank at once. Linux only (prctl); elsewhere the ranks end with their
+    collective operations' timeout."""
+    if not sys.platform.startswith("linux"):
+        return
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL))
+    if os.getppid() == 1:
+        os._exit(1)
+
+
 def main(argv: list[str]) -> int:
     """Train the run in `argv`'s folder to its final state; 0 when it ended DONE or STOPPED, 1 when FAILED."""
     parser = argparse.ArgumentParser(prog="python -m engine.training.worker")
     parser.add_argument("run_dir")
     parser.add_argument("--resume", help="the checkpoint folder to continue from")
     parser.add_argument("--job", help="MODULE:CALLABLE building the job (default: the real SFTJob)")
+    parser.add_argument("--lock-fd", type=int, help="the device lock's file, handed over by the runner")
     args = parser.parse_args(argv)
     run_dir = Path(args.run_dir)
-    record_worker(run_dir, os.getpid())
+    if launched_as_rank():
+        die_with_launcher()  # worker.json names the launcher (launch_worker wrote it)
+    else:
+        record_worker(run_dir, os.getpid())
     config = TrainConfig.from_yaml(run_dir / "config.yaml")
-    log = EventLog.reopen(run_dir / "events.jsonl")
+    log = EventLog.reopen(run_dir / "events.jsonl") if process_rank() == 0 else SilentLog()
     final = run_job(load_factory(args.job), config, read_rows(run_dir), run_dir, log,
                     StopFile(run_dir / STOP_FILE), args.resume)
+    if args.lock_fd is not None:  # the final state is written: chat may use the device while this process ends
+        os.close(args.lock_fd)
     return 1 if final is RunState.FAILED else 0
 
 
