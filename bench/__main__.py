@@ -1,4 +1,5 @@
-"""`python -m bench [NAME...]`: run every `*_bench.py` module's `main()` (or only the named ones)."""
+"""`python -m bench [NAME...] [--OPTION ...]`: run every `*_bench.py` module's `main()` (or only the named ones);
+options, from the first argument starting with '-', go to the one named bench (`python -m bench worker --steps 4`)."""
 from __future__ import annotations
 
 import importlib
@@ -7,18 +8,26 @@ from pathlib import Path
 
 
 def discover() -> list[str]:
+    """The names of the bench modules (`*_bench.py` next to this file), sorted."""
     return sorted(path.stem for path in Path(__file__).resolve().parent.glob("*_bench.py"))
 
 
 def main(argv: list[str] | None = None) -> int:
-    wanted = argv if argv is not None else sys.argv[1:]
+    """Run the benches `argv` names (all when none), passing its options on; 2 when that cannot be done."""
+    given = argv if argv is not None else sys.argv[1:]
+    first_option = next((i for i, arg in enumerate(given) if arg.startswith("-")), len(given))
+    wanted, options = given[:first_option], given[first_option:]
     names = [n for n in discover() if not wanted or n in wanted or n.removesuffix("_bench") in wanted]
     if not names:
         print(f"no bench matches {wanted}; available: {', '.join(discover())}", file=sys.stderr)
         return 2
+    if options and len(names) != 1:
+        print(f"options {options} go to one bench: name it (available: {', '.join(discover())})", file=sys.stderr)
+        return 2
     for name in names:
         print(f"== {name}", flush=True)
-        importlib.import_module(f"bench.{name}").main()
+        bench = importlib.import_module(f"bench.{name}")
+        bench.main(options) if options else bench.main()
     return 0
 
 
