@@ -303,12 +303,18 @@ class Studio(StudyDesk):
                        history: tuple[list[dict], list[dict]] = ([], [])):
         """Base and adapter answers to `prompt` for an adapter choice (a run id, or `run_id@checkpoint-N`),
         yielding (base so far, adapter so far) while they are generated; `history` holds each side's earlier
-        turns (base, adapter) so a multi-turn chat continues on both sides."""
-        if self.runner.is_live():
-            raise EngineError("busy_generating", hint="hint_wait_or_stop")
+        turns (base, adapter) so a multi-turn chat continues on both sides. Refused (`busy_generating`) while a
+        run trains, or while its worker has not yet freed the device."""
+        self._refuse_while_training()
         run_dir = self.adapter_path(run_id)
         turn = [{"role": "user", "content": prompt}]
         yield from self.chat.stream_compare(run_dir, list(history[0]) + turn, params, list(history[1]) + turn)
+
+    def _refuse_while_training(self) -> None:
+        """Raise `busy_generating` while a run is training (not once it has ended: its worker may still be
+        exiting, and the device lock says when the device is free)."""
+        if self.runner.is_live() and self.runner.snapshot().state.is_live:
+            raise EngineError("busy_generating", hint="hint_wait_or_stop")
 
     # the command line
     def run_dir(self, run_id: str) -> Path | None:
@@ -318,7 +324,6 @@ class Studio(StudyDesk):
     def compare(self, folder: str | Path, prompt: str) -> AnswerPair:
         """Base and adapter answers to one prompt, whole rather than streamed (`python app.py chat --run`): `folder`
         is a run folder or one of its checkpoint folders, wherever it is; one model load serves both sides."""
-        if self.runner.is_live():
-            raise EngineError("busy_generating", hint="hint_wait_or_stop")
+        self._refuse_while_training()
         adapters.locate(Path(folder))
         return self.chat.compare(Path(folder), [{"role": "user", "content": prompt}])

@@ -128,6 +128,10 @@ def test_real_short_run_and_both_answers(serve, tmp_path, english_dataset):
                    eval_split=0.0, eval_strategy="no", api_name="/start_training")
     status = poll_until_final(client, timeout=600)
     assert "Done" in status, status
+    deadline = time.monotonic() + 60  # the worker frees the device once its memory is released, then ends
+    while studio.runner.lock.locked():
+        assert time.monotonic() < deadline, "the device stayed locked after the run ended"
+        time.sleep(0.1)
     run_id = studio.runner.current_run_id
     client.predict(api_name="/chat_runs")
     base, adapter, base_chat, adapter_chat, _prompt = client.predict(

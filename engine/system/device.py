@@ -6,7 +6,10 @@ import gc
 import os
 import sys
 import threading
+import time
 from pathlib import Path
+
+PROBE_SECONDS = 0.5  # how long an exclusive lock is retried past another process's momentary `locked()` test
 
 
 class DeviceLock:
@@ -33,7 +36,7 @@ class DeviceLock:
         except OSError:
             self._threads.release()
             raise
-        if not _flock(fd, fcntl.LOCK_EX):
+        if not _flock_soon(fd):
             os.close(fd)
             self._threads.release()
             return False
@@ -84,6 +87,17 @@ def _flock(fd: int, kind: int) -> bool:
         fcntl.flock(fd, kind | fcntl.LOCK_NB)
     except BlockingIOError:
         return False
+    return True
+
+
+def _flock_soon(fd: int) -> bool:
+    """Lock `fd` exclusively, retrying for PROBE_SECONDS: a `locked()` test elsewhere holds a shared lock for
+    an instant, which must not make a free device look busy; False when it is really held."""
+    deadline = time.monotonic() + PROBE_SECONDS
+    while not _flock(fd, fcntl.LOCK_EX):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
     return True
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import errno
+import fcntl
 import importlib
 import json
 import os
@@ -208,7 +209,8 @@ def main(argv: list[str]) -> int:
     log = EventLog.reopen(run_dir / "events.jsonl") if process_rank() == 0 else SilentLog()
     final = run_job(load_factory(args.job), config, read_rows(run_dir), run_dir, log,
                     StopFile(run_dir / STOP_FILE), args.resume)
-    if args.lock_fd is not None:  # the final state is written: chat may use the device while this process ends
+    if args.lock_fd is not None:  # the run has ended and its memory is released: the device is free again,
+        fcntl.flock(args.lock_fd, fcntl.LOCK_UN)  # for every copy of the file (a forked helper may hold one)
         os.close(args.lock_fd)
     return 1 if final is RunState.FAILED else 0
 
