@@ -115,14 +115,7 @@ def test_real_resume_restores_the_trainer_state(tmp_path, english_dataset):
         time.sleep(0.5)
     studio.stop()
     assert studio.runner.wait(600) is RunState.STOPPED
-    checkpoint_step = int(latest_checkpoint(run_dir).name.split("-")[-1])
-    studio.resume(run_id)
-    assert studio.runner.wait(900) is RunState.DONE
-    events = studio.events_since(run_id, 0)[0]
-    resumed_at = max(i for i, e in enumerate(events) if e.kind == "status" and e.resumed_from)
-    after = [e.step for e in events[resumed_at:] if e.kind == "log" and e.loss is not None]
-    assert after and after[0] == checkpoint_step + 1 and after[-1] == 6
-    assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()
+    assert_resumes_to_done(studio, run_id, run_dir)
 
 
 @pytest.mark.slow
@@ -167,3 +160,16 @@ def test_real_out_of_memory_fails_cleanly_then_stop_saves_a_loadable_adapter(tmp
 
     base = AutoModelForCausalLM.from_pretrained(loader.resolve_model(cfg.model_name_or_path))
     assert PeftModel.from_pretrained(base, str(adapter)).peft_config["default"].r == cfg.lora_r
+
+
+def assert_resumes_to_done(studio, run_id: str, run_dir, last_step: int = 6) -> None:
+    """Resume the run from its latest checkpoint: it goes on from the next step to `last_step`, DONE, with
+    its adapter saved."""
+    checkpoint_step = int(latest_checkpoint(run_dir).name.split("-")[-1])
+    studio.resume(run_id)
+    assert studio.runner.wait(900) is RunState.DONE
+    events = studio.events_since(run_id, 0)[0]
+    resumed_at = max(i for i, e in enumerate(events) if e.kind == "status" and e.resumed_from)
+    after = [e.step for e in events[resumed_at:] if e.kind == "log" and e.loss is not None]
+    assert after and after[0] == checkpoint_step + 1 and after[-1] == last_step
+    assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()

@@ -24,6 +24,7 @@ from engine.training.events import EventLog, LogEvent, RunState, StatusEvent
 from engine.training.runner import LOCK_FILE, OWNER_FILE, Runner, _new_run_dir
 from engine.training.worker import WORKER_FILE, live_worker, process_started
 from tests.conftest import FakeJob
+from tests.test_run_lifecycle import assert_resumes_to_done
 
 FAKE = "tests.conftest:worker_fake_job"
 WAIT = 60  # seconds; a guard against hangs, not a timing assertion
@@ -265,11 +266,4 @@ def test_real_worker_killed_mid_run_fails_at_once_and_resumes_to_done(tmp_path, 
     assert studio.runner.wait(60) is RunState.FAILED and time.monotonic() - killed < 5
     assert studio.snapshot(run_id).error.code == "killed_out_of_memory"
     assert [s.run_id for s in studio.list_runs()] == [run_id]  # the app answers
-    checkpoint_step = int(latest_checkpoint(run_dir).name.split("-")[-1])
-    studio.resume(run_id)
-    assert studio.runner.wait(900) is RunState.DONE
-    events = studio.events_since(run_id, 0)[0]
-    resumed_at = max(i for i, e in enumerate(events) if e.kind == "status" and e.resumed_from)
-    after = [e.step for e in events[resumed_at:] if e.kind == "log" and e.loss is not None]
-    assert after and after[0] == checkpoint_step + 1 and after[-1] == 6
-    assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()
+    assert_resumes_to_done(studio, run_id, run_dir)
