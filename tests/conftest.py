@@ -74,6 +74,33 @@ class ExitAtStep:
         return stamped
 
 
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> Path:
+    """A real run of the bundled model, trained once per test session (4 steps on the English sample, a complete
+    checkpoint at step 2, DONE): read it, never write into it (copy it with `run_copy`)."""
+    from engine.studio import Studio
+
+    root = tmp_path_factory.mktemp("trained") / "runs"
+    rows = [row for row in sample_rows() if row["output"].startswith(EN_GREETING)]
+    dataset = root.parent / "english.jsonl"
+    dataset.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    studio = Studio(root, data_root=root.parent / "data")
+    config = studio.default_config().replace(dataset_path=str(dataset), max_steps=4, save_steps=2, logging_steps=1,
+                                             per_device_train_batch_size=2, max_length=64, eval_split=0.0,
+                                             eval_strategy="no")
+    run_id = studio.start(config)
+    assert studio.runner.wait(900) is RunState.DONE, (root / run_id / "train.log").read_text(encoding="utf-8")[-3000:]
+    return root / run_id
+
+
+@pytest.fixture
+def run_copy(trained_run, tmp_path) -> Path:
+    """A copy of the session's trained run in `tmp_path / "runs"`, to export from or write into."""
+    copy = tmp_path / "runs" / trained_run.name
+    shutil.copytree(trained_run, copy)
+    return copy
+
+
 def worker_fake_job(config, examples, run_dir, log, stop_requested):
     """`--job tests.conftest:worker_fake_job`: a FakeJob trained by a real worker process, shaped by the
     environment variable FAKE_JOB (e.g. "steps=200 delay=0.05 exit_at=3 code=7 ignore_stop=1 linger=5", the last

@@ -188,3 +188,13 @@ def test_a_dead_workers_last_log_lines_are_folded_below_the_sentence(lang, fold)
     sentence, folded = text.split("<details>")
     assert render_error(error.to_error(), lang) in sentence
     assert "Traceback" not in sentence and "ValueError: boom" in folded and fold in folded
+
+
+def test_a_run_started_elsewhere_is_followed_from_its_start_and_nothing_changes_while_idle(tmp_path):
+    idle = training_tab.notice(FakeStudio(tmp_path), VIEW, "en", "r1", 5, [])
+    assert set(idle) == set(VIEW.followed) and all(value == gr.skip() for value in idle.values())
+    started = training_tab.notice(FakeStudio(tmp_path, live=True, current="r2"), VIEW, "en", "r1", 5, [])
+    assert started["run_id"] == "r2" and started["cursor"] == 0 and started["timer"].active is True
+    assert started["plot"] != gr.skip()  # drawn from the run's first event
+    again = training_tab.notice(FakeStudio(tmp_path, live=True, current="r1"), VIEW, "en", "r1", 5, [])
+    assert again["timer"].active is True and again["cursor"] == gr.skip() and again["plot"] == gr.skip()

@@ -20,6 +20,7 @@ from ui.page import Page
 from ui.wiring import bind, worded_errors
 
 POLL_SECONDS = 0.5  # an event reaches the page within about half a second
+WATCH_SECONDS = 2.0  # a run started elsewhere (the CLI, another app or tab) shows within about two seconds
 
 
 @dataclass
@@ -93,6 +94,18 @@ def poll(studio: Studio, view: TrainingView, lang: str, current: str | None, see
     return follow(studio, view, lang, current, seen, known)
 
 
+def notice(studio: Studio, view: TrainingView, lang: str, current: str | None, seen: int, known: list) -> dict:
+    """Inputs: language (the run, cursor and points live in session state). Outputs: `view.followed`, following a
+    run that started since the page opened (by `python app.py train`, another app or another tab) from cursor 0;
+    only the timer woken when the followed run is live again; all left as they are when nothing trains."""
+    live = studio.current_run_id() if studio.is_live() else None
+    if live is None:
+        return {component: gr.skip() for component in view.followed}
+    if live == current:
+        return {component: gr.skip() for component in view.followed} | {view.timer: gr.Timer(active=True)}
+    return follow(studio, view, lang, live, 0, [])
+
+
 def stop_training(studio: Studio, view: TrainingView, lang: str) -> None:
     """Input: language. Outputs: none (asks the live run to stop after its current step, and says so)."""
     gr.Info(t("stop_requested" if studio.stop() else "nothing_to_stop", lang))
@@ -145,8 +158,10 @@ def delete_run(studio: Studio, view: TrainingView, lang: str, chosen: str | None
 
 @dataclass
 class TrainingLayout(TrainingView):
-    """The whole tab: the components handlers fill and the buttons."""
+    """The whole tab: the components handlers fill, the buttons, and the timer that notices runs started elsewhere
+    and refreshes the runs table."""
 
+    watch: Any
     start: Any
     stop: Any
     show: Any
@@ -168,7 +183,9 @@ def build(page: Page) -> None:
     view.resume.click(bind(resume_run, studio, view), [lang, view.pick], view.followed, api_name="resume_run").then(
         history, [lang], view.history, api_visibility="private")
     view.delete.click(bind(delete_run, studio, view), [lang, view.pick], view.history, api_name="delete_run")
-    view.timer.tick(bind(refresh_table, studio, view), [lang, view.shown_runs], [view.runs, view.shown_runs],
+    view.watch.tick(bind(notice, studio, view), [lang] + state, view.followed, api_visibility="private",
+                    show_progress="hidden")
+    view.watch.tick(bind(refresh_table, studio, view), [lang, view.shown_runs], [view.runs, view.shown_runs],
                     api_visibility="private", show_progress="hidden")
     page.demo.load(bind(attach, studio, view), [lang], view.followed, api_name="attach")
     page.demo.load(history, [lang], view.history, api_name="list_training_runs")
@@ -198,5 +215,5 @@ def _layout(page: Page) -> TrainingLayout:
     return TrainingLayout(run_id=gr.State(None), cursor=gr.State(0), points=gr.State([]), status=status,
                           progress=progress, diagnosis=diagnosis, plot=plot, metrics=metrics,
                           timer=gr.Timer(POLL_SECONDS, active=False), runs=runs, shown_runs=gr.State(None),
-                          pick=pick, compare=compare,
+                          pick=pick, compare=compare, watch=gr.Timer(WATCH_SECONDS),
                           form=page.form.names, start=start, stop=stop, show=show, resume=resume, delete=delete)
