@@ -1,5 +1,5 @@
 """Composition root: `python app.py` serves the studio UI and its rater portal; `python app.py train|validate|chat`
-runs headless."""
+runs headless; `python app.py demo --run DIR` serves a chat page presenting one adapter."""
 from __future__ import annotations
 
 import argparse
@@ -29,6 +29,10 @@ def main(argv: list[str]) -> int:
 
     if argv and argv[0] in cli.COMMANDS:
         return cli.main(argv)
+    if argv and argv[0] == "demo":  # a chat page presenting one adapter (ui/demo.py)
+        from ui import demo
+
+        return demo.main(argv[1:], cli.default_lang())
     parser = web_parser(cli.COMMANDS, cli.LANGS, cli.default_lang())
     args = parser.parse_args(argv)
     from engine import render
@@ -56,7 +60,8 @@ def web_parser(commands: tuple[str, ...], langs: tuple[str, ...], lang: str) -> 
     from engine import render
 
     parser = argparse.ArgumentParser(prog="python app.py", description="Local fine-tuning studio (web UI). "
-                                     f"Headless commands: {', '.join(commands)}.")
+                                     f"Headless commands: {', '.join(commands)}. "
+                                     "A chat page presenting one adapter: demo --run DIR.")
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default: this computer only)")
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--lang", choices=langs, default=lang)

@@ -38,6 +38,8 @@ _SURFACE = {
     "MAX_COMMENT": "engine.study.rating",
     "Invitation": "engine.study.invitations", "RaterPass": "engine.study.invitations",
     "RaterProgress": "engine.study.invitations",
+    # serving an adapter (the command line's `serve`)
+    "add_serve_arguments": "engine.serving.command", "run_serve": "engine.serving.command",
 }
 
 __all__ = sorted(_SURFACE)

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from engine.data.encoding import DELIMITERS, ENCODINGS
 from engine.errors import EngineError, Issue
 
 BUNDLED_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -48,6 +49,9 @@ class TrainConfig:
     mix_dataset_path: str = _field("", "data")
     mix_ratio: float = _field(0.0, "data", min=0.0, max=1.0, step=0.05)
     max_length: int = _field(512, "data", min=32, max=32768, step=32, simple=True)
+    dataset_encoding: str = _field("auto", "data", choices=ENCODINGS)
+    dataset_delimiter: str = _field("auto", "data", choices=DELIMITERS)
+    sft_on_chosen: bool = _field(False, "data")
     # LoRA
     lora_r: int = _field(16, "lora", min=1, max=256, step=1, simple=True)
     lora_alpha: int = _field(32, "lora", min=1, max=1024, step=1)

@@ -13,6 +13,7 @@ from engine.data import checks, reading, splits, uploads
 from engine.data.mapping import ColumnMapping
 from engine.data.sessions import EditorPage, EditorSessions, Exclusion
 from engine.errors import EngineError, Issue, errors_of
+from engine.export.desk import ExportDesk
 from engine.models import loader
 from engine.study.desk import StudyDesk
 from engine.study.store import StudyStore
@@ -48,9 +49,9 @@ class RunPlan:
         return errors_of(self.issues)
 
 
-class Studio(StudyDesk):
+class Studio(StudyDesk, ExportDesk):
     """Everything a front end needs, as typed objects; raises EngineError with codes. The blind-study actions
-    come from `StudyDesk` (`engine/study/desk.py`)."""
+    come from `StudyDesk` (`engine/study/desk.py`), the exports from `ExportDesk` (`engine/export/desk.py`)."""
 
     def __init__(self, runs_root: str | Path = "runs", job_factory: JobFactory | None = None,
                  data_root: str | Path = "data", workspace: Workspace = Workspace()) -> None:
@@ -114,7 +115,8 @@ class Studio(StudyDesk):
         tokenizer cannot be had (offline hub id), token counts are skipped with a warning.
         """
         config = config or self.default_config()
-        report = reading.load_report(self.workspace.check(path, "dataset_path"), mapping)
+        report = reading.load_report(self.workspace.check(path, "dataset_path"), mapping,
+                                     reading.ReadOptions.of(config))
         tokenizer = None
         if report.usable:
             try:

@@ -62,15 +62,16 @@ def test_validate_sample_json():
     result = app("validate", str(SAMPLE), "--json")
     assert result.returncode == 0, output(result)
     report = json.loads(result.stdout)
-    assert set(report) == {"format", "rows", "errors", "warnings"}
-    assert report == {"format": "alpaca", "rows": 120, "errors": [], "warnings": []}
+    assert set(report) == {"format", "rows", "errors", "warnings", "kind", "encoding", "delimiter"}  # 3 added
+    assert report == {"format": "alpaca", "rows": 120, "errors": [], "warnings": [], "kind": "sft",
+                      "encoding": "utf-8", "delimiter": None}
 
 
 def test_validate_errors_json(tmp_path):
     result = app("validate", str(write_bad_dataset(tmp_path)), "--json")
     assert result.returncode == 1, output(result)
     report = json.loads(result.stdout)
-    assert set(report) == {"format", "rows", "errors", "warnings"}
+    assert set(report) == {"format", "rows", "errors", "warnings", "kind", "encoding", "delimiter"}
     assert report["rows"] == 3
     assert [(e["code"], e["row"], e["field"]) for e in report["errors"]] == [("dataset_missing_field", 2, "output")]
     warnings = [(w["code"], w["row"]) for w in report["warnings"]]
@@ -126,7 +127,7 @@ def test_validate_missing_file(tmp_path):
 
 
 def test_validate_unsupported_type(tmp_path):
-    path = tmp_path / "notes.txt"
+    path = tmp_path / "notes.docx"
     path.write_text("hello", encoding="utf-8")
     result = app("validate", str(path), "--json")
     assert result.returncode == 1
@@ -226,9 +227,9 @@ def test_the_cli_uses_only_the_public_surface():
 
 
 def in_process_studio(monkeypatch, tmp_path, job_factory) -> None:
-    """`cli.main` builds `Studio()`: give it a fake job and a temporary runs folder."""
-    monkeypatch.setattr(engine, "Studio", lambda: Studio(tmp_path / "runs", job_factory=job_factory,
-                                                         data_root=tmp_path / "data"))
+    """`cli.main` builds `Studio(runs folder)`: give it a fake job and a temporary runs folder."""
+    monkeypatch.setattr(engine, "Studio", lambda _runs="runs": Studio(tmp_path / "runs", job_factory=job_factory,
+                                                                      data_root=tmp_path / "data"))
 
 
 def test_train_in_process_prints_the_events(tmp_path, monkeypatch, capsys):

@@ -318,11 +318,11 @@ def test_header_only_csv_is_empty(tmp_path):
 
 
 def test_unsupported_suffix(tmp_path):
-    path = tmp_path / "notes.txt"
+    path = tmp_path / "notes.docx"
     path.write_text("hello", encoding="utf-8")
     report = load_report(path)
     assert [i.code for i in report.issues] == ["dataset_bad_type"]
-    assert report.issues[0].params["suffix"] == ".txt"
+    assert report.issues[0].params["suffix"] == ".docx"
     assert not report.usable
 
 
@@ -337,11 +337,16 @@ def test_directory_is_not_a_dataset(tmp_path):
     assert [i.code for i in load_report(tmp_path).issues] == ["dataset_not_found"]
 
 
-def test_invalid_utf8_is_unreadable(tmp_path):
+def test_invalid_utf8_is_detected_or_refused_when_the_encoding_is_forced(tmp_path):
+    from engine.data.reading import ReadOptions
+
     path = tmp_path / "latin1.jsonl"
     path.write_bytes('{"text": "café"}\n'.encode("latin-1"))
-    report = load_report(path)
-    assert [i.code for i in report.issues] == ["dataset_unreadable"]
+    report = load_report(path, options=ReadOptions(encoding="utf-8"))
+    assert [i.code for i in report.issues] == ["dataset_bad_encoding"]
+    assert report.issues[0].params["encoding"] == "utf-8"
+    detected = load_report(path)
+    assert detected.issues == [] and detected.examples == [{"text": "café"}] and detected.encoding != "utf-8"
 
 
 def test_broken_json_file_is_unreadable(tmp_path):
@@ -443,7 +448,8 @@ def test_report_to_dict_contract(tmp_path):
     rows = [{"instruction": "a", "output": "b"}, {"instruction": "c"}, {"instruction": "a", "output": "b"}]
     report = load_report(write_jsonl(tmp_path / "r.jsonl", rows))
     en, zh = report.to_dict("en"), report.to_dict("zh")
-    assert set(en) == {"format", "rows", "errors", "warnings"}
+    assert set(en) == {"format", "rows", "errors", "warnings", "kind", "encoding", "delimiter"}
+    assert (en["kind"], en["encoding"], en["delimiter"]) == ("sft", "utf-8", None)
     assert en["format"] == "alpaca" and en["rows"] == 3
     assert len(en["errors"]) == 1 and len(en["warnings"]) == 1
     for issue in en["errors"] + en["warnings"] + zh["errors"] + zh["warnings"]:

@@ -181,7 +181,8 @@ def test_upload_and_format_choice(view, tmp_path):
     with pytest.raises(gr.Error, match="上传|工作室"):
         forms.take_upload(studio, view.path, "zh", str(tmp_path / "elsewhere.csv"))
     shown = dataset_tab.show_mapping_columns(FakeStudio(), view, "en", "sharegpt")
-    assert {box for box, update in shown.items() if update.visible} == {"column-conversations", "column-system"}
+    visible = {box for box, update in shown.items() if update.visible}
+    assert visible == {"column-conversations", "column-system", "column-tools", "column-label"}
 
 
 EDITS = [  # handler, its extra inputs, the change it asks for, that change's arguments, the words it announces

@@ -9,7 +9,7 @@ MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
 # the door, the run's settings, presets, errors, the CLI and the package marker; everything else lives in a room
 ENGINE_TOP_MODULES = {"__init__.py", "studio.py", "config.py", "presets.py", "errors.py", "cli.py"}
-ENGINE_ROOMS = {"data", "models", "system", "training", "planning", "chat", "study", "export", "locales"}
+ENGINE_ROOMS = {"data", "models", "system", "training", "planning", "chat", "study", "export", "serving", "locales"}
 
 
 def _sources() -> list[Path]:

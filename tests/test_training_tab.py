@@ -44,7 +44,7 @@ class FakeStudio:
         return [], cursor
 
     def is_live(self, run_id=None):
-        return self.live
+        return self.live and (run_id is None or self.current in (None, run_id))
 
     def current_run_id(self):
         return self.current
@@ -63,7 +63,7 @@ def test_start_training_names_the_form_values_and_follows_the_new_run(tmp_path):
     assert studio.forms == [{"max_steps": 2, "lora_r": 8}]
     assert studio.started[0].dataset_path == "data/x.jsonl" and studio.started[0].max_steps == 2
     assert set(shown) == set(VIEW.followed)
-    assert shown["run_id"] == "r3" and shown["cursor"] == 0 and shown["timer"].active is True
+    assert shown["run_id"] == "r3" and shown["cursor"] == 0 and shown["timer"].value == training_tab.POLL_SECONDS
 
 
 def test_start_training_words_a_bad_setting(tmp_path):
@@ -84,7 +84,7 @@ def test_a_blank_path_box_starts_a_run_without_a_dataset_not_the_sample(tmp_path
 def test_attach_follows_the_current_run_or_else_the_newest(tmp_path):
     assert training_tab.attach(FakeStudio(tmp_path, current="r1"), VIEW, "en")["run_id"] == "r1"
     shown = training_tab.attach(FakeStudio(tmp_path), VIEW, "en")
-    assert shown["run_id"] == "r2" and shown["timer"].active is False
+    assert shown["run_id"] == "r2" and shown["timer"].value == training_tab.WATCH_SECONDS  # the slower watch
 
 
 def test_nothing_to_follow_keeps_the_plots(tmp_path):
@@ -133,33 +133,57 @@ class LiveStudio(FakeStudio):
 
 
 def tick(studio, shown: dict) -> dict:
-    """One timer tick of the followed run, from what the previous tick (or attach) left in session state."""
-    return training_tab.poll(studio, VIEW, "en", shown["run_id"], shown["cursor"], shown["points"])
+    """One timer tick of the followed run, from what the previous tick (or attach) left in session state; returns
+    what the page then holds (an output the tick skipped keeps its value) and, under "sent", what the tick sent."""
+    sent = training_tab.poll(studio, VIEW, "en", shown["run_id"], shown["cursor"], shown["points"], shown["pace"],
+                             shown.get("shown_runs"))
+    return {**shown, **{name: value for name, value in sent.items() if not skipped(value)}, "sent": sent}
 
 
-def test_a_tick_without_new_points_redraws_no_chart(tmp_path):
+def skipped(value) -> bool:
+    """Whether a handler left this output as it is (`gr.skip()`)."""
+    return isinstance(value, dict) and value == gr.skip()
+
+
+def test_a_tick_without_new_points_redraws_no_chart_and_sends_nothing(tmp_path):
     studio = LiveStudio(tmp_path)
     studio.train(1, 2, 3)
     first = training_tab.attach(studio, VIEW, "en")
     assert list(first["plot"].data[0].x) == [1, 2, 3] and first["metrics"] != gr.skip()
-    quiet = tick(studio, first)
-    assert quiet["plot"] == gr.skip() and quiet["metrics"] == gr.skip()
+    assert first["timer"].value == training_tab.POLL_SECONDS
+    listed = tick(studio, first)  # the first tick draws the runs table
+    assert not skipped(listed["sent"]["runs"]) and all(skipped(listed["sent"][name]) for name in VIEW.followed)
+    quiet = tick(studio, listed)
+    assert all(skipped(value) for value in quiet["sent"].values())  # the page keeps its words and charts
     assert quiet["cursor"] == first["cursor"] == 4 and quiet["points"] == first["points"]
-    assert quiet["status"] == first["status"] and "3/10" in quiet["progress"]  # the words stay on the page
-    assert quiet["timer"].active is True
+    assert "3/10" in quiet["progress"]
     studio.log.append(StatusEvent(RunState.SAVING))  # an event, but no new point: the charts stay
-    saving = tick(studio, quiet)
+    saving = tick(studio, quiet)["sent"]
     assert saving["plot"] == gr.skip() and saving["metrics"] == gr.skip() and "Saving" in saving["status"]
+    assert saving["timer"] == gr.skip()  # still ticking as often
 
 
-def test_a_tick_with_new_points_redraws_the_charts(tmp_path):
+def test_new_points_redraw_the_charts_at_most_every_few_seconds_while_training(tmp_path, monkeypatch):
+    now = [100.0]
+    monkeypatch.setattr(training_tab, "clock", lambda: now[0])
     studio = LiveStudio(tmp_path)
     studio.train(1, 2)
     first = training_tab.attach(studio, VIEW, "en")
-    studio.train(3, 4)
-    grown = tick(studio, first)
-    assert list(grown["plot"].data[0].x) == [1, 2, 3, 4] and grown["metrics"] != gr.skip()
+    studio.train(3)
+    soon = tick(studio, first)
+    assert soon["sent"]["plot"] == gr.skip() and soon["sent"]["metrics"] == gr.skip()
+    assert "3/10" in soon["sent"]["progress"] and [point["step"] for point in soon["points"]] == [1, 2, 3]
+    studio.train(4)
+    now[0] += training_tab.CHART_SECONDS
+    grown = tick(studio, soon)
+    assert list(grown["plot"].data[0].x) == [1, 2, 3, 4] and grown["sent"]["metrics"] != gr.skip()
     assert grown["cursor"] == 5 and [point["step"] for point in grown["points"]] == [1, 2, 3, 4]
+    studio.train(5)
+    studio.log.append(StatusEvent(RunState.DONE))
+    studio.live = False
+    ended = tick(studio, grown)  # the run's end draws its last points at once and slows the timer
+    assert list(ended["plot"].data[0].x) == [1, 2, 3, 4, 5]
+    assert ended["sent"]["timer"].value == training_tab.WATCH_SECONDS
 
 
 def test_following_a_run_from_the_start_draws_even_an_empty_chart(tmp_path):
@@ -190,11 +214,18 @@ def test_a_dead_workers_last_log_lines_are_folded_below_the_sentence(lang, fold)
     assert "Traceback" not in sentence and "ValueError: boom" in folded and fold in folded
 
 
-def test_a_run_started_elsewhere_is_followed_from_its_start_and_nothing_changes_while_idle(tmp_path):
-    idle = training_tab.notice(FakeStudio(tmp_path), VIEW, "en", "r1", 5, [])
-    assert set(idle) == set(VIEW.followed) and all(value == gr.skip() for value in idle.values())
-    started = training_tab.notice(FakeStudio(tmp_path, live=True, current="r2"), VIEW, "en", "r1", 5, [])
-    assert started["run_id"] == "r2" and started["cursor"] == 0 and started["timer"].active is True
-    assert started["plot"] != gr.skip()  # drawn from the run's first event
-    again = training_tab.notice(FakeStudio(tmp_path, live=True, current="r1"), VIEW, "en", "r1", 5, [])
-    assert again["timer"].active is True and again["cursor"] == gr.skip() and again["plot"] == gr.skip()
+def test_a_run_started_elsewhere_is_followed_from_its_start_and_nothing_is_sent_while_idle(tmp_path):
+    idle = FakeStudio(tmp_path)
+    listed = training_tab.poll(idle, VIEW, "en", None, 0, [], None, None)
+    assert all(skipped(listed[name]) for name in VIEW.followed) and not skipped(listed["runs"])
+    again = training_tab.poll(idle, VIEW, "en", None, 0, [], None, listed["shown_runs"])
+    assert all(skipped(value) for value in again.values())
+    elsewhere = FakeStudio(tmp_path, live=True, current="r3")  # a run the table has not listed yet
+    started = training_tab.poll(elsewhere, VIEW, "en", "r1", 5, [], None, listed["shown_runs"])
+    assert started["run_id"] == "r3" and started["cursor"] == 0 and started["plot"] != gr.skip()
+    assert started["timer"].value == training_tab.POLL_SECONDS
+    chosen = FakeStudio(tmp_path, live=True, current="r2")  # the user looks at r1 while the listed r2 trains
+    listed_live = ["en", [dataclasses.replace(run, state=RunState.TRAINING) if run.run_id == "r2" else run
+                          for run in chosen.list_runs()]]
+    kept = training_tab.poll(chosen, VIEW, "en", "r1", 0, [], (0.0, 0, training_tab.WATCH_SECONDS), listed_live)
+    assert kept["run_id"] == "r1"

@@ -98,6 +98,23 @@ def test_a_worker_that_exits_with_an_error_code_fails_with_the_end_of_train_log(
     assert not lock_of(tmp_path).locked()
 
 
+def test_another_gpus_rank_out_of_memory_fails_as_out_of_memory_with_its_traceback_a_click_away(tmp_path):
+    from engine.training.launch import record_end
+
+    run_dir = tmp_path / "r1"
+    log = EventLog(run_dir / "events.jsonl")
+    log.append(StatusEvent(RunState.LOADING))
+    log.append(StatusEvent(RunState.TRAINING, max_steps=9))
+    (run_dir / "train.log").write_text("[rank1]: Traceback (most recent call last):\n"
+                                       "[rank1]: torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2 GiB\n"
+                                       "W1201 torch.distributed.elastic: sending SIGTERM to rank 0\n", encoding="utf-8")
+    record_end(run_dir, 1)  # rank 0 wrote no error of its own: the launcher ended it
+    events = EventLog.reopen(run_dir / "events.jsonl").since(0)[0]
+    error = events[-2].to_error()
+    assert events[-1] == StatusEvent(RunState.FAILED) and error.code == "out_of_memory"
+    assert error.hint == "hint_reduce_memory" and "[rank1]: torch.OutOfMemoryError" in error.params["log_tail"]
+
+
 def test_a_worker_that_ignores_the_stop_is_killed_after_the_grace_period(tmp_path, monkeypatch):
     runner = worker_runner(tmp_path, monkeypatch, "steps=1000 delay=0.05 ignore_stop=1")
     runner.stop_grace = 0.5

@@ -4,18 +4,18 @@ from __future__ import annotations
 import gradio as gr
 
 from engine import Studio
-from ui import chat_tab, dataset_tab, forms, params_tab, study_tab, training_tab
+from ui import chat_tab, dataset_tab, export_tab, forms, params_tab, study_tab, training_tab
 from ui.i18n import LANG_CHOICES, Texts
 from ui.page import Page
 
 # (element id, label key, module with `build(page)`), in the order the tabs are shown
 TABS = (("tab-dataset", "tab_dataset", dataset_tab), ("tab-params", "tab_params", params_tab),
         ("tab-training", "tab_training", training_tab), ("tab-chat", "tab_chat", chat_tab),
-        ("tab-study", "tab_study", study_tab))
+        ("tab-study", "tab_study", study_tab), ("tab-export", "tab_export", export_tab))
 
 
 def build_app(studio: Studio, lang: str = "en", public_url: str | None = None) -> gr.Blocks:
-    """Five tabs wired to `studio`, labelled in `lang` with a switch between 中文 and English. `public_url`
+    """Six tabs wired to `studio`, labelled in `lang` with a switch between 中文 and English. `public_url`
     (e.g. `http://192.168.1.20:7860`) is the address raters' invitation links start with; by default, the one the
     organiser's browser used."""
     texts = Texts(lang)

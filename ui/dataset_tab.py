@@ -19,7 +19,7 @@ from ui.page import Page
 from ui.wiring import bind, session_of, worded_errors
 
 MAPPING_FIELDS = list(dict.fromkeys(name for fields in FORMAT_FIELDS.values() for name, _required in fields))
-FILE_TYPES = [".jsonl", ".json", ".csv", ".tsv", ".parquet", ".xlsx"]
+FILE_TYPES = [".jsonl", ".json", ".csv", ".tsv", ".parquet", ".xlsx", ".txt", ".md"]
 
 
 @dataclass
@@ -114,8 +114,19 @@ def show_mapping_columns(studio: Studio, view: DatasetView, lang: str, chosen_fo
 
 def _check_outputs(view: DatasetView, result: DatasetCheck, lang: str) -> dict:
     problems = pd.DataFrame(present.issue_rows(result.report, lang), columns=present.issue_headers(lang))
-    return {view.summary: present.dataset_summary(result, lang),
+    return {view.summary: present.dataset_summary(result, lang) + read_as(result, lang),
             view.histogram: present.length_histogram(result.summary, lang), view.issues: problems}
+
+
+def read_as(result: DatasetCheck, lang: str) -> str:
+    """The line saying which encoding and delimiter the file was read with and what kind of data it holds."""
+    report = result.report
+    if report.format is None:
+        return ""
+    delimiter = report.to_dict(lang)["delimiter"]
+    cells = t("dataset_read_delimiter", lang, delimiter=delimiter) if delimiter else ""
+    kind = t(f"dataset_kind_{report.kind}", lang)
+    return "\n\n" + t("dataset_read_as", lang, encoding=report.encoding or "-", kind=kind, delimiter=cells)
 
 
 def _mapping_outputs(view: DatasetView, result: DatasetCheck) -> dict:

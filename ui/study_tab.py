@@ -14,6 +14,7 @@ import gradio as gr
 
 from ui import forms, gen_settings
 from ui.chat_tab import MODEL_LANE
+from ui.export_tab import report_for_study
 from ui.i18n import LANG_CHOICES
 from ui.page import Page
 from ui.study_dashboard import REFRESH_SECONDS, STATE_BUTTONS, DashboardView, set_state, show_dashboard
@@ -60,6 +61,7 @@ class ResultsLayout(ResultsView):
     export_csv: Any
     export_jsonl: Any
     export_pairs: Any
+    report: Any
 
 
 def build(page: Page) -> None:
@@ -163,10 +165,11 @@ def _results_layout(page: Page) -> ResultsLayout:
             export_csv = texts.add(gr.Button(elem_id="export-csv"), value="export_votes_csv")
             export_jsonl = texts.add(gr.Button(elem_id="export-jsonl"), value="export_votes_jsonl")
             export_pairs = texts.add(gr.Button(elem_id="export-pairs"), value="export_preferences")
+            report = texts.add(gr.Button(elem_id="study-report"), value="report_button")
         exported = texts.add(gr.File(interactive=False, elem_id="study-exported"), label="editor_exported")
     return ResultsLayout(summary=summary, chart=chart, groups=groups, metrics=metrics, exported=exported,
                          unblind=unblind, automatic=automatic, export_csv=export_csv, export_jsonl=export_jsonl,
-                         export_pairs=export_pairs)
+                         export_pairs=export_pairs, report=report)
 
 
 def _wire_setup(page: Page, view: SetupLayout) -> None:
@@ -216,3 +219,5 @@ def _wire_results(page: Page, view: ResultsLayout, study: gr.Dropdown) -> None:
     for button, kind in ((view.export_csv, "csv"), (view.export_jsonl, "jsonl"), (view.export_pairs, "preferences")):
         button.click(bind(export_study, studio, view, kind), [lang, study], [view.exported],
                      api_name=f"study_export_{kind}")
+    view.report.click(bind(report_for_study, studio), [lang, study], [view.exported], api_name="study_report",
+                      concurrency_id=MODEL_LANE)

@@ -2,12 +2,15 @@
 the history of past runs with their curves, an overlay of two runs, and deletion.
 
 The tab only reads: every tick asks the engine for the events after its cursor, so a page reload or
-a second tab rebuilds the whole curve from cursor 0 and keeps following a live run. Watching costs the training
-next to nothing: a tick redraws the charts only when it brings new points, and the runs table only when a run
-changed; otherwise it leaves them as they are (`gr.skip()`).
+a second tab rebuilds the whole curve from cursor 0 and keeps following a live run; a run started elsewhere (by
+`python app.py train`, another app or tab) is followed from its start once a tick notices it. Watching costs the
+training little: one timer, one request a tick (every POLL_SECONDS while the run trains, WATCH_SECONDS otherwise),
+nothing sent back when nothing changed (`gr.skip()`), the charts redrawn at most every CHART_SECONDS while the run
+trains and the runs table only when a run changed.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,23 +18,28 @@ import gradio as gr
 
 from engine import Studio
 from ui import forms, present
+from ui.chat_tab import MODEL_LANE
+from ui.export_tab import report_for_run
 from ui.i18n import t
 from ui.page import Page
 from ui.wiring import bind, worded_errors
 
-POLL_SECONDS = 0.5  # an event reaches the page within about half a second
-WATCH_SECONDS = 2.0  # a run started elsewhere (the CLI, another app or tab) shows within about two seconds
+POLL_SECONDS = 1.0  # while the followed run trains, a new point reaches the page within about a second
+WATCH_SECONDS = 3.0  # while none trains, a run started elsewhere shows within about three seconds
+CHART_SECONDS = 5.0  # while a run trains, its charts are redrawn at most this often (each redraw costs the browser)
+clock = time.monotonic  # when the charts were drawn (a test sets the time)
 
 
 @dataclass
 class TrainingView:
-    """The Training tab's components that handlers fill: the followed run (its id, cursor and points in
+    """The Training tab's components that handlers fill: the followed run (its id, cursor, points and pace in
     session state), and the history of runs (with what its table shows, in session state); and the form's field
     names (plain names in tests)."""
 
     run_id: Any
     cursor: Any
     points: Any
+    pace: Any  # session state: (when the charts were drawn, with how many points, the timer's interval), or None
     status: Any
     progress: Any
     diagnosis: Any
@@ -47,8 +55,8 @@ class TrainingView:
     @property
     def followed(self) -> list:
         """The outputs of every handler that follows a run, in the API's order."""
-        return [self.run_id, self.cursor, self.points, self.status, self.progress, self.diagnosis, self.plot,
-                self.metrics, self.timer]
+        return [self.run_id, self.cursor, self.points, self.pace, self.status, self.progress, self.diagnosis,
+                self.plot, self.metrics, self.timer]
 
     @property
     def history(self) -> list:
@@ -57,27 +65,38 @@ class TrainingView:
 
 
 def follow(studio: Studio, view: TrainingView, lang: str, current: str | None, seen: int, known: list,
-           other: str | None = None) -> dict:
-    """Inputs: language, the followed run `current` (None: no run), the cursor `seen` and the points `known` so
-    far, optionally a run `other` to overlay. Outputs: `view.followed` for that run (the plots drawn from cursor 0
-    and then only when there are new points; the timer active while the run is live)."""
+           other: str | None = None, pace: tuple | None = None) -> dict:
+    """Inputs: language, the followed run `current` (None: no run), the cursor `seen`, the points `known` and the
+    `pace` so far, optionally a run `other` to overlay. Outputs: `view.followed` for that run: the charts drawn from
+    cursor 0, then again when there are new points (at most every CHART_SECONDS while it trains); the timer ticking
+    every POLL_SECONDS while it trains, else every WATCH_SECONDS; every output skipped when nothing changed."""
     if current is None:
-        return {view.run_id: None, view.cursor: seen, view.points: known,
+        return {view.run_id: None, view.cursor: seen, view.points: known, view.pace: None,
                 view.status: present.status_text(studio.snapshot(None), lang), view.progress: "",
-                view.diagnosis: "", view.plot: gr.skip(), view.metrics: gr.skip(), view.timer: gr.Timer(active=False)}
+                view.diagnosis: "", view.plot: gr.skip(), view.metrics: gr.skip(), view.timer: _timer(WATCH_SECONDS)}
     events, next_cursor = studio.events_since(current, seen)
-    new_points = present.metric_points(events)
-    known = known + new_points
+    known = known + present.metric_points(events)
     snapshot = studio.snapshot(current)
+    live = snapshot.state.is_live or studio.is_live(current)
+    drawn_at, drawn, interval = pace or (0.0, -1, None)
+    now, wanted = clock(), POLL_SECONDS if live else WATCH_SECONDS
+    redraw = drawn != len(known) and (seen == 0 or not live or now - drawn_at >= CHART_SECONDS)
+    if seen and next_cursor == seen and not redraw and interval == wanted:
+        return {component: gr.skip() for component in view.followed}
     overlay = present.metric_points(studio.events_since(other, 0)[0]) if other else None
-    redraw = bool(new_points) or seen == 0
     return {view.run_id: current, view.cursor: next_cursor, view.points: known,
+            view.pace: (now, len(known), wanted) if redraw else (drawn_at, drawn, wanted),
             view.status: present.status_text(snapshot, lang),
             view.progress: present.progress_text(snapshot, known, lang),
             view.diagnosis: present.diagnosis_text(known, lang),
             view.plot: present.loss_figure(known, lang, overlay, other or "") if redraw else gr.skip(),
             view.metrics: present.metrics_figure(known, lang) if redraw else gr.skip(),
-            view.timer: gr.Timer(active=snapshot.state.is_live or studio.is_live(current))}
+            view.timer: _timer(wanted) if interval != wanted else gr.skip()}
+
+
+def _timer(seconds: float) -> gr.Timer:
+    """The timer's update: ticking every `seconds`."""
+    return gr.Timer(seconds, active=True)
 
 
 @worded_errors
@@ -89,21 +108,21 @@ def start_training(studio: Studio, view: TrainingView, lang: str, dataset_path: 
     return follow(studio, view, lang, new_run, 0, [])
 
 
-def poll(studio: Studio, view: TrainingView, lang: str, current: str | None, seen: int, known: list) -> dict:
-    """Inputs: language (the run, cursor and points live in session state). Outputs: `view.followed`."""
-    return follow(studio, view, lang, current, seen, known)
-
-
-def notice(studio: Studio, view: TrainingView, lang: str, current: str | None, seen: int, known: list) -> dict:
-    """Inputs: language (the run, cursor and points live in session state). Outputs: `view.followed`, following a
-    run that started since the page opened (by `python app.py train`, another app or another tab) from cursor 0;
-    only the timer woken when the followed run is live again; all left as they are when nothing trains."""
-    live = studio.current_run_id() if studio.is_live() else None
-    if live is None:
-        return {component: gr.skip() for component in view.followed}
-    if live == current:
-        return {component: gr.skip() for component in view.followed} | {view.timer: gr.Timer(active=True)}
-    return follow(studio, view, lang, live, 0, [])
+def poll(studio: Studio, view: TrainingView, lang: str, current: str | None, seen: int, known: list,
+         pace: tuple | None, shown: list | None) -> dict:
+    """Inputs: language (the followed run, its cursor, points and pace, and what the runs table shows, live in
+    session state). Outputs: `view.followed`, and the runs table with what it shows: a run that started since the
+    table was drawn (by `python app.py train`, another app or tab) is followed from its start; otherwise the
+    followed run goes on; what did not change is left as it is."""
+    started = studio.current_run_id() if studio.is_live() and not studio.is_live(current or "") else None
+    listed = {run.run_id: run.state.is_live for run in shown[1]} if shown else {}
+    if started is not None and not listed.get(started, False):
+        followed = follow(studio, view, lang, started, 0, [])
+    elif current is None:
+        followed = {component: gr.skip() for component in view.followed}
+    else:
+        followed = follow(studio, view, lang, current, seen, known, pace=pace)
+    return followed | refresh_table(studio, view, lang, shown)
 
 
 def stop_training(studio: Studio, view: TrainingView, lang: str) -> None:
@@ -158,35 +177,34 @@ def delete_run(studio: Studio, view: TrainingView, lang: str, chosen: str | None
 
 @dataclass
 class TrainingLayout(TrainingView):
-    """The whole tab: the components handlers fill, the buttons, and the timer that notices runs started elsewhere
-    and refreshes the runs table."""
+    """The whole tab: the components handlers fill and the buttons."""
 
-    watch: Any
     start: Any
     stop: Any
     show: Any
     resume: Any
     delete: Any
+    report: Any
+    report_file: Any
 
 
 def build(page: Page) -> None:
     """Lay out the Training tab and wire its events (the form's values start a run)."""
     view, studio, lang = _layout(page), page.studio, page.language
-    state = [view.run_id, view.cursor, view.points]
+    state = [view.run_id, view.cursor, view.points, view.pace]
     history = bind(list_runs, studio, view)
     view.start.click(bind(start_training, studio, view, fields=view.form),
                      [lang, page.form.dataset_path] + page.form.components, view.followed,
                      api_name="start_training").then(history, [lang], view.history, api_visibility="private")
-    view.timer.tick(bind(poll, studio, view), [lang] + state, view.followed, api_name="poll", show_progress="hidden")
+    view.timer.tick(bind(poll, studio, view), [lang] + state + [view.shown_runs],
+                    view.followed + [view.runs, view.shown_runs], api_name="poll", show_progress="hidden", queue=False)
     view.stop.click(bind(stop_training, studio, view), [lang], None, api_name="stop_training")
     view.show.click(bind(show_run, studio, view), [lang, view.pick, view.compare], view.followed, api_name="show_run")
     view.resume.click(bind(resume_run, studio, view), [lang, view.pick], view.followed, api_name="resume_run").then(
         history, [lang], view.history, api_visibility="private")
     view.delete.click(bind(delete_run, studio, view), [lang, view.pick], view.history, api_name="delete_run")
-    view.watch.tick(bind(notice, studio, view), [lang] + state, view.followed, api_visibility="private",
-                    show_progress="hidden")
-    view.watch.tick(bind(refresh_table, studio, view), [lang, view.shown_runs], [view.runs, view.shown_runs],
-                    api_visibility="private", show_progress="hidden")
+    view.report.click(bind(report_for_run, studio), [lang, view.pick], [view.report_file], api_name="run_report",
+                      concurrency_id=MODEL_LANE)
     page.demo.load(bind(attach, studio, view), [lang], view.followed, api_name="attach")
     page.demo.load(history, [lang], view.history, api_name="list_training_runs")
 
@@ -212,8 +230,11 @@ def _layout(page: Page) -> TrainingLayout:
             show = texts.add(gr.Button(elem_id="runs-show"), value="runs_show")
             resume = texts.add(gr.Button(elem_id="runs-resume"), value="resume")
             delete = texts.add(gr.Button(variant="stop", elem_id="runs-delete"), value="runs_delete")
+            report = texts.add(gr.Button(elem_id="runs-report"), value="report_button")
+        report_file = texts.add(gr.File(interactive=False, elem_id="runs-report-file"), label="report_file")
     return TrainingLayout(run_id=gr.State(None), cursor=gr.State(0), points=gr.State([]), status=status,
                           progress=progress, diagnosis=diagnosis, plot=plot, metrics=metrics,
-                          timer=gr.Timer(POLL_SECONDS, active=False), runs=runs, shown_runs=gr.State(None),
-                          pick=pick, compare=compare, watch=gr.Timer(WATCH_SECONDS),
-                          form=page.form.names, start=start, stop=stop, show=show, resume=resume, delete=delete)
+                          pace=gr.State(None), timer=gr.Timer(WATCH_SECONDS), runs=runs, shown_runs=gr.State(None),
+                          pick=pick, compare=compare,
+                          form=page.form.names, start=start, stop=stop, show=show, resume=resume, delete=delete,
+                          report=report, report_file=report_file)

@@ -6,7 +6,7 @@ disabled, so there is never a second copy of the model.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +56,23 @@ class ChatModel:
             with self._model.disable_adapter():
                 base = self._generate(tokenizer, messages, params)
             return AnswerPair(base=base, adapter=self._generate(tokenizer, adapter_messages or messages, params))
+
+    def answer(self, run_dir: str | Path, messages: list[dict], params: GenParams = GenParams(),
+               side: str = "adapter") -> str:
+        """One side's answer ("base" or "adapter") to `messages`, whole: the text `compare` gives that side."""
+        with self._session(run_dir) as (_name, tokenizer), self._side(side):
+            return self._generate(tokenizer, messages, params)
+
+    def stream_answer(self, run_dir: str | Path, messages: list[dict], params: GenParams = GenParams(),
+                      side: str = "adapter"):
+        """One side's answer ("base" or "adapter") growing as tokens arrive, as `stream_compare` streams it;
+        closing the generator early stops the generation and frees the device."""
+        with self._session(run_dir) as (_name, tokenizer), self._side(side):
+            yield from self._stream(tokenizer, messages, params)
+
+    def _side(self, side: str):
+        """The context that answers as `side`: the adapter disabled for "base", else the active adapter as is."""
+        return self._model.disable_adapter() if side == "base" else nullcontext()
 
     @contextmanager
     def _session(self, run_dir: str | Path):

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from engine.data.tools import template_kwargs, tools_issue
 from engine.errors import Issue
 
 MAX_ROW_ISSUES = 20         # per-row dataset_row_too_long issues listed before only the total counts
@@ -87,6 +88,8 @@ def check_dataset(report, tokenizer=None, max_length: int | None = None, num_tra
 
     summary = DatasetSummary(rows=len(examples), format=fmt, languages=languages, max_length=max_length)
     if tokenizer is not None and examples:
+        unsupported = tools_issue(examples, tokenizer, getattr(tokenizer, "name_or_path", "") or "?")
+        issues += [unsupported] if unsupported else []
         summary.token_lengths = token_lengths(examples, tokenizer)
         issues += _length_issues(summary, rows)
 
@@ -115,7 +118,10 @@ def token_lengths(examples: list[dict[str, Any]], tokenizer) -> list[int]:
     texts: list[str] = [""] * len(examples)
     conversations, positions = [], []
     for i, example in enumerate(examples):
-        if "prompt" in example:
+        if example.get("tools"):  # tools differ by example: rendered one by one
+            texts[i] = tokenizer.apply_chat_template([*example["prompt"], *example["completion"]], tokenize=False,
+                                                     chat_template=template, **template_kwargs(example))
+        elif "prompt" in example:
             conversations.append([*example["prompt"], *example["completion"]])
             positions.append(i)
         else:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.data.tools import template_kwargs
+
 CONTEXT, TRAINED, CUT = "context", "trained", "cut"
 
 
@@ -32,8 +34,10 @@ class TrainingView:
 def training_view(example: dict, tokenizer, max_length: int) -> TrainingView:
     """Tokenize `example` as TRL's SFT does and mark each token context, trained, or cut (beyond `max_length`)."""
     if "prompt" in example:
-        prompt = _ids(tokenizer.apply_chat_template(example["prompt"], add_generation_prompt=True, tokenize=True))
-        full = _ids(tokenizer.apply_chat_template(example["prompt"] + example["completion"], tokenize=True))
+        extra = template_kwargs(example)
+        prompt = _ids(tokenizer.apply_chat_template(example["prompt"], add_generation_prompt=True, tokenize=True,
+                                                    **extra))
+        full = _ids(tokenizer.apply_chat_template(example["prompt"] + example["completion"], tokenize=True, **extra))
         start = _common_prefix(prompt, full)
         kinds = [CONTEXT] * start + [TRAINED] * (len(full) - start)
     else:

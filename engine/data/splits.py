@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.data.convert import held_out_count, mix_count
-from engine.data.reading import load_report
+from engine.data.reading import ReadOptions, load_config_dataset, load_report
 from engine.errors import EngineError
 
 
@@ -15,7 +15,7 @@ def split_examples(examples: list[dict[str, Any]], eval_split: float, seed: int,
     """
     from datasets import Dataset
 
-    dataset = Dataset.from_list(examples)
+    dataset = Dataset.from_list(examples, features=_features(examples))
     held_out = held_out_count(len(examples), eval_split, eval_rows)
     if held_out == 0:
         return dataset, None
@@ -25,9 +25,20 @@ def split_examples(examples: list[dict[str, Any]], eval_split: float, seed: int,
     return parts["train"], parts["test"]
 
 
+def _features(examples: list[dict[str, Any]]):
+    """The dataset's column types for tool-calling examples: each message kept as JSON, so tool calls keep
+    exactly their own arguments (Arrow would otherwise merge every row's argument names into each call);
+    None (inferred) for other examples."""
+    if not any("tools" in example for example in examples):
+        return None
+    from datasets import Features, Json, List, Value
+
+    return Features({"prompt": List(Json()), "completion": List(Json()), "tools": Value("string")})
+
+
 def held_out_rows(config) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
     """(every usable example of `config`'s dataset, the rows its run holds out for eval or None)."""
-    examples = load_report(config.dataset_path).examples
+    examples = load_config_dataset(config).examples
     _train, held_out = split_examples(examples, config.eval_split, config.seed, config.eval_rows)
     return examples, (list(held_out) if held_out is not None else None)
 
@@ -56,7 +67,9 @@ def build_splits(config, examples: list[dict[str, Any]]):
     """Train and eval sets for a run: split the main rows, then mix in the second dataset if chosen."""
     train, evaluation = split_examples(examples, config.eval_split, config.seed, config.eval_rows)
     if config.mix_dataset_path and config.mix_ratio > 0:
-        extra = load_report(config.mix_dataset_path)
+        extra = load_report(config.mix_dataset_path, options=ReadOptions(
+            sft_on_chosen=config.sft_on_chosen, model_name_or_path=config.model_name_or_path,
+            max_length=config.max_length))
         if not extra.usable:
             first = extra.errors[0]
             raise EngineError(first.code, {**first.params, "row": first.row, "field": first.field},

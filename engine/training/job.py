@@ -5,7 +5,7 @@ import threading
 from pathlib import Path
 
 from engine.config import TrainConfig
-from engine.data import splits
+from engine.data import splits, tools
 from engine.models import loader
 from engine.system import device
 from engine.training import adapters, factories
@@ -27,6 +27,7 @@ class SFTJob:
         log.append(ProgressEvent(message="progress_load_model"))
         cuda = device.cuda_available()
         self.tokenizer = loader.load_tokenizer(folder)
+        tools.require_tool_template(examples, self.tokenizer, config.model_name_or_path)
         model = loader.load_model(folder, factories.model_kwargs(config, cuda, device.bf16_supported()))
         args = factories.sft_config(config, run_dir / "checkpoints", cuda, has_eval=eval_set is not None)
         callbacks = [EventCallback(log, stop_requested)]

@@ -26,6 +26,8 @@ from engine.training.worker import STOP_FILE, StopFile, live_worker, record_work
 ROOT = Path(__file__).resolve().parents[2]  # the folder `engine` is in: the worker imports it from there
 STOP_GRACE_S = 30.0  # at least this long after a stop before a worker that has not ended is killed
 LOG_TAIL_LINES = 20  # of train.log, kept with a worker's unexpected end
+LOG_SCAN_LINES = 200  # of train.log, searched for an out-of-memory traceback of a rank that writes no events
+OUT_OF_MEMORY_MARKS = ("torch.OutOfMemoryError", "CUDA out of memory", "torch.cuda.OutOfMemoryError")
 
 
 class RunWatch:
@@ -162,7 +164,8 @@ def record_end(run_dir: Path, returncode: int | None) -> None:
 
 def exit_cause(run_dir: Path, returncode: int) -> EngineError:
     """Why a worker ended with `returncode` and no error of its own: killed (SIGKILL: most likely by the
-    system for lack of memory), or stopped unexpectedly, with the last lines of train.log."""
+    system for lack of memory); out of GPU memory in a process that writes no events (another GPU's rank of a
+    multi-GPU run, whose traceback is in train.log); or stopped unexpectedly; with the last lines of train.log."""
     if returncode == -signal.SIGKILL:
         return EngineError("killed_out_of_memory", hint="hint_reduce_memory")
     how = _signal_name(-returncode) if returncode < 0 else str(returncode)
@@ -170,8 +173,10 @@ def exit_cause(run_dir: Path, returncode: int) -> EngineError:
         lines = (run_dir / "train.log").read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         lines = []
-    return EngineError("worker_stopped_unexpectedly", {"exit": how, "log_tail": "\n".join(lines[-LOG_TAIL_LINES:])},
-                       hint="hint_see_train_log")
+    tail = "\n".join(lines[-LOG_TAIL_LINES:])
+    if any(mark in line for line in lines[-LOG_SCAN_LINES:] for mark in OUT_OF_MEMORY_MARKS):
+        return EngineError("out_of_memory", {"log_tail": tail}, hint="hint_reduce_memory")
+    return EngineError("worker_stopped_unexpectedly", {"exit": how, "log_tail": tail}, hint="hint_see_train_log")
 
 
 def _signal_name(number: int) -> str:

@@ -274,7 +274,7 @@ def _preflight(config: TrainConfig) -> reading.DatasetReport:
     if problems:
         first = problems[0]
         raise EngineError(first.code, {**first.params, "field": first.field}, hint="hint_fix_config")
-    report = reading.load_report(config.dataset_path)
+    report = reading.load_config_dataset(config)
     if not report.usable:
         first = report.errors[0]
         raise EngineError(first.code, {**first.params, "row": first.row, "field": first.field}, hint="hint_fix_rows")
