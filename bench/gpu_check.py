@@ -19,12 +19,11 @@ the base's matmul weights (decoder linears and lm_head), 2N forward + 2N backwar
 weight gradients), attention scores 12 L d s with s the token-weighted mean row length (sum s^2 / sum s), L the
 layers, d the hidden size; recomputation under gradient checkpointing is not counted (model FLOPs, not hardware).
 
-Peak memory is NVML's device memory in use while the worker lives, less what was in use before it started (the
-worker's CUDA context, allocator pool and bitsandbytes buffers: what `nvidia-smi` shows, and what the estimate's
-total models). The run's own events carry `memory_mb` (torch's allocated memory at each log) but not the peak
-reserved memory; that is reported beside it. `--tiny` runs the same code on a CPU with tiny shapes and 3 steps;
-the CUDA-only runs are skipped with the reason in the JSON and the table. Exit status 0 when everything that ran
-passed, 1 otherwise.
+Peak memory is the worker's own `peak_memory_mb` (torch's peak reserved CUDA memory, written with every log
+event); NVML's device memory in use while the worker lives, less what was in use before it started (what
+`nvidia-smi` shows: the CUDA context and bitsandbytes buffers too), is reported beside it as a cross-check.
+`--tiny` runs the same code on a CPU with tiny shapes and 3 steps; the CUDA-only runs are skipped with the reason
+in the JSON and the table. Exit status 0 when everything that ran passed, 1 otherwise.
 """
 from __future__ import annotations
 

@@ -81,19 +81,23 @@ def _gb(n_bytes: float | None) -> float | None:
     return None if n_bytes is None else round(n_bytes / GiB, 2)
 
 
-def _memory(plan, logs: list[LogEvent], peak: int | None) -> dict:
-    """Measured peak against the plan's estimate: the figures, the relative error and whether it is in the goal."""
+def _memory(plan, logs: list[LogEvent], peak: int | None, cuda: bool) -> dict:
+    """Measured peak against the plan's estimate: the figures, the relative error and whether it is in the goal.
+    The worker's own `peak_memory_mb` (torch's peak reserved CUDA memory) is the measure; the GPU's memory in use
+    sampled through NVML (`peak`, minus what was in use before) is reported beside it as a cross-check."""
+    reserved = max((e.peak_memory_mb for e in logs if e.peak_memory_mb is not None), default=None)
     logged = max((e.memory_mb for e in logs if e.memory_mb is not None), default=None)
-    measured = peak if peak is not None else (logged * 2**20 if logged is not None else None)
-    source = "nvml_device_used_minus_baseline" if peak is not None else "events_memory_mb_max"
-    out = {"peak_memory_gb": _gb(measured), "memory_source": source, "logged_memory_gb": _gb(logged and logged * 2**20)}
+    measured = reserved * 2**20 if reserved is not None else peak
+    source = ("events_peak_reserved" if cuda else "events_peak_rss") if reserved is not None else "nvml_device_used"
+    out = {"peak_memory_gb": _gb(measured), "memory_source": source, "nvml_peak_gb": _gb(peak),
+           "logged_memory_gb": _gb(logged and logged * 2**20)}
     if plan.memory is not None:
         out["estimate_gb"] = _gb(plan.memory.total)
         out["estimate_parts_gb"] = {part: _gb(size) for part, size in plan.memory.parts.items()}
         if measured:
             error = (plan.memory.total - measured) / measured
             out["estimate_error"] = round(error, 3)
-            if peak is not None:  # the goal is the CUDA estimate's; on a CPU the events give RSS at log times only
+            if cuda:  # the goal is the CUDA estimate's; a CPU's peak resident memory holds Python and torch too
                 out["estimate_within_15pct"] = abs(error) <= ESTIMATE_GOAL
     return out
 
@@ -140,7 +144,7 @@ def run_summary(config: TrainConfig, plan, events: list, peak: int | None, run_d
 
     if torch.cuda.is_available() and rate and flops:
         summary["mfu"] = round(rate * flops / peak_flops(torch.cuda.get_device_name(0)), 4)
-    summary.update(_memory(plan, logs, peak))
+    summary.update(_memory(plan, logs, peak, torch.cuda.is_available()))
     if claims_24gb and shape and lengths:
         measured = summary["peak_memory_gb"] * GiB if summary["peak_memory_gb"] is not None else None
         summary.update(_card_24gb(config, max(lengths), measured, plan.memory.total if plan.memory else None))

@@ -9,7 +9,7 @@ speed cancels out:
 - worker: the same config through `Studio.start`: a worker process of its own, its events followed by
   byte offset, this process asking `is_live` once a second;
 - watched: the worker arm with the app served and a headless Chromium page on the Training tab, polling
-  every POLL_SECONDS as a user's browser does (its `poll` and runs-table ticks), opened while the worker loads.
+  every POLL_SECONDS as a user's browser does (its one `poll` tick), opened while the worker loads.
 
 Each arm's speed is its steps per second after the first (warm-up) step, from the step times it logged.
 Printed: each round's figures, the median over rounds, and the ratios worker / bare (goal >= 0.97) and
@@ -91,7 +91,7 @@ class BrowserWatch(Unwatched):
         self.following_since = 0.0
 
     def _count(self, url: str) -> None:
-        if "/queue/join" in url:
+        if "/queue/join" in url or "/run/predict" in url:  # an event through the queue, or straight (queue=False)
             self.requests.append(time.time())
 
     def follow(self, run_id: str) -> None:

@@ -36,6 +36,7 @@ _SURFACE = {
     "GenParams": "engine.chat.inference", "OUTCOMES": "engine.study.stats", "StudyStore": "engine.study.store",
     "STUDY_STATES": "engine.study.database", "RatingItem": "engine.study.rating",
     "MAX_COMMENT": "engine.study.rating",
+    "read_limited": "engine.serving.limits", "replaying": "engine.serving.limits",
     "Invitation": "engine.study.invitations", "RaterPass": "engine.study.invitations",
     "RaterProgress": "engine.study.invitations",
     # serving an adapter (the command line's `serve`)

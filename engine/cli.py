@@ -331,11 +331,19 @@ def _step_text(code: str, lang: str) -> str:
         return code
 
 
-def _export(args) -> int:
-    """Write one export of a run's adapter and print what was written (paths, commands, warnings)."""
+def _studio_of_run(folder: str) -> "Studio":
+    """A studio on the runs folder holding `folder` (a run folder, or one of its `checkpoints/checkpoint-N`
+    folders), so that its device lock is the one the app on that runs folder uses (as `_train`'s is)."""
     from engine import Studio
 
-    studio = Studio()
+    path = Path(folder).resolve()
+    run_dir = path.parent.parent if path.parent.name == "checkpoints" else path
+    return Studio(run_dir.parent)
+
+
+def _export(args) -> int:
+    """Write one export of a run's adapter and print what was written (paths, commands, warnings)."""
+    studio = _studio_of_run(args.run)
     source = studio.export_source_at(args.run)
     progress = terminal_progress(args.lang, sys.stderr if args.json else None)
     written = _write_export(studio, source, args, progress)
@@ -372,9 +380,7 @@ def _write_export(studio, source, args, progress) -> dict:
 
 def _report(args) -> int:
     """Write the run's HTML report (sample answers generated now) and print its path."""
-    from engine import Studio
-
-    studio = Studio()
+    studio = _studio_of_run(args.run)
     progress = terminal_progress(args.lang, sys.stderr if args.json else None)
     path = studio.write_report(studio.export_source_at(args.run), args.lang, progress)
     if args.json:

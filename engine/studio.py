@@ -312,6 +312,14 @@ class Studio(StudyDesk, ExportDesk):
         turn = [{"role": "user", "content": prompt}]
         yield from self.chat.stream_compare(run_dir, list(history[0]) + turn, params, list(history[1]) + turn)
 
+    def stream_answer(self, choice: str, messages: list[dict], params: GenParams = GenParams(),
+                      side: str = "adapter"):
+        """One side's answer ("adapter" or "base") to the conversation `messages` for an adapter choice, yielding
+        the text so far while it is generated. Refused (`busy_generating`) while a run trains, or while its worker
+        has not yet freed the device."""
+        self._refuse_while_training()
+        yield from self.chat.stream_answer(self.adapter_path(choice), messages, params, side)
+
     def _refuse_while_training(self) -> None:
         """Raise `busy_generating` while a run is training (not once it has ended: its worker may still be
         exiting, and the device lock says when the device is free)."""

@@ -28,6 +28,7 @@ def clock(monkeypatch):
     fake = FakeClock()
     monkeypatch.setattr(callbacks.time, "monotonic", fake)
     monkeypatch.setattr(callbacks, "memory_in_use_mb", lambda: 123.456)
+    monkeypatch.setattr(callbacks, "peak_memory_mb", lambda: 456.789)
     return fake
 
 
@@ -67,7 +68,7 @@ def test_on_log_emits_metrics(setup):
     assert event.learning_rate == 1e-4
     assert event.grad_norm == 0.75
     assert event.mean_token_accuracy == 0.4
-    assert event.memory_mb == 123.5
+    assert event.memory_mb == 123.5 and event.peak_memory_mb == 456.8
     assert event.eval_loss is None and "eval_loss" not in event.payload()
 
 
@@ -152,3 +153,16 @@ def test_stop_before_training_begins(setup):
     callback.on_train_begin(None, state, control)
     assert control.should_training_stop is True
     assert events(log, "status")[0].state is RunState.TRAINING
+
+
+def test_the_peak_memory_is_this_process_peak_resident_memory_on_a_cpu():
+    import resource
+
+    import torch
+
+    from engine.system.device import peak_memory_mb
+
+    if torch.cuda.is_available():
+        pytest.skip("on a CUDA machine the peak is torch's reserved memory")
+
+    assert peak_memory_mb() == resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 > 0

@@ -103,3 +103,11 @@ def test_a_trained_runs_facts(run_copy):
     assert facts.languages == ["en"] and facts.dataset_name == "english" and facts.license == BUNDLED_LICENSE
     assert [point["step"] for point in facts.curve] == [1, 2, 3, 4]
     assert front_matter(model_card(source, facts))["base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+def test_the_bundled_models_alias_is_named_by_its_hub_id(tmp_path):
+    source = make_run(tmp_path, model_name_or_path="bundled")
+    card = model_card(source, card_facts(source, events_of(source), None))
+    assert front_matter(card)["base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert front_matter(card)["license"] == BUNDLED_LICENSE
+    assert "https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct" in card

@@ -94,12 +94,17 @@ def write_rows(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-@pytest.fixture
-def view() -> DatasetView:
+def dataset_view(form: list[str]) -> DatasetView:
+    """The Dataset tab's view with plain names for its components, and the form fields `form`."""
     editor = EditorView(grid="grid", page="page", info="info", exported="exported", path="path")
     return DatasetView(path="path", summary="summary", histogram="histogram", issues="issues", format="format",
                        columns={name: f"column-{name}" for name in MAPPING_FIELDS}, model_view="model_view",
-                       editor=editor, form=FORM)
+                       editor=editor, form=form)
+
+
+@pytest.fixture
+def view() -> DatasetView:
+    return dataset_view(FORM)
 
 
 @pytest.fixture

@@ -8,14 +8,16 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import gradio as gr
+import httpx
 import pytest
+from gradio.utils import get_upload_folder
 
 from engine.chat.inference import ChatModel, GenParams
 from engine.config import TrainConfig
 from engine.errors import EngineError
 from tests.conftest import free_port
 from ui import demo
-from ui.server import ServerThread
+from ui.server import PORTAL_BODY_LIMIT, UPLOAD_CLEANUP, ServerThread
 
 SHOTS = Path(os.environ.get("DEMO_SHOTS", "/tmp/work/w13/c_shots"))
 
@@ -36,14 +38,10 @@ class ScriptedStudio:
     """Stands in for Studio: the adapter answers "Hi there", the base "HI THERE", growing word by word."""
 
     def __init__(self) -> None:
-        self.chat = SimpleNamespace(stream_answer=self.stream_answer)
         self.asked = []
 
-    def adapter_path(self, choice):
-        return Path("/runs") / choice
-
-    def stream_answer(self, folder, messages, params, side):
-        self.asked.append((folder, messages, side))
+    def stream_answer(self, choice, messages, params, side):
+        self.asked.append((choice, messages, side))
         yield from ("Hi", "Hi there")
 
     def stream_compare(self, choice, prompt, params, history):
@@ -68,13 +66,70 @@ def test_the_adapter_answer_streams_alone_or_beside_the_base():
     assert steps[-1]["adapter"][-2:] == [{"role": "user", "content": "Hello"},
                                          {"role": "assistant", "content": "Hi there"}]
     assert steps[-1]["prompt"] == "" and "base" not in steps[-1]
-    assert studio.asked[-1] == (Path("/runs/run-3"), steps[-1]["adapter"][:-1], "adapter")
+    assert studio.asked[-1] == ("run-3", steps[-1]["adapter"][:-1], "adapter")
     both = demo.DemoView("base", "adapter", "prompt")
     final = list(demo.ask(studio, both, "run-3", "en", "Hello", [], []))[-1]
     assert final["base"][-1]["content"] == "HI THERE" and final["adapter"][-1]["content"] == "Hi there"
     assert demo.clear(both) == {"base": [], "adapter": []} and demo.clear(alone) == {"adapter": []}
     with pytest.raises(gr.Error, match="请先输入问题"):
         list(demo.ask(studio, alone, "run-3", "zh", "  ", None, None))
+
+
+def exchanges(count: int) -> list[dict]:
+    return [turn for n in range(count) for turn in ({"role": "user", "content": f"Q{n}"},
+                                                     {"role": "assistant", "content": f"A{n}"})]
+
+
+def test_the_model_reads_the_last_exchanges_only():
+    studio = ScriptedStudio()
+    alone, both = demo.DemoView(None, "adapter", "prompt"), demo.DemoView("base", "adapter", "prompt")
+    list(demo.ask(studio, alone, "run-3", "en", "Next", None, exchanges(40)))
+    sent = studio.asked[-1][1]
+    assert len(sent) == 2 * demo.HISTORY_TURNS - 1 and sent[0]["content"] == f"Q{41 - demo.HISTORY_TURNS}"
+    assert sent[-1]["content"] == "Next"
+    list(demo.ask(studio, both, "run-3", "en", "Next", exchanges(40), exchanges(40)))
+    base, adapter = studio.asked[-1][2]
+    assert len(base) == len(adapter) == 2 * (demo.HISTORY_TURNS - 1)
+    list(demo.ask(studio, alone, "run-3", "en", "Next", None, exchanges(3)))
+    assert studio.asked[-1][1][:6] == exchanges(3)  # a short conversation is kept whole
+
+
+def test_the_studios_answer_stream_is_refused_while_a_run_trains(fake_run):
+    studio, choice = demo.open_run(fake_run)
+    streamed = []
+    studio.chat = SimpleNamespace(stream_answer=lambda *args: streamed.append(args) or iter(["Hi"]))
+    assert list(studio.stream_answer(choice, [{"role": "user", "content": "Hi"}])) == ["Hi"]
+    assert streamed[-1][0] == fake_run and streamed[-1][3] == "adapter"
+    studio.runner.is_live = lambda run_id=None: True
+    studio.runner.snapshot = lambda run_id=None: SimpleNamespace(state=SimpleNamespace(is_live=True))
+    with pytest.raises(EngineError) as busy:
+        list(studio.stream_answer(choice, [{"role": "user", "content": "Hi"}], GenParams(), "base"))
+    assert busy.value.code == "busy_generating" and len(streamed) == 1
+
+
+def test_the_page_takes_no_files_and_no_large_requests_over_http(fake_run):
+    studio, choice = demo.open_run(fake_run)
+    page = demo.build_demo(studio, choice)
+    port = free_port()
+    server = ServerThread(demo.demo_server(page, "127.0.0.1", [], None), port).start()
+    url = f"http://127.0.0.1:{port}"
+    kept = Path(get_upload_folder()) / "demo-test" / "secret.txt"
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    kept.write_text("someone else's upload", encoding="utf-8")
+    try:
+        assert httpx.get(f"{url}/").status_code == 200
+        for route in ("upload", "process_recording"):
+            sent = httpx.post(f"{url}/gradio_api/{route}", files={"files": ("a.txt", b"x")})
+            assert sent.status_code == 404
+        large = httpx.post(f"{url}/gradio_api/queue/join", content=b"x" * (PORTAL_BODY_LIMIT + 1))
+        assert large.status_code == 413 and "256" in large.text
+        served = httpx.get(f"{url}/gradio_api/file={kept}")
+        assert served.status_code in (403, 404) and "someone else" not in served.text
+        assert httpx.get(f"{url}/", headers={"Host": "evil.example"}).status_code == 400
+    finally:
+        server.stop()
+        kept.unlink()
+    assert page.delete_cache == UPLOAD_CLEANUP
 
 
 def test_the_page_has_the_presenters_words_or_the_catalogues(fake_run):
@@ -124,6 +179,11 @@ def test_a_presenter_shows_the_trained_adapter_in_english_and_chinese(run_copy, 
         page.get_by_role("button", name="Ask").click()
         page.locator("#demo-adapter").get_by_text(expected.adapter[:30]).wait_for(timeout=120_000)
         page.locator("#demo-base").get_by_text(expected.base[:30]).wait_for(timeout=60_000)
+        for chat, answer in (("#demo-adapter", expected.adapter), ("#demo-base", expected.base)):
+            ending = " ".join(answer.split()[-3:])  # the answer written to its end: the one slot is free again
+            page.wait_for_function("([chat, ending]) => [...document.querySelectorAll(`${chat} .message`)].some("
+                                   "m => m.innerText.replace(/\\s+/g, ' ').includes(ending))", arg=[chat, ending],
+                                   timeout=240_000)
         page.screenshot(path=str(SHOTS / "demo_en.png"), full_page=True)
         page.get_by_label("中文").check()
         page.get_by_role("button", name="提问").wait_for()

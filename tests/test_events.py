@@ -152,7 +152,7 @@ def test_read_skips_a_torn_last_line(tmp_path):
     ProgressEvent("progress_load_model", seq=4, time=5.0),
     LogEvent(7, epoch=0.5, max_steps=20, loss=1.25, eval_loss=1.5, learning_rate=2e-4, grad_norm=0.3,
              mean_token_accuracy=0.6, entropy=1.1, tokens_per_second=812.5, tokens_seen=4096, memory_mb=321.5,
-             seq=5, time=6.0),
+             peak_memory_mb=400.0, seq=5, time=6.0),
 ])
 def test_event_json_round_trip(event):
     again = Event.from_json(event.to_json())

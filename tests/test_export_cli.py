@@ -8,6 +8,8 @@ import pytest
 
 from engine import cli
 from engine.locales import render
+from engine.system.device import DeviceLock
+from engine.training.runner import LOCK_FILE
 from tests.test_export_desk import fake_run
 
 
@@ -32,6 +34,23 @@ def test_the_vllm_line_is_printed_as_json(tmp_path, monkeypatch, capsys):
     printed = json.loads(capsys.readouterr().out)
     assert printed["command"].startswith("vllm serve ") and str(run_dir / "adapter") in printed["command"]
     assert isinstance(printed["warnings"], list)
+
+
+def test_an_export_takes_the_device_lock_of_the_runs_own_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # the app's runs folder is elsewhere: the command line must still wait for it
+    (tmp_path / "studio").mkdir()
+    run_dir = fake_run(tmp_path / "studio" / "runs")
+    app_lock = DeviceLock(run_dir.parent / LOCK_FILE)
+    assert app_lock.acquire("chat")  # the app on that runs folder generates
+    try:
+        for command in (["export", "--format", "merged"], ["export", "--run", str(run_dir / "checkpoints" /
+                                                                                "checkpoint-2"), "--format", "gguf"]):
+            argv = command if "--run" in command else [*command, "--run", str(run_dir)]
+            assert cli.main(argv) == cli.EXIT_FAILED
+            assert render("busy_generating", {}, "en") in capsys.readouterr().err
+    finally:
+        app_lock.release()
+    assert not (run_dir / "export").exists() and not (tmp_path / "runs").exists()
 
 
 def test_a_folder_without_an_adapter_fails_in_one_worded_sentence(tmp_path, monkeypatch, capsys):

@@ -78,6 +78,18 @@ def test_exports_that_load_a_model_are_refused_while_the_device_is_busy(tmp_path
     studio.chat.lock.release()
 
 
+def test_a_modelfile_for_an_unavailable_type_is_refused_before_any_file_is_taken(tmp_path):
+    run_dir = fake_run(tmp_path / "runs")
+    studio = Studio(tmp_path / "runs", data_root=tmp_path / "data")
+    stale = run_dir / "export" / "adapter" / "r1-q9_9.gguf"  # left by hand, of a type the studio cannot write
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"GGUF")
+    with pytest.raises(EngineError) as refused:
+        studio.export_modelfile("r1", "Q9_9")
+    assert refused.value.code == "gguf_type_unavailable" and "q8_0" in refused.value.params["available"]
+    assert not (stale.parent / "Modelfile").exists()
+
+
 def test_the_vllm_line_names_the_adapter_folder_and_rank(tmp_path):
     run_dir = fake_run(tmp_path / "runs")
     advice = Studio(tmp_path / "runs", data_root=tmp_path / "data").vllm_advice("r1")

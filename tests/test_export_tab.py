@@ -3,6 +3,8 @@ progress worded in the page's language, and engine errors worded."""
 from __future__ import annotations
 
 import dataclasses
+import errno
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +59,9 @@ class FakeStudio:
         (self.folder / "merged").mkdir(exist_ok=True)
         return self.folder / "merged"
 
+    def ensure_free_space(self, folder, needed_bytes):
+        self.room_asked = (Path(folder), needed_bytes)
+
     def _file(self, name: str) -> Path:
         path = self.folder / name
         path.write_text(name, encoding="utf-8")
@@ -78,27 +83,27 @@ def test_the_picker_lists_adapters_and_the_types_this_machine_writes(tmp_path):
 
 def test_each_export_adds_its_paths_and_downloads_with_worded_progress(tmp_path):
     studio, steps = FakeStudio(tmp_path), Steps()
-    first = export_tab.export_package(studio, VIEW, "zh", "r1", [], progress=steps)
+    first = export_tab.export_package(studio, VIEW, "zh", "r1", {}, progress=steps)
     assert steps == [(0.5, catalogue_text("engine.export_step_facts", "zh"))]
-    assert first[VIEW.written] == [["package", str(tmp_path / "r1-adapter.zip")]]
+    assert first[VIEW.written]["exports"] == [["package", str(tmp_path / "r1-adapter.zip")]]
     assert catalogue_text("ui.export_kind_package", "zh") in first[VIEW.paths]
     [download] = first[VIEW.files]
     assert Path(download).read_text(encoding="utf-8") == "r1-adapter.zip" and not download.startswith(str(tmp_path))
     second = export_tab.export_ollama(studio, VIEW, "en", "r1", "f16", first[VIEW.written], progress=Steps())
-    assert [kind for kind, _path in second[VIEW.written]] == ["package", "gguf", "modelfile"]
+    assert [kind for kind, _path in second[VIEW.written]["exports"]] == ["package", "gguf", "modelfile"]
     assert second[VIEW.ollama].startswith("ollama create r1 -f ")
     assert sorted(Path(p).name for p in second[VIEW.files]) == ["Modelfile", "r1-f16.gguf"]
 
 
 def test_a_folder_is_named_by_path_only_and_the_merge_notes_are_shown(tmp_path):
-    shown = export_tab.export_merged(FakeStudio(tmp_path), VIEW, "en", "r1", "1GB", [], progress=Steps())
+    shown = export_tab.export_merged(FakeStudio(tmp_path), VIEW, "en", "r1", "1GB", {}, progress=Steps())
     assert shown[VIEW.files] is None
     assert catalogue_text("ui.export_path_only", "en") in shown[VIEW.paths]
     assert render("export_step_done", lang="en") in shown[VIEW.notes]
 
 
 def test_the_vllm_line_comes_with_its_warnings_and_leaves_the_downloads(tmp_path):
-    shown = export_tab.vllm_line(FakeStudio(tmp_path), VIEW, "en", "r1", [])
+    shown = export_tab.vllm_line(FakeStudio(tmp_path), VIEW, "en", "r1", {})
     assert shown[VIEW.vllm] == "vllm serve base --enable-lora"
     assert "Not enough free disk space" in shown[VIEW.notes]
     assert isinstance(shown[VIEW.files], type(gr.skip())) and isinstance(shown[VIEW.ollama], type(gr.skip()))
@@ -106,7 +111,7 @@ def test_the_vllm_line_comes_with_its_warnings_and_leaves_the_downloads(tmp_path
 
 def test_an_engine_error_is_worded_in_the_pages_language(tmp_path):
     with pytest.raises(gr.Error) as worded:
-        export_tab.export_package(FakeStudio(tmp_path), VIEW, "zh", None, [], progress=Steps())
+        export_tab.export_package(FakeStudio(tmp_path), VIEW, "zh", None, {}, progress=Steps())
     assert worded.value.message == render_error(EngineError("run_not_found", {"path": "-"}, hint="hint_pick_run"),
                                                 "zh")
 
@@ -116,5 +121,42 @@ def test_large_files_are_not_copied_for_download(tmp_path, monkeypatch):
     small.write_text("FROM ./big.gguf", encoding="utf-8")
     large.write_bytes(b"x" * 64)
     monkeypatch.setattr(export_tab, "DOWNLOAD_LIMIT", 32)
-    assert [Path(p).name for p in export_tab.download_copies([str(small), str(large), str(tmp_path)])] == ["Modelfile"]
-    assert export_tab.download_copies([str(large)]) == []
+    studio = FakeStudio(tmp_path)
+    offered, _folder = export_tab.download_copies(studio, [str(small), str(large), str(tmp_path)])
+    assert [Path(p).name for p in offered] == ["Modelfile"]
+    assert export_tab.download_copies(studio, [str(large)]) == ([], None)
+
+
+def test_a_gguf_over_512_mb_is_named_by_its_path_only():
+    assert export_tab.DOWNLOAD_LIMIT == 512 * 1024 ** 2
+
+
+def test_downloads_are_hard_links_in_a_new_folder_and_the_previous_one_goes(tmp_path):
+    studio = FakeStudio(tmp_path)
+    first = export_tab.export_package(studio, VIEW, "en", "r1", {}, progress=Steps())
+    [download] = first[VIEW.files]
+    assert os.path.samefile(download, tmp_path / "r1-adapter.zip")  # a link: no second copy of the bytes
+    assert first[VIEW.written]["downloads"] == str(Path(download).parent)
+    second = export_tab.export_package(studio, VIEW, "en", "r1", first[VIEW.written], progress=Steps())
+    assert not Path(download).parent.exists() and Path(second[VIEW.files][0]).is_file()
+    export_tab.remove_downloads(str(tmp_path))  # a folder the tab did not make is never removed
+    assert tmp_path.is_dir()
+
+
+def test_a_download_is_copied_after_the_room_is_checked_where_links_cannot_be_made(tmp_path, monkeypatch):
+    def cross_device(_source, _target):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(export_tab.os, "link", cross_device)
+    studio = FakeStudio(tmp_path)
+    [download] = export_tab.export_package(studio, VIEW, "en", "r1", {}, progress=Steps())[VIEW.files]
+    assert not os.path.samefile(download, tmp_path / "r1-adapter.zip")
+    assert Path(download).read_text(encoding="utf-8") == "r1-adapter.zip"
+    assert studio.room_asked == (Path(download).parent, len("r1-adapter.zip"))
+
+
+def test_the_written_paths_follow_the_language_switch(tmp_path):
+    state = export_tab.export_package(FakeStudio(tmp_path), VIEW, "en", "r1", {}, progress=Steps())[VIEW.written]
+    assert catalogue_text("ui.export_kind_package", "zh") in export_tab.relabel_paths("zh", state)
+    assert catalogue_text("ui.export_kind_package", "en") in export_tab.relabel_paths("en", state)
+    assert export_tab.relabel_paths("zh", {}) == catalogue_text("ui.export_nothing_yet", "zh")

@@ -10,7 +10,7 @@ import pytest
 from engine.config import BUNDLED_MODEL_ID
 from engine.data import plain_text, splits
 from engine.data.checks import check_dataset
-from engine.data.reading import ReadOptions, load_report
+from engine.data.reading import ReadOptions, load_report, tokenizer_for
 from engine.errors import EngineError
 from engine.training.events import RunState
 
@@ -120,7 +120,7 @@ def test_tool_calling_rows_become_trls_messages_with_tools(tmp_path, row):
 
 def test_bundled_models_template_cannot_show_tools_so_the_data_is_refused(tmp_path):
     report = load_report(write_jsonl(tmp_path / "tools.jsonl", [openai_row()]))
-    tokenizer = plain_text.tokenizer_for(BUNDLED_MODEL_ID)
+    tokenizer = tokenizer_for(BUNDLED_MODEL_ID)
     issues, _summary = check_dataset(report, tokenizer, 128)
     refused = [i for i in issues if i.code == "dataset_tools_unsupported"]
     assert refused and refused[0].severity == "error" and refused[0].row is None
@@ -136,7 +136,7 @@ def test_bundled_models_template_cannot_show_tools_so_the_data_is_refused(tmp_pa
 def test_a_template_with_tools_renders_the_calls():
     from engine.data.tools import renders_tools
 
-    tokenizer = plain_text.tokenizer_for(BUNDLED_MODEL_ID)
+    tokenizer = tokenizer_for(BUNDLED_MODEL_ID)
     tokenizer = type(tokenizer).from_pretrained(tokenizer.name_or_path)
     tokenizer.chat_template = (
         "{% for t in tools or [] %}TOOL {{ t.function.name }}\n{% endfor %}{% for m in messages %}{{ m.role }}: "
@@ -217,7 +217,7 @@ def test_a_book_chapter_becomes_chunks_of_up_to_max_length_tokens(tmp_path):
     report = load_report(path, options=ReadOptions(max_length=64))
     assert report.issues == [] and report.format == "text" and report.kind == "text" and report.chunked
     assert report.encoding == "utf-16" and report.example_rows[0] == 1
-    tokenizer = plain_text.tokenizer_for(BUNDLED_MODEL_ID)
+    tokenizer = tokenizer_for(BUNDLED_MODEL_ID)
     lengths = [len(tokenizer(e["text"] + tokenizer.eos_token, add_special_tokens=False)["input_ids"])
                for e in report.examples]
     assert max(lengths) <= 64 and len(report.examples) > 5

@@ -7,9 +7,12 @@ from pathlib import Path
 import pytest
 
 from engine.errors import EngineError
+from engine.export import ollama
 from engine.export.ollama import chat_family, model_name, modelfile, ollama_command, write_modelfile
 from engine.locales import render
-from tests.share_fixtures import make_run
+from engine.models import loader
+from tests.go_template import ollama_prompt
+from tests.share_fixtures import bundled_folder, make_run
 
 LLAMA3_TEMPLATE = ("{{ bos_token }}{% for message in messages %}{{ '<|start_header_id|>' + message['role'] + "
                    "'<|end_header_id|>\n\n' + message['content'] | trim + '<|eot_id|>' }}{% endfor %}"
@@ -22,6 +25,13 @@ GGUF = Path("/somewhere/20260101-120000-q8_0.gguf")
 
 def lines_of(text: str, prefix: str) -> list[str]:
     return [line for line in text.splitlines() if line.startswith(prefix)]
+
+
+def template_of(text: str) -> str:
+    return text.split('TEMPLATE """', 1)[1].split('"""', 1)[0]
+
+
+CHAT = [{"role": "user", "content": "Q1"}, {"role": "assistant", "content": "A1"}, {"role": "user", "content": "Q2"}]
 
 
 def test_smollm2s_chatml_modelfile(tmp_path):
@@ -57,9 +67,48 @@ def test_mistrals_modelfile(tmp_path):
     config = json.loads((source.adapter_dir / "tokenizer_config.json").read_text())
     (source.adapter_dir / "tokenizer_config.json").write_text(json.dumps({**config, "eos_token": "</s>"}))
     text = modelfile(source, GGUF)
-    assert "[INST] {{ if and $.System (eq $index 0) }}{{ $.System }}" in text and "{{ .Content }}[/INST]" in text
+    assert "[INST] {{ if $system }}{{ $system }}" in text and "{{ .Content }}[/INST]" in text
     assert lines_of(text, "PARAMETER stop") == ['PARAMETER stop "[INST]"', 'PARAMETER stop "[/INST]"',
                                                 'PARAMETER stop "</s>"']
+
+
+def test_mistrals_system_prompt_opens_the_first_user_turn_as_ollama_renders_it(tmp_path):
+    template = template_of(modelfile(make_run(tmp_path, chat_template=MISTRAL_TEMPLATE), GGUF))
+    # Ollama puts the Modelfile's SYSTEM first in .Messages, so the first message is the system's, not a user's
+    assert ollama_prompt(template, CHAT, system="Be brief.") == "[INST] Be brief.\n\nQ1[/INST] A1</s>[INST] Q2[/INST]"
+    asked = [{"role": "system", "content": "Be kind."}, *CHAT]
+    assert ollama_prompt(template, asked, system="Be brief.").startswith("[INST] Be kind.\n\nQ1[/INST]")
+    assert ollama_prompt(template, CHAT) == "[INST] Q1[/INST] A1</s>[INST] Q2[/INST]"
+
+
+@pytest.mark.parametrize("chat_template", [None, LLAMA3_TEMPLATE])
+def test_ollama_prompts_the_model_as_its_chat_template_does(tmp_path, chat_template):
+    source = make_run(tmp_path, chat_template=chat_template)
+    tokenizer = loader.load_tokenizer(source.adapter_dir)
+    chat = [{"role": "system", "content": "Be brief."}, *CHAT]
+    expected = tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+    rendered = ollama_prompt(template_of(modelfile(source, GGUF)), chat)
+    bos = tokenizer.bos_token if "bos_token" in (chat_template or "") else ""  # Ollama's runner adds it itself
+    assert rendered == expected.removeprefix(bos)
+
+
+def test_a_thinking_chatml_template_opens_the_answer_with_an_empty_think_block(tmp_path):
+    thinking = (bundled_folder() / "chat_template.jinja").read_text(encoding="utf-8") + "{# <think> #}"
+    template = template_of(modelfile(make_run(tmp_path, chat_template=thinking), GGUF))
+    assert ollama_prompt(template, CHAT[:1]).endswith("<|im_start|>user\nQ1<|im_end|>\n<|im_start|>assistant\n"
+                                                      "<think>\n\n</think>\n\n")
+    assert not template_of(modelfile(make_run(tmp_path / "plain"), GGUF)).endswith("</think>\n\n")
+
+
+def test_an_unreadable_dataset_leaves_the_system_prompt_out_rather_than_the_modelfile(tmp_path, monkeypatch):
+    source = make_run(tmp_path, rows=[{"instruction": "Q", "output": "A", "system": "Be brief."}])
+
+    def unreadable(_config):
+        raise EngineError("dataset_unreadable", {"path": "my_data.jsonl", "reason": "encrypted"})
+
+    monkeypatch.setattr("engine.data.reading.load_config_dataset", unreadable)
+    assert ollama.training_system(source) == ""
+    assert modelfile(source, GGUF).splitlines()[0] == "FROM ./20260101-120000-q8_0.gguf"
 
 
 def test_an_unknown_template_is_worded(tmp_path):

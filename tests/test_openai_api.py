@@ -6,16 +6,19 @@ from __future__ import annotations
 import argparse
 import threading
 
+import anyio
 import httpx
 import openai
 import pytest
+from starlette.requests import ClientDisconnect
 
 from engine.chat.inference import ChatModel, GenParams
 from engine.config import TrainConfig
+from engine.errors import EngineError
 from engine.export.source import ExportSource
 from engine.serving.answers import cut_at_stop, held_back
 from engine.serving.command import add_serve_arguments, run_serve
-from engine.serving.openai_api import build_api
+from engine.serving.openai_api import BODY_LIMIT, AnswerResponse, build_api
 from engine.system.device import DeviceLock
 from engine.training import adapters
 from tests.conftest import free_port
@@ -166,6 +169,7 @@ def test_a_set_key_is_required_and_a_foreign_host_refused_without_one(fake_run, 
 def test_a_busy_device_is_waited_for_then_answered_with_a_worded_503(fake_run, served):
     lock = DeviceLock()
     app = build_api(ExportSource.of(fake_run), api_key=None, lock=lock, queue_seconds=0.6)  # the real ChatModel
+    app.state.served.__dict__["tokenizer"] = WordTokenizer()  # the prompt is measured before its turn: no real one here
     api = client(served(app))
     assert lock.acquire("run-8")  # a training run holds the device
     try:
@@ -176,6 +180,90 @@ def test_a_busy_device_is_waited_for_then_answered_with_a_worded_503(fake_run, s
             assert busy.value.code == "api_busy" and "busy for 1 seconds" in busy.value.message
     finally:
         lock.release()
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(fake_run, served):
+    url = served(scripted_api(fake_run))
+    large = httpx.post(f"{url}/chat/completions", content=b"x" * (BODY_LIMIT + 1),
+                       headers={"Content-Type": "application/json"})
+    assert large.status_code == 413
+    assert large.json()["error"]["code"] == "api_body_too_large" and "1024 KB" in large.json()["error"]["message"]
+
+    def chunks():  # no Content-Length: the size is counted as the body arrives
+        for _ in range(BODY_LIMIT // 65536 + 2):
+            yield b"x" * 65536
+
+    streamed = httpx.post(f"{url}/chat/completions", content=chunks(), headers={"Content-Type": "application/json"})
+    assert streamed.status_code == 413 and streamed.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_the_prompt_and_the_answer_must_fit_the_models_context(fake_run, served):
+    app = scripted_api(fake_run)
+    app.state.served.__dict__["context_length"] = 6  # tokens: words, with the word tokenizer
+    api = client(served(app))
+    six_words = [{"role": "user", "content": "one two three four five six"}]
+    with pytest.raises(openai.BadRequestError) as long:
+        api.chat.completions.create(model="run-7", messages=six_words)
+    assert long.value.code == "api_context_too_long" and long.value.param == "messages"
+    assert "6 tokens" in long.value.message and "at most 6" in long.value.message
+    api.chat.completions.create(model="run-7", messages=[{"role": "user", "content": "Hi there"}], max_tokens=100_000)
+    assert app.state.served.chat.asked[-1][1].max_new_tokens == 4  # cut to what the context leaves, not refused
+
+
+def test_the_bundled_bases_context_is_read_from_its_config(fake_run):
+    assert scripted_api(fake_run).state.served.context_length == 8192  # SmolLM2-135M's max_position_embeddings
+
+
+class FailingChat(ScriptedChat):
+    """A chat model whose every answer fails with an engine error the API has no status for."""
+
+    def answer(self, run_dir, messages, params, side="adapter") -> str:
+        raise EngineError("model_not_found", {"name": "somewhere"})
+
+
+def test_other_engine_errors_are_the_servers_and_unknown_routes_keep_openais_shape(fake_run, served):
+    app = scripted_api(fake_run)
+    url = served(app)
+    app.state.served.chat = FailingChat()
+    with pytest.raises(openai.InternalServerError) as failed:
+        client(url).chat.completions.create(model="run-7", messages=[{"role": "user", "content": "Hi"}])
+    assert failed.value.status_code == 500 and failed.value.code == "model_not_found"
+    missing = httpx.get(f"{url}/completions")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "api_no_route"
+    assert "GET /v1/completions" in missing.json()["error"]["message"]
+    wrong_method = httpx.get(f"{url}/chat/completions")
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["error"] == {"message": wrong_method.json()["error"]["message"],
+                                            "type": "invalid_request_error", "param": None, "code": "api_no_route"}
+
+
+class HeldStream:
+    """Stands in for a started answer: it records being closed."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def __iter__(self):
+        yield "never read"
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_stream_whose_response_never_begins_still_frees_the_device():
+    stream = HeldStream()
+    response = AnswerResponse(stream, "run-7", include_usage=False)
+
+    async def receive():
+        await anyio.sleep_forever()
+
+    async def send(_message):
+        raise OSError("the client left before the answer began")
+
+    scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"}, "method": "POST", "headers": []}
+    with pytest.raises(ClientDisconnect):
+        anyio.run(response, scope, receive, send)
+    assert stream.closed
 
 
 def serve_args(*argv: str) -> argparse.Namespace:

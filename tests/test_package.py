@@ -96,3 +96,10 @@ def test_the_unpacked_folder_loads_with_peft_on_the_bundled_model(run_copy, tmp_
     base = AutoModelForCausalLM.from_pretrained(source.base_folder())
     unpacked = PeftModel.from_pretrained(base, folder)(ids).logits
     assert torch.equal(expected, unpacked)
+
+
+def test_the_bundled_models_alias_is_named_by_its_hub_id_in_the_adapter_config(tmp_path):
+    source = make_run(tmp_path, model_name_or_path="smollm2-135m-instruct")
+    with zipfile.ZipFile(write_adapter_package(source, facts_of(source))) as archive:
+        adapter_config = json.loads(archive.read(FOLDER + "adapter_config.json"))
+    assert adapter_config["base_model_name_or_path"] == "HuggingFaceTB/SmolLM2-135M-Instruct"

@@ -1,8 +1,8 @@
 """Training outlives the app, for real: `python app.py` served in a process of its own starts a run of the bundled
 model and is killed (SIGKILL) mid-run; the worker goes on, a restarted app shows the whole curve with no sequence
-gap and stops the run, whose adapter PEFT loads. A run started with `python app.py train` shows live in a browser
-on the Training tab, which stops it; and a second run started from the CLI while the app trains is refused as busy,
-naming the run."""
+gap, a `python app.py train` meanwhile is refused as busy naming the run, and the app stops the run, whose adapter
+PEFT loads. A run started with `python app.py train` shows live in a browser on the Training tab, which stops it;
+a second CLI run meanwhile is refused as busy too."""
 from __future__ import annotations
 
 import json
@@ -127,6 +127,9 @@ def test_the_app_killed_mid_run_leaves_training_going_and_a_restarted_app_follow
         assert plotted == list(range(1, len(plotted) + 1)) and len(plotted) > before  # the whole curve
         sequence = [e["seq"] for e in events(run_dir)]
         assert sequence == list(range(len(sequence)))  # no gap: one writer, before and after the app died
+        busy = subprocess.run([sys.executable, str(ROOT / "app.py"), "train", "--preset", "smoke-test"], cwd=tmp_path,
+                              env=app_env(), capture_output=True, text=True, timeout=WAIT)  # the same runs/ folder
+        assert busy.returncode == 1 and run_dir.name in busy.stderr and "Traceback" not in busy.stderr
         client.predict("en", api_name="/stop_training")
         wait_until(lambda: final_state(run_dir) is not None, "the run's end")
     finally:

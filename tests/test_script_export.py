@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import types
 import warnings
 from pathlib import Path
 
@@ -39,11 +40,13 @@ CONFIGS = {
 
 
 def exported(config: TrainConfig, output_dir: str = "output") -> dict:
-    """The script's namespace, exec'd as a module (main() does not run)."""
+    """The script's namespace, exec'd as a module registered as `exported_script` (main() does not run; a copied
+    dataclass looks its module up)."""
     source = python_script(config, output_dir)
-    namespace = {"__name__": "exported_script"}
-    exec(compile(source, "train_lora.py", "exec"), namespace)
-    return namespace
+    module = types.ModuleType("exported_script")
+    sys.modules[module.__name__] = module
+    exec(compile(source, "train_lora.py", "exec"), vars(module))
+    return vars(module)
 
 
 def sample_config(**changes) -> TrainConfig:
@@ -143,7 +146,7 @@ def test_examples_match_the_studio(tmp_path):
     script = exported(sample_config())
     for path in dataset_files(tmp_path):
         expected = reading.load_report(path).examples
-        assert expected and script["load_examples"](str(path)) == expected, path.name
+        assert expected and script["load_examples"](str(path), None) == expected, path.name
 
 
 @pytest.mark.parametrize("changes", [{}, {"eval_split": 0.25, "seed": 3}, {"eval_rows": 7}, {"eval_split": 0.0},
@@ -158,7 +161,7 @@ def test_split_and_mix_match_the_studio(changes, tmp_path):
     examples = reading.load_report(config.dataset_path).examples
     train, evaluation = script["split"](examples)
     if config.mix_dataset_path and config.mix_ratio > 0:
-        train = script["mix_in"](train, script["load_examples"](config.mix_dataset_path))
+        train = script["mix_in"](train, script["load_examples"](config.mix_dataset_path, None))
     expected_train, expected_eval = splits.build_splits(config, examples)
     assert list(train) == list(expected_train)
     assert (evaluation is None) == (expected_eval is None)
@@ -203,6 +206,8 @@ def _config_from_settings(script: dict) -> TrainConfig:
         **{name: sft[argument] for name, argument in factories.SFT_FIELDS},
         model_name_or_path=script["MODEL"], dataset_path=script["DATASET"], mix_dataset_path=script["MIX_DATASET"],
         mix_ratio=script["MIX_RATIO"], eval_split=script["EVAL_SPLIT"], eval_rows=script["EVAL_ROWS"],
+        dataset_encoding=script["ENCODING"], dataset_delimiter=script["DELIMITER"],
+        sft_on_chosen=script["SFT_ON_CHOSEN"],
         early_stopping_patience=script["EARLY_STOPPING_PATIENCE"], dtype=script["DTYPE"],
         load_in_8bit=quantization.get("load_in_8bit", False), load_in_4bit=quantization.get("load_in_4bit", False),
         bnb_4bit_quant_type=quantization.get("bnb_4bit_quant_type", "nf4"),
@@ -217,7 +222,8 @@ def _config_from_settings(script: dict) -> TrainConfig:
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_the_settings_block_round_trips_a_config(name):
-    config = sample_config(**CONFIGS[name], mix_ratio=0.25, mix_dataset_path=str(SAMPLE_DATASET), eval_rows=5)
+    config = sample_config(**CONFIGS[name], mix_ratio=0.25, mix_dataset_path=str(SAMPLE_DATASET), eval_rows=5,
+                           dataset_encoding="gb18030", dataset_delimiter=";", sft_on_chosen=True)
     script = exported(config, "runs/x")
     written = exporter.settings(config, "runs/x")
     assert {key: script[key] for key in written} == written
@@ -267,7 +273,17 @@ def test_the_script_carries_the_studio_code_verbatim():
     template_names = {node.name for node in body if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
     template_names |= {target.id for node in body if isinstance(node, ast.Assign) for target in node.targets}
     assert {"main", "MODEL", "SFT"} <= template_names
-    assert not template_names & set(vars(convert))  # the copy overwrites none of the script's own names
+    copied = [_defined(inspect.getsource(importlib.import_module(module))) for module in exporter.WHOLE_MODULES]
+    assert all(not template_names & names for names in copied)  # the copies overwrite none of its names
+    assert all(not a & b for a in copied for b in copied if a is not b)  # nor one another's
+
+
+def _defined(source: str) -> set[str]:
+    """The names a module's source defines at its top level (functions, classes, assignments)."""
+    body = ast.parse(source).body
+    names = {node.name for node in body if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+    names |= {target.id for node in body if isinstance(node, ast.Assign) for target in node.targets}
+    return names | {node.target.id for node in body if isinstance(node, ast.AnnAssign)}
 
 
 def test_the_scripts_conversion_equals_the_engines_row_by_row(tmp_path):

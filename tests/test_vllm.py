@@ -80,3 +80,9 @@ def test_a_local_base_folder_is_warned(tmp_path):
 def test_every_warning_is_worded_in_both_languages(code):
     english, chinese = wordings(code, "en", "zh")
     assert english != chinese and english.strip() and chinese.strip()
+
+
+@pytest.mark.parametrize("alias", ["bundled", "SmolLM2-135M-Instruct"])
+def test_the_bundled_models_alias_is_served_by_its_hub_id(tmp_path, alias):
+    command = vllm_command(make_run(tmp_path, model_name_or_path=alias)).command
+    assert command.startswith("vllm serve HuggingFaceTB/SmolLM2-135M-Instruct --enable-lora")

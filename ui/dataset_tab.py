@@ -1,7 +1,9 @@
 """Dataset tab: import a file, map its columns, check it, fix rows in a grid, preview what the model sees.
 
 The check runs the same engine function as `python app.py validate` and the training pre-flight,
-with the model and max length chosen on the Hyperparameters tab (the form's fields are inputs here).
+with the model and max length chosen on the Hyperparameters tab (the form's fields are inputs here) and the
+file's encoding, delimiter and "train on the chosen answers" chosen here, next to the file (changing one checks
+the file again). A plain-text file's summary shows its chunks.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from ui.wiring import bind, session_of, worded_errors
 
 MAPPING_FIELDS = list(dict.fromkeys(name for fields in FORMAT_FIELDS.values() for name, _required in fields))
 FILE_TYPES = [".jsonl", ".json", ".csv", ".tsv", ".parquet", ".xlsx", ".txt", ".md"]
+CHUNK_SHOWN = 300  # characters of each first chunk the summary shows
 
 
 @dataclass
@@ -51,10 +54,11 @@ def _checked(studio: Studio, view: DatasetView, lang: str, file_path: str, sessi
              mapping: ColumnMapping | None = None) -> dict:
     """Check the dataset with the form's settings and open it in the session's editor; the check's outputs."""
     path = (file_path or "").strip()
-    result = studio.check_dataset(path, forms.config_of(studio, view.form, values), mapping)
+    config = forms.config_of(studio, view.form, values)
+    result = studio.check_dataset(path, config, mapping)
     if result.report.rows:
         studio.open_editor(session, path)
-    return {**_check_outputs(view, result, lang), **_mapping_outputs(view, result),
+    return {**_check_outputs(view, result, lang, config.max_length), **_mapping_outputs(view, result),
             **editor_panel.page_update(studio, view.editor, lang, 1, "", session)}
 
 
@@ -112,9 +116,11 @@ def show_mapping_columns(studio: Studio, view: DatasetView, lang: str, chosen_fo
     return {box: gr.Dropdown(visible=name in wanted) for name, box in view.columns.items()}
 
 
-def _check_outputs(view: DatasetView, result: DatasetCheck, lang: str) -> dict:
+def _check_outputs(view: DatasetView, result: DatasetCheck, lang: str, max_length: int) -> dict:
+    """The summary (with how the file was read and a plain-text file's chunks), histogram and problems table."""
     problems = pd.DataFrame(present.issue_rows(result.report, lang), columns=present.issue_headers(lang))
-    return {view.summary: present.dataset_summary(result, lang) + read_as(result, lang),
+    summary = present.dataset_summary(result, lang) + read_as(result, lang) + chunk_lines(result, lang, max_length)
+    return {view.summary: summary,
             view.histogram: present.length_histogram(result.summary, lang), view.issues: problems}
 
 
@@ -127,6 +133,19 @@ def read_as(result: DatasetCheck, lang: str) -> str:
     cells = t("dataset_read_delimiter", lang, delimiter=delimiter) if delimiter else ""
     kind = t(f"dataset_kind_{report.kind}", lang)
     return "\n\n" + t("dataset_read_as", lang, encoding=report.encoding or "-", kind=kind, delimiter=cells)
+
+
+def chunk_lines(result: DatasetCheck, lang: str, max_length: int) -> str:
+    """A plain-text file's chunks: how many, their mean size in tokens, and the first few (cut to CHUNK_SHOWN
+    characters); empty for other files."""
+    preview = result.report.chunk_preview
+    if preview is None:
+        return ""
+    lines = [t("dataset_chunks", lang, chunks=preview.chunks, max_length=max_length, mean=preview.mean_tokens)]
+    for number, text in enumerate(preview.first, start=1):
+        shown = text if len(text) <= CHUNK_SHOWN else text[:CHUNK_SHOWN] + " …"
+        lines.append("> " + t("dataset_chunk_first", lang, number=number, text=" ".join(shown.split())))
+    return "\n\n" + "\n\n".join(lines)
 
 
 def _mapping_outputs(view: DatasetView, result: DatasetCheck) -> dict:
@@ -144,6 +163,7 @@ def build(page: Page) -> None:
     with gr.Row():
         texts.add(form.dataset_path, label="dataset_path", info="dataset_path_info").render()
         upload = texts.add(gr.File(file_types=FILE_TYPES, scale=1), label="dataset_upload")
+    forms.render_dataset_fields(form, texts)
     check = texts.add(gr.Button(variant="primary", elem_id="dataset-check"), value="dataset_check")
     fmt, columns, apply_mapping = _mapping_section(texts)
     summary = gr.Markdown(elem_id="dataset-summary")
@@ -167,6 +187,8 @@ def build(page: Page) -> None:
     exclude.click(bind(exclude_rows_with_errors, studio, view, fields=names), [lang, view.path] + values,
                   [view.path] + view.checked, api_name="exclude_rows_with_errors")
     editor.saved.then(checking, [lang, view.path] + values, view.checked, api_visibility="private")
+    reading = [form.fields[name].input for name in forms.DATASET_TAB_FIELDS]  # the user chose how to read the file
+    gr.on(reading, checking, [lang, view.path] + values, view.checked, api_visibility="private")
     show.click(bind(show_model_view, studio, view, fields=names), [lang, view.path, preview_row] + values,
                [model_view], api_name="model_view")
     fmt.change(bind(show_mapping_columns, studio, view), [lang, fmt], list(columns.values()),

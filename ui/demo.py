@@ -4,8 +4,10 @@ presenter's title, short description and example questions, the adapter's answer
 
 It is served under the studio's rules: this computer only by default, and a login (`--auth-file`, STUDIO_AUTH,
 `--auth`) before it may be exposed (`app.py`'s `organiser_login` and `exposure`); requests naming a foreign host
-are refused (`ui/server.py`). Answers come from the studio's chat model with its default settings (greedy), on
-the runs folder's device lock, so a run training there makes the page say the model is busy.
+are refused, and, as at the rater portal, the page takes no files (gradio's upload routes are not found and its
+upload and cache folders are not served) and no request over `PortalGuard`'s limit (`ui/server.py`). Answers come
+from the studio with its default settings (greedy), on the runs folder's device lock, so a run training there
+makes the page say the model is busy; the model reads the last HISTORY_TURNS exchanges of the conversation.
 """
 from __future__ import annotations
 
@@ -23,11 +25,24 @@ from engine import LANGS, EngineError, GenParams, Studio, render, render_error
 from ui.chat_tab import messages_of
 from ui.i18n import LANG_CHOICES, Texts, t
 from ui.login import Login
-from ui.server import PORTAL_UPLOAD_LIMIT, HostAllowList, allowed_hosts, host_pattern, no_docs, port_taken, serve
+from ui.server import (
+    PORTAL_UPLOAD_LIMIT,
+    UPLOAD_CLEANUP,
+    HostAllowList,
+    PortalGuard,
+    allowed_hosts,
+    host_pattern,
+    no_docs,
+    port_taken,
+    serve,
+    upload_folders,
+    without_file_routes,
+)
 from ui.wiring import bind, worded_errors
 
 DEFAULT_EXAMPLES = ("demo_example_returns", "demo_example_order", "demo_example_help")  # catalogue keys
 DEMO_CONCURRENCY = 1  # one answer at a time: generation shares one model
+HISTORY_TURNS = 8  # exchanges (a question and its answer) of the conversation kept and shown to the model
 
 
 @dataclass
@@ -59,16 +74,23 @@ def ask(studio: Studio, view: DemoView, choice: str, lang: str, question: str, b
     if not question or not question.strip():
         raise gr.Error(t("empty_prompt", lang))
     turn = {"role": "user", "content": question.strip()}
-    base_turns, adapter_turns = messages_of(base_history) + [turn], messages_of(adapter_history) + [turn]
+    history = (recent(base_history), recent(adapter_history))
+    base_turns, adapter_turns = history[0] + [turn], history[1] + [turn]
     if view.base_chat is None:
-        folder = studio.adapter_path(choice)
-        for adapter in studio.chat.stream_answer(folder, adapter_turns, GenParams(), "adapter"):
+        for adapter in studio.stream_answer(choice, adapter_turns, GenParams(), "adapter"):
             yield {view.adapter_chat: adapter_turns + [{"role": "assistant", "content": adapter}], view.prompt: ""}
         return
-    history = (messages_of(base_history), messages_of(adapter_history))
     for base, adapter in studio.stream_compare(choice, turn["content"], GenParams(), history):
         yield {view.base_chat: base_turns + [{"role": "assistant", "content": base}],
                view.adapter_chat: adapter_turns + [{"role": "assistant", "content": adapter}], view.prompt: ""}
+
+
+def recent(history: list | None) -> list[dict]:
+    """The conversation's messages from the start of its last HISTORY_TURNS - 1 exchanges (the new question makes
+    the last one)."""
+    messages = messages_of(history)
+    starts = [index for index, message in enumerate(messages) if message["role"] == "user"]
+    return messages[starts[-(HISTORY_TURNS - 1)]:] if len(starts) >= HISTORY_TURNS else messages
 
 
 def clear(view: DemoView) -> dict:
@@ -136,12 +158,17 @@ def demo_parser(lang: str) -> argparse.ArgumentParser:
 
 
 def demo_server(page: gr.Blocks, host: str, extra_hosts: list[str], login: Login | None) -> fastapi.FastAPI:
-    """The demo page at `/` for requests naming this computer, `host` or `extra_hosts`, behind `login` when given;
-    it takes no uploads."""
+    """The demo page at `/` for requests naming this computer, `host` or `extra_hosts`, behind `login` when given:
+    it takes no files (its upload routes are not found, gradio's upload and cache folders not served, its old
+    uploads deleted) and no request over `PortalGuard`'s limit."""
     app = fastapi.FastAPI(**no_docs())
-    app.add_middleware(HostAllowList, allowed_hosts=allowed_hosts(host, extra_hosts))
+    app.add_middleware(PortalGuard, guarded=lambda _path: True)
+    app.add_middleware(HostAllowList, allowed_hosts=allowed_hosts(host, extra_hosts))  # added last, it runs first
+    without_file_routes(app)
+    page.delete_cache = UPLOAD_CLEANUP  # read when mounted
     gr.mount_gradio_app(app, page.queue(default_concurrency_limit=DEMO_CONCURRENCY), "/", auth=login,
-                        max_file_size=PORTAL_UPLOAD_LIMIT, footer_links=[], app_kwargs=no_docs())
+                        max_file_size=PORTAL_UPLOAD_LIMIT, footer_links=[], blocked_paths=upload_folders(),
+                        app_kwargs=no_docs())
     return app
 
 

@@ -2,12 +2,15 @@
 a GGUF file with its Ollama Modelfile and `ollama create` line, the `vllm serve` line, and the run's report — each
 with progress, the written paths, downloads of the files small enough to fetch through the browser, and warnings.
 
-Downloads are copies in a new temporary folder (as the study exports are), so the web server hands out exactly the
-files asked for and never serves from the runs folder itself. The handlers `report_for_run` and `report_for_study`
+Downloads are hard links (else copies, room on disk checked first) in a new temporary folder for each export, the
+session's previous one removed, so the web server hands out exactly the files asked for and never serves from the
+runs folder itself; a file over DOWNLOAD_LIMIT (a real model's GGUF) is named by its path only. The list of written
+paths follows the page's language. The handlers `report_for_run` and `report_for_study`
 also serve the *Report* buttons of the Training and Study tabs.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -24,7 +27,8 @@ from ui.page import Page
 from ui.study_organise import chosen_study
 from ui.wiring import bind, worded_errors
 
-DOWNLOAD_LIMIT = 2 * 1024 ** 3  # bytes: a larger file (a big GGUF) is named by its path, not copied for download
+DOWNLOAD_LIMIT = 512 * 1024 ** 2  # bytes: a larger file (a real model's GGUF) is named by its path, not offered
+DOWNLOAD_PREFIX = "export-"  # the temporary download folders' names start with it
 SHARD_SIZES = ["500MB", "1GB", "2GB", "5GB", "10GB"]
 DEFAULT_GGUF_TYPE = "q8_0"
 
@@ -36,7 +40,8 @@ class ExportView:
 
     choice: Any
     gguf_type: Any
-    written: Any  # session state: [kind, path] of every export written from this page, in order
+    written: Any  # session state: {"exports": [kind, path] of each export written from this page, in order,
+    #               "downloads": the folder of the last export's downloads}
     paths: Any
     files: Any
     ollama: Any
@@ -60,14 +65,38 @@ def step_reporter(progress: Callable, lang: str) -> Callable[[str, float], None]
     return report
 
 
-def download_copies(paths: list[str]) -> list[str]:
-    """Copies of the given files that are small enough to download, in a new temporary folder (folders and files
-    over DOWNLOAD_LIMIT are left out: their paths are shown)."""
+def download_copies(studio: Studio, paths: list[str], previous: str | None = None) -> tuple[list[str], str | None]:
+    """The given files that are small enough to download, linked (else copied, once the disk has room) into a new
+    temporary folder, and that folder (None when there is nothing to offer); folders and files over DOWNLOAD_LIMIT
+    are left out (their paths are shown). The session's previous download folder `previous` is removed first."""
+    remove_downloads(previous)
     small = [Path(p) for p in paths if Path(p).is_file() and Path(p).stat().st_size <= DOWNLOAD_LIMIT]
     if not small:
-        return []
-    folder = Path(tempfile.mkdtemp(prefix="export-"))
-    return [str(shutil.copy2(path, folder / path.name)) for path in small]
+        return [], None
+    folder = Path(tempfile.mkdtemp(prefix=DOWNLOAD_PREFIX))
+    return [str(offered(studio, path, folder / path.name)) for path in small], str(folder)
+
+
+def offered(studio: Studio, path: Path, target: Path) -> Path:
+    """`path` at `target`: a hard link (no bytes written), or a copy where the two folders are on different disks."""
+    try:
+        os.link(path, target)
+    except OSError:
+        studio.ensure_free_space(target.parent, path.stat().st_size)
+        shutil.copy2(path, target)
+    return target
+
+
+def remove_downloads(folder: str | None) -> None:
+    """Remove a download folder this tab made (a temporary `export-...` folder; any other path is left alone)."""
+    if folder and Path(folder).parent == Path(tempfile.gettempdir()) and Path(folder).name.startswith(
+            DOWNLOAD_PREFIX):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def exports_of(state: dict | None) -> list:
+    """The [kind, path] exports a session's state holds."""
+    return list((state or {}).get("exports", []))
 
 
 def paths_text(written: list, lang: str) -> str:
@@ -83,15 +112,23 @@ def paths_text(written: list, lang: str) -> str:
     return "\n".join(lines)
 
 
-def shown_after(view: ExportView, lang: str, written: list, added: list, **extra: Any) -> dict:
-    """`view.shown` once the exports `added` ([kind, path] each) join `written`: the paths of all, the downloads of
-    the added ones (left as they are when none was added), and the commands and notes given in `extra` (the
-    commands else left as they are)."""
-    written = [entry for entry in written or [] if entry not in added] + added
-    files = (download_copies([path for _kind, path in added]) or None) if added else gr.skip()
-    return {view.written: written, view.paths: paths_text(written, lang), view.files: files,
-            view.ollama: extra.get("ollama", gr.skip()), view.vllm: extra.get("vllm", gr.skip()),
+def shown_after(studio: Studio, view: ExportView, lang: str, state: dict | None, added: list, **extra: Any) -> dict:
+    """`view.shown` once the exports `added` ([kind, path] each) join the session's `state`: the paths of all, the
+    downloads of the added ones in a new folder (left as they are when none was added), and the commands and notes
+    given in `extra` (the commands else left as they are)."""
+    written = [entry for entry in exports_of(state) if entry not in added] + added
+    downloads, files = (state or {}).get("downloads"), gr.skip()
+    if added:
+        offered_files, downloads = download_copies(studio, [path for _kind, path in added], downloads)
+        files = offered_files or None
+    return {view.written: {"exports": written, "downloads": downloads}, view.paths: paths_text(written, lang),
+            view.files: files, view.ollama: extra.get("ollama", gr.skip()), view.vllm: extra.get("vllm", gr.skip()),
             view.notes: extra.get("notes", "")}
+
+
+def relabel_paths(lang: str, state: dict | None) -> str:
+    """Inputs: language, the session's state. Output: the written paths, worded in the language switched to."""
+    return paths_text(exports_of(state), lang)
 
 
 def refresh_choices(studio: Studio, view: ExportView, lang: str) -> dict:
@@ -105,60 +142,60 @@ def refresh_choices(studio: Studio, view: ExportView, lang: str) -> dict:
 
 
 @worded_errors
-def export_package(studio: Studio, view: ExportView, lang: str, choice: str | None, written: list | None,
+def export_package(studio: Studio, view: ExportView, lang: str, choice: str | None, written: dict | None,
                    progress=gr.Progress()) -> dict:
     """Inputs: language, adapter choice (the session's written files in state). Outputs: `view.shown`, with the
     adapter package zip (PEFT folder, model card, config, loss curve, metrics)."""
     path = studio.export_adapter_package(choice or "", step_reporter(progress, lang))
-    return shown_after(view, lang, written, [["package", str(path)]])
+    return shown_after(studio, view, lang, written, [["package", str(path)]])
 
 
 @worded_errors
 def export_merged(studio: Studio, view: ExportView, lang: str, choice: str | None, shard_size: str,
-                  written: list | None, progress=gr.Progress()) -> dict:
+                  written: dict | None, progress=gr.Progress()) -> dict:
     """Inputs: language, adapter choice, the shard size. Outputs: `view.shown`, with the merged model folder and
     what to know about the merge (a QLoRA run merged into a 16-bit reload of its base)."""
     notes = "\n".join(f"- {render(code, params, lang)}" for code, params in studio.merge_notes(choice or ""))
     path = studio.export_merged(choice or "", shard_size or "2GB", step_reporter(progress, lang))
-    return shown_after(view, lang, written, [["merged", str(path)]], notes=notes)
+    return shown_after(studio, view, lang, written, [["merged", str(path)]], notes=notes)
 
 
 @worded_errors
 def export_gguf(studio: Studio, view: ExportView, lang: str, choice: str | None, gguf_type: str | None,
-                written: list | None, progress=gr.Progress()) -> dict:
+                written: dict | None, progress=gr.Progress()) -> dict:
     """Inputs: language, adapter choice, GGUF type. Outputs: `view.shown`, with the GGUF file."""
     path = studio.export_gguf(choice or "", gguf_type or DEFAULT_GGUF_TYPE, step_reporter(progress, lang))
-    return shown_after(view, lang, written, [["gguf", str(path)]])
+    return shown_after(studio, view, lang, written, [["gguf", str(path)]])
 
 
 @worded_errors
 def export_ollama(studio: Studio, view: ExportView, lang: str, choice: str | None, gguf_type: str | None,
-                  written: list | None, progress=gr.Progress()) -> dict:
+                  written: dict | None, progress=gr.Progress()) -> dict:
     """Inputs: language, adapter choice, GGUF type. Outputs: `view.shown`, with the GGUF (written first when
     missing), the Modelfile beside it and the `ollama create` line to copy."""
     gguf_type = (gguf_type or DEFAULT_GGUF_TYPE).lower()
     modelfile, command = studio.export_modelfile(choice or "", gguf_type, step_reporter(progress, lang))
     gguf = next(Path(modelfile).parent.glob(f"*-{gguf_type}.gguf"), None)
     added = ([["gguf", str(gguf)]] if gguf else []) + [["modelfile", str(modelfile)]]
-    return shown_after(view, lang, written, added, ollama=command)
+    return shown_after(studio, view, lang, written, added, ollama=command)
 
 
 @worded_errors
-def vllm_line(studio: Studio, view: ExportView, lang: str, choice: str | None, written: list | None) -> dict:
+def vllm_line(studio: Studio, view: ExportView, lang: str, choice: str | None, written: dict | None) -> dict:
     """Inputs: language, adapter choice. Outputs: `view.shown`, with the `vllm serve` line to copy and its warnings
     (a rank vLLM does not take, `modules_to_save`, a base given as a local folder)."""
     advice = studio.vllm_advice(choice or "")
     notes = "\n".join(f"- ⚠️ {render(code, params, lang)}" for code, params in advice.warnings)
-    return shown_after(view, lang, written, [], vllm=advice.command, notes=notes)
+    return shown_after(studio, view, lang, written, [], vllm=advice.command, notes=notes)
 
 
 @worded_errors
-def export_report(studio: Studio, view: ExportView, lang: str, choice: str | None, written: list | None,
+def export_report(studio: Studio, view: ExportView, lang: str, choice: str | None, written: dict | None,
                   progress=gr.Progress()) -> dict:
     """Inputs: language, adapter choice. Outputs: `view.shown`, with the run's HTML report (sample answers of
     this adapter generated now)."""
     path = studio.write_report(choice or "", lang, step_reporter(progress, lang))
-    return shown_after(view, lang, written, [["report", str(path)]])
+    return shown_after(studio, view, lang, written, [["report", str(path)]])
 
 
 @worded_errors
@@ -166,7 +203,7 @@ def report_for_run(studio: Studio, lang: str, run_id: str | None, progress=gr.Pr
     """The Training tab's *Report* button. Inputs: language, a run. Output: a download of its HTML report."""
     path = studio.write_report(run_id or "", lang, step_reporter(progress, lang))
     gr.Info(t("export_report_written", lang, path=path))
-    return download_copies([str(path)])[0]
+    return download_copies(studio, [str(path)])[0][0]
 
 
 @worded_errors
@@ -176,7 +213,7 @@ def report_for_study(studio: Studio, lang: str, study_id: int | None, progress=g
     source = studio.export_source_at(studio.study(chosen_study(study_id, lang))["run_dir"])
     path = studio.write_report(source, lang, step_reporter(progress, lang))
     gr.Info(t("export_report_written", lang, path=path))
-    return download_copies([str(path)])[0]
+    return download_copies(studio, [str(path)])[0][0]
 
 
 @dataclass
@@ -213,6 +250,7 @@ def build(page: Page) -> None:
                            api_name="export_vllm")
     view.report.click(bind(export_report, studio, view), picked + [view.written], view.shown,
                       api_name="export_report", concurrency_id=MODEL_LANE)
+    lang.change(relabel_paths, [lang, view.written], [view.paths], api_visibility="private")
 
 
 def _layout(page: Page) -> ExportLayout:
@@ -243,7 +281,7 @@ def _layout(page: Page) -> ExportLayout:
                        label="export_ollama_command")
     vllm = texts.add(gr.Textbox(interactive=False, buttons=["copy"], elem_id="export-vllm-command"),
                      label="export_vllm_command")
-    return ExportLayout(choice=choice, gguf_type=gguf_type, written=gr.State([]), paths=paths, files=files,
+    return ExportLayout(choice=choice, gguf_type=gguf_type, written=gr.State({}), paths=paths, files=files,
                         ollama=ollama, vllm=vllm, notes=notes, refresh=refresh, shard_size=shard_size,
                         package=package, merged=merged, gguf=gguf, modelfile=modelfile, vllm_button=vllm_button,
                         report=report)

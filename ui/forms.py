@@ -3,7 +3,8 @@
 Booleans become checkboxes, fields with choices dropdowns, numbers sliders (learning rate a dropdown
 of common values that also accepts a typed one); simple fields are shown, the rest sit in
 "Advanced" grouped like the config. The components are created before the tabs (`create_form`) and
-laid out on the Hyperparameters tab (`render_fields`), so every tab can read them; every tab turns their
+laid out on the Hyperparameters tab (`render_fields`), except how the file is read (`DATASET_TAB_FIELDS`, laid
+out next to the file on the Dataset tab), so every tab can read them; every tab turns their
 values into a config with `config_of`, and fills a path box from an upload with `take_upload`.
 """
 from __future__ import annotations
@@ -20,6 +21,8 @@ from ui.wiring import worded_errors
 FIELD_MIN_WIDTH = 280  # rows of fields wrap instead of squeezing labels into narrow columns
 # Fields chosen elsewhere in the UI (the Dataset tab picks the file).
 HIDDEN_FIELDS = ("dataset_path",)
+# Fields of the form laid out on the Dataset tab next to the file, not on the Hyperparameters tab.
+DATASET_TAB_FIELDS = ("dataset_encoding", "dataset_delimiter", "sft_on_chosen")
 # Slider ends for fields whose valid range is far wider than a slider can show.
 SLIDER_MAX = {"max_steps": 2000, "seed": 9999, "eval_steps": 1000, "save_steps": 1000, "max_length": 4096,
               "lora_alpha": 256, "per_device_train_batch_size": 64, "gradient_accumulation_steps": 64,
@@ -73,18 +76,25 @@ def create_form(config: TrainConfig, texts: Texts) -> Form:
 
 def render_fields(form: Form, texts: Texts) -> None:
     """Lay out the form's fields in the current Blocks context: the simple ones in a row, the rest in
-    "Advanced", one titled row per config group."""
-    simple = [name for name in form.names if FIELDS[name].metadata.get("simple")]
+    "Advanced", one titled row per config group (the Dataset tab's fields are left to it)."""
+    shown = [name for name in form.names if name not in DATASET_TAB_FIELDS]
+    simple = [name for name in shown if FIELDS[name].metadata.get("simple")]
     _render_row(form, simple, texts)
     with texts.add(gr.Accordion(label="", open=False), label="advanced"):
         for group in GROUPS:
-            names = [name for name in form.names if FIELDS[name].metadata["group"] == group and name not in simple]
+            names = [name for name in shown if FIELDS[name].metadata["group"] == group and name not in simple]
             if names:
                 texts.add(gr.Markdown(), value=f"group_{group}")
                 _render_row(form, names, texts)
 
 
+def render_dataset_fields(form: Form, texts: Texts) -> None:
+    """Lay out how the file is read (`DATASET_TAB_FIELDS`: encoding, delimiter, SFT on chosen answers) in a row."""
+    _render_row(form, list(DATASET_TAB_FIELDS), texts)
+
+
 def _render_row(form: Form, names: list[str], texts: Texts) -> None:
+    """One row of the form's fields `names`, each registered for the language switch where it appears."""
     with gr.Row(equal_height=False):
         for name in names:
             texts.add_field(form.fields[name], name).render()

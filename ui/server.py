@@ -12,7 +12,7 @@ import socket
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import fastapi
 import gradio as gr
@@ -24,7 +24,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import PlainTextResponse, RedirectResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from engine import LANGS, Studio
+from engine import LANGS, Studio, read_limited, replaying
 from ui import build_app
 from ui.i18n import t
 from ui.login import Login
@@ -151,51 +151,27 @@ def without_referrer(send: Send) -> Send:
     return sending
 
 
-def replaying(messages: list[Message], receive: Receive) -> Receive:
-    """A `receive` giving the already received `messages` first, then what `receive` gives (a client leaving)."""
-    pending = list(messages)
-
-    async def receiving() -> Message:
-        """The next message of the request."""
-        return pending.pop(0) if pending else await receive()
-
-    return receiving
-
-
 class PortalGuard:
-    """ASGI middleware for the portal's paths: refuses a request body over `limit` bytes (by its Content-Length or
-    as it arrives) with a worded 413 before the portal reads any of it, and tells browsers to send no Referer from
-    the portal's pages."""
+    """ASGI middleware for the portal's paths (those `guarded` says; the demo page guards all of its own): refuses
+    a request body over `limit` bytes (by its Content-Length or as it arrives) with a worded 413 before the page
+    reads any of it, and tells browsers to send no Referer from the guarded pages."""
 
-    def __init__(self, app: ASGIApp, limit: int = PORTAL_BODY_LIMIT) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, app: ASGIApp, limit: int = PORTAL_BODY_LIMIT,
+                 guarded: Callable[[str], bool] = under_portal) -> None:
+        self.app, self.limit, self.guarded = app, limit, guarded
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Pass a portal request of an allowed size on with its body; refuse a larger one; pass any other on."""
-        if scope["type"] != "http" or not under_portal(scope["path"]):
+        """Pass a guarded request of an allowed size on with its body; refuse a larger one; pass any other on."""
+        if scope["type"] != "http" or not self.guarded(scope["path"]):
             await self.app(scope, receive, send)
             return
         send = without_referrer(send)
-        messages = await self.read_request(scope, receive)
+        messages = await read_limited(scope, receive, self.limit)
         if messages is None:
             refusal = in_every_language("serving_request_too_large", max=self.limit // 1024)
             await PlainTextResponse(refusal, status_code=413)(scope, receive, send)
             return
         await self.app(scope, replaying(messages, receive), send)
-
-    async def read_request(self, scope: Scope, receive: Receive) -> list[Message] | None:
-        """The request's messages until its body ends or the client leaves; None as soon as the body is (or is
-        declared to be) over the limit."""
-        declared = Headers(scope=scope).get("content-length", "")
-        if declared.isdigit() and int(declared) > self.limit:
-            return None
-        messages, size = [], 0
-        while not messages or (messages[-1]["type"] == "http.request" and messages[-1].get("more_body", False)):
-            messages.append(await receive())
-            size += len(messages[-1].get("body", b""))
-            if size > self.limit:
-                return None
-        return messages
 
 
 def not_found() -> PlainTextResponse:
@@ -217,6 +193,18 @@ def no_such_endpoint(request: fastapi.Request, error: Exception) -> PlainTextRes
     return not_found()
 
 
+def without_file_routes(app: fastapi.FastAPI, path: str = "") -> None:
+    """Answer gradio's routes taking files under `path` (a door's mount path) with a 404 (routes added before the
+    door's mount answer first; gradio's size check lets an empty file through)."""
+    for route in PORTAL_FILE_ROUTES:
+        app.add_api_route(f"{path}{API_PREFIX}/{route}", not_found, methods=["POST"], include_in_schema=False)
+
+
+def upload_folders() -> list[str]:
+    """gradio's upload and cache folders, which a door that takes no files serves nothing from (`blocked_paths`)."""
+    return [get_upload_folder(), str(get_cache_folder().resolve())]
+
+
 def mount_doors(studio_door: gr.Blocks, portal_door: gr.Blocks, *, hosts: list[str], max_file_size: int,
                 login: Login | None = None) -> fastapi.FastAPI:
     """A FastAPI app serving `portal_door` at PORTAL_PATH and `studio_door` at `/` (behind `login` when given),
@@ -226,8 +214,7 @@ def mount_doors(studio_door: gr.Blocks, portal_door: gr.Blocks, *, hosts: list[s
     app = fastapi.FastAPI(**no_docs())
     app.add_middleware(PortalGuard)
     app.add_middleware(HostAllowList, allowed_hosts=hosts)  # added last, it runs first
-    for route in PORTAL_FILE_ROUTES:  # routes before the portal's mount answer first
-        app.add_api_route(f"{PORTAL_PATH}{API_PREFIX}/{route}", not_found, methods=["POST"], include_in_schema=False)
+    without_file_routes(app, PORTAL_PATH)
 
     @app.get(PORTAL_PATH, include_in_schema=False)
     def portal_root(request: fastapi.Request) -> RedirectResponse:
@@ -240,7 +227,7 @@ def mount_doors(studio_door: gr.Blocks, portal_door: gr.Blocks, *, hosts: list[s
     # the portal first: the studio at `/` would otherwise answer the portal's paths too
     gr.mount_gradio_app(app, portal_door.queue(default_concurrency_limit=PORTAL_CONCURRENCY), PORTAL_PATH,
                         max_file_size=PORTAL_UPLOAD_LIMIT, footer_links=[], run_history=False,
-                        blocked_paths=[get_upload_folder(), str(get_cache_folder().resolve())],
+                        blocked_paths=upload_folders(),
                         app_kwargs={**no_docs(), "exception_handlers": {FnIndexInferError: no_such_endpoint,
                                                                       KeyError: no_such_endpoint}})
     gr.mount_gradio_app(app, studio_door.queue(default_concurrency_limit=STUDIO_CONCURRENCY), "/", auth=login,

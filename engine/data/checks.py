@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from jinja2 import TemplateError
+
 from engine.data.tools import template_kwargs, tools_issue
 from engine.errors import Issue
 
@@ -90,7 +92,11 @@ def check_dataset(report, tokenizer=None, max_length: int | None = None, num_tra
     if tokenizer is not None and examples:
         unsupported = tools_issue(examples, tokenizer, getattr(tokenizer, "name_or_path", "") or "?")
         issues += [unsupported] if unsupported else []
-        summary.token_lengths = token_lengths(examples, tokenizer)
+        try:
+            summary.token_lengths = token_lengths(examples, tokenizer)
+        except TemplateError as exc:  # a template that cannot render these rows (e.g. tool turns) counts nothing
+            issues.append(Issue("warning", "dataset_template_no_count", params={
+                "model": getattr(tokenizer, "name_or_path", "") or "?", "reason": str(exc)[:200]}))
         issues += _length_issues(summary, rows)
 
     if eval_examples:

@@ -2,13 +2,13 @@
 
 A chunk holds whole paragraphs while they fit (one token is kept for the EOS that TRL appends); a paragraph
 longer than that is cut at sentence ends, and a sentence still too long at token boundaries. Tokens are the
-model's own (its tokenizer), so a chunk is never cut again in training.
+model's own (its tokenizer), so a chunk is never cut again in training. Standard library only and never the
+studio: the exported training script carries this file verbatim and cuts a text file into the same chunks.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 SUFFIXES = (".txt", ".md")
 SEPARATOR = "\n\n"
@@ -68,14 +68,6 @@ def preview(texts: list[str], tokenizer) -> ChunkPreview:
     """The chunk count, tokens per chunk and the first chunks of a plain-text file's rows."""
     tokens = [_count(tokenizer, text) for text in texts]
     return ChunkPreview(chunks=len(texts), tokens=tokens, first=texts[:PREVIEW_CHUNKS])
-
-
-@lru_cache(maxsize=2)
-def tokenizer_for(model_name: str):
-    """The tokenizer of `model_name` (loaded once), which decides where chunks end."""
-    from engine.models import loader
-
-    return loader.load_tokenizer(loader.resolve_model(model_name))
 
 
 def _pieces(paragraph: str, tokenizer, budget: int) -> list[str]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass, field, replace
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +73,7 @@ class DatasetReport:
     chunked: bool = False            # a plain-text file cut into chunks of up to max_length tokens
     preference_examples: list[dict[str, Any]] = field(default_factory=list)  # TRL preference form, for DPO
     preference_rows: list[int] = field(default_factory=list)
+    chunk_preview: plain_text.ChunkPreview | None = None  # a chunked file's chunk count, sizes and first chunks
 
     @property
     def kind(self) -> str:
@@ -125,9 +126,16 @@ def load_report(path: str | Path, mapping: ColumnMapping | None = None,
         report.issues.append(Issue("error", exc.code, params=exc.params))
         return report
     numbered, report.encoding, report.delimiter = loaded.rows, loaded.encoding, loaded.delimiter
+    if codec.is_guess(report.encoding):
+        report.issues.append(Issue("warning", "dataset_guessed_encoding", params={"encoding": report.encoding}))
     if path.suffix.lower() in plain_text.SUFFIXES and numbered:
-        numbered = _chunked(numbered, options)
-        report.chunked = True
+        try:
+            numbered = _chunked(report, numbered, options)
+        except (EngineError, OSError, ValueError) as exc:
+            reason = exc.code if isinstance(exc, EngineError) else first_line(exc)
+            report.issues.append(Issue("error", "dataset_no_tokenizer", params={
+                "model": options.model_name_or_path, "reason": reason}))
+            return report
     report.row_numbers = [number for number, _row in numbered]
     report.rows = [row for _number, row in numbered]
     if not report.rows:
@@ -185,11 +193,30 @@ def _listed(rows: list[int]) -> str:
     return shown + (f" (+{len(rows) - LISTED_ROWS})" if len(rows) > LISTED_ROWS else "")
 
 
-def _chunked(numbered: list[tuple[int, dict[str, Any]]], options: ReadOptions) -> list[tuple[int, dict[str, Any]]]:
-    """A plain-text file's paragraphs packed into chunks for the options' model and max length."""
-    tokenizer = plain_text.tokenizer_for(options.model_name_or_path)
+def _chunked(report: DatasetReport, numbered: list[tuple[int, dict[str, Any]]],
+             options: ReadOptions) -> list[tuple[int, dict[str, Any]]]:
+    """A plain-text file's paragraphs packed into chunks for the options' model and max length; the report is
+    marked chunked and gets the chunks' preview. Raises EngineError, OSError or ValueError when the model's
+    tokenizer cannot be had."""
+    tokenizer = tokenizer_for(options.model_name_or_path)
     paragraphs = [(number, row["text"]) for number, row in numbered]
-    return [(number, {"text": text}) for number, text in plain_text.chunk(paragraphs, tokenizer, options.max_length)]
+    chunks = plain_text.chunk(paragraphs, tokenizer, options.max_length)
+    report.chunked = True
+    report.chunk_preview = plain_text.preview([text for _number, text in chunks], tokenizer)
+    return [(number, {"text": text}) for number, text in chunks]
+
+
+@lru_cache(maxsize=2)
+def tokenizer_for(model_name: str):
+    """The tokenizer of `model_name` (loaded once), which decides where a plain-text file's chunks end."""
+    from engine.models import loader
+
+    return loader.load_tokenizer(loader.resolve_model(model_name))
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when the message is empty), at most 200 chars."""
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:200]
 
 
 def read_rows(path: Path, issues: list[Issue], options: ReadOptions | None = None) -> list[tuple[int, dict[str, Any]]]:
@@ -226,7 +253,7 @@ def read_file(path: Path, issues: list[Issue], options: ReadOptions) -> FileRows
         raise EngineError("dataset_bad_encoding", {"path": str(path), "encoding": options.encoding,
                                                    "detail": str(exc)[:200]}, hint="hint_choose_encoding") from None
     except (UnicodeDecodeError, ValueError, OSError, ImportError) as exc:
-        raise EngineError("dataset_unreadable", {"path": str(path), "detail": str(exc).splitlines()[0][:200]}) from None
+        raise EngineError("dataset_unreadable", {"path": str(path), "detail": first_line(exc)}) from None
 
 
 def _binary_rows(path: Path, suffix: str) -> list[tuple[int, dict[str, Any]]]:

@@ -13,9 +13,7 @@ def split_examples(examples: list[dict[str, Any]], eval_split: float, seed: int,
 
     `eval_rows` > 0 holds out that many rows; otherwise `eval_split` is the share held out.
     """
-    from datasets import Dataset
-
-    dataset = Dataset.from_list(examples, features=_features(examples))
+    dataset = examples_dataset(examples)
     held_out = held_out_count(len(examples), eval_split, eval_rows)
     if held_out == 0:
         return dataset, None
@@ -25,15 +23,18 @@ def split_examples(examples: list[dict[str, Any]], eval_split: float, seed: int,
     return parts["train"], parts["test"]
 
 
-def _features(examples: list[dict[str, Any]]):
-    """The dataset's column types for tool-calling examples: each message kept as JSON, so tool calls keep
-    exactly their own arguments (Arrow would otherwise merge every row's argument names into each call);
-    None (inferred) for other examples."""
-    if not any("tools" in example for example in examples):
-        return None
-    from datasets import Features, Json, List, Value
+def examples_dataset(examples: list[dict[str, Any]], with_tools: bool = False):
+    """A `datasets` Dataset of TRL examples. Once any example defines tools (or `with_tools` asks for the column
+    and every example is a conversation), every example gets the `tools` key (None: no tools) and each message
+    is kept as JSON, so tool calls keep exactly their own arguments (Arrow would otherwise merge every row's
+    argument names into each call); other examples' column types are inferred."""
+    from datasets import Dataset, Features, Json, List, Value
 
-    return Features({"prompt": List(Json()), "completion": List(Json()), "tools": Value("string")})
+    tools = any("tools" in example for example in examples)
+    if not (tools or (with_tools and all("prompt" in example for example in examples))):
+        return Dataset.from_list(examples)
+    features = Features({"prompt": List(Json()), "completion": List(Json()), "tools": Value("string")})
+    return Dataset.from_list([{**example, "tools": example.get("tools")} for example in examples], features=features)
 
 
 def held_out_rows(config) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
@@ -51,13 +52,13 @@ def mix_in(train, extra: list[dict[str, Any]], ratio: float, seed: int):
     """
     import random
 
-    from datasets import Dataset, concatenate_datasets
+    from datasets import concatenate_datasets
 
     count = mix_count(len(train), len(extra), ratio)
     if count == 0:
         return train
     drawn = random.Random(seed).sample(extra, count)
-    extra_set = Dataset.from_list(drawn)
+    extra_set = examples_dataset(drawn, with_tools="tools" in train.column_names)
     if set(extra_set.column_names) != set(train.column_names):
         raise EngineError("dataset_mix_mismatch", hint="hint_fix_config")
     return concatenate_datasets([train, extra_set.cast(train.features)]).shuffle(seed=seed)

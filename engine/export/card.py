@@ -93,8 +93,7 @@ def dataset_languages(dataset_path: str) -> list[str]:
 def base_license(source: ExportSource) -> str | None:
     """The base model's licence: the bundled model's, or the `license` of the base folder's own model card
     (README.md front matter); None when unknown."""
-    name = source.config.model_name_or_path
-    if loader.is_bundled(name):
+    if loader.is_bundled(source.config.model_name_or_path):
         return BUNDLED_LICENSE
     try:
         readme = source.base_folder() / "README.md"
@@ -131,7 +130,7 @@ def card_metadata(source: ExportSource, facts: CardFacts) -> dict[str, Any]:
     """The model card's YAML metadata (Hugging Face's keys: base_model, library_name, pipeline_tag, tags,
     language, datasets, license), leaving out what is unknown; `base_model` names a Hub model, so a base given
     as a local folder is left out of it (the card's text names the folder)."""
-    base = source.config.model_name_or_path
+    base = source.base_model
     metadata: dict[str, Any] = {"base_model": base} if is_hub_id(base) else {}
     metadata.update({"library_name": "peft", "pipeline_tag": "text-generation",
                      "tags": [*TAGS, *(["qlora"] if source.used_qlora else [])]})
@@ -147,7 +146,7 @@ def card_metadata(source: ExportSource, facts: CardFacts) -> dict[str, Any]:
 def model_card(source: ExportSource, facts: CardFacts) -> str:
     """The adapter's README.md: Hugging Face model card metadata, then what it is, how to use it, its training
     settings and its results (final and eval loss, perplexity, the blind study with its 95% interval)."""
-    config, base = source.config, source.config.model_name_or_path
+    config, base = source.config, source.base_model
     hub_base = is_hub_id(base)
     final = facts.final_train_loss
     settings = [(name, _setting(getattr(config, name))) for name in SETTINGS]

@@ -88,15 +88,26 @@ class ExportDesk:
     def export_modelfile(self, choice: str | ExportSource, gguf_type: str,
                          progress: Progress = no_progress) -> tuple[Path, str]:
         """An Ollama Modelfile beside the choice's GGUF of `gguf_type` (written first when missing) and the exact
-        `ollama create` line to run: (Modelfile path, command)."""
+        `ollama create` line to run: (Modelfile path, command). An unavailable type is refused first
+        (`gguf_type_unavailable`), before any file is looked for."""
+        from engine.export.gguf_export import check_type, gguf_path
         from engine.export.ollama import ollama_command, write_modelfile
 
+        gguf_type = check_type(gguf_type)
         source = self.export_source(choice)
-        gguf_file = source.export_dir / f"{source.run_id}-{gguf_type.lower()}.gguf"
+        gguf_file = gguf_path(source, gguf_type)
         if not gguf_file.is_file():
-            gguf_file = self.export_gguf(source, gguf_type.lower(), progress)
+            gguf_file = self.export_gguf(source, gguf_type, progress)
         path = write_modelfile(source, gguf_file)
         return path, ollama_command(source.run_id, path)
+
+    @staticmethod
+    def ensure_free_space(folder: str | Path, needed_bytes: int) -> None:
+        """Raise `export_no_space` (the folder, the gigabytes needed and free) when the disk holding `folder` has
+        less than `needed_bytes` free: before a copy of an export is written (a download)."""
+        from engine.export.space import ensure_free_space
+
+        ensure_free_space(Path(folder), needed_bytes)
 
     def vllm_advice(self, choice: str | ExportSource):
         """The exact `vllm serve ... --enable-lora` line for a choice, with its warnings (`VllmAdvice`)."""

@@ -2,8 +2,10 @@
 prompt the model was trained with) and the exact `ollama create` line to copy.
 
 The chat family is read from the adapter's saved chat template (ChatML as SmolLM2 and Qwen use, Llama 3, Mistral);
-the templates follow Ollama's own for those families: `.System` first, then `.Messages` by role, ending with the
-assistant's turn opened. The system prompt is the one every training row shared, else the default one the chat
+the templates follow Ollama's own for those families: `.System` first (Mistral's in its first user turn: Ollama
+keeps the system messages in `.Messages` too, so the first message is not always a user's), then `.Messages` by
+role, ending with the assistant's turn opened (after an empty think block for a template that thinks, as Qwen3's
+does when thinking is off). The system prompt is the one every training row shared, else the default one the chat
 template adds when a conversation has none (SmolLM2's), so Ollama prompts the model as training did.
 """
 from __future__ import annotations
@@ -61,14 +63,17 @@ LLAMA3 = ChatFamily("llama3", "<|start_header_id|>", """{{- if .System }}<|start
 
 """, ("<|eot_id|>", "<|start_header_id|>", "<|end_header_id|>"),
     r"<\|start_header_id\|>system<\|end_header_id\|>\n\n(.*?)<\|eot_id\|>")
-MISTRAL = ChatFamily("mistral", "[INST]", """{{- range $index, $_ := .Messages }}
-{{- if eq .Role "user" }}[INST] {{ if and $.System (eq $index 0) }}{{ $.System }}
+MISTRAL = ChatFamily("mistral", "[INST]", """{{- $system := $.System }}
+{{- range .Messages }}
+{{- if eq .Role "user" }}[INST] {{ if $system }}{{ $system }}
 
-{{ end }}{{ .Content }}[/INST]
+{{ end }}{{ $system = "" }}{{ .Content }}[/INST]
 {{- else if eq .Role "assistant" }} {{ .Content }}</s>
 {{- end }}
 {{- end }}""", ("[INST]", "[/INST]", "</s>"), r"\[INST\] (.*?)\n\n")
 FAMILIES = (CHATML, LLAMA3, MISTRAL)
+THINK_MARKER = "<think>"
+EMPTY_THINK = "<think>\n\n</think>\n\n"  # what a thinking ChatML template (Qwen3's) opens the answer with, thinking off
 
 
 def chat_template(adapter_dir: Path) -> str:
@@ -90,6 +95,14 @@ def chat_family(template: str) -> ChatFamily:
                       hint="hint_ollama_template")
 
 
+def go_template(template: str, family: ChatFamily) -> str:
+    """Ollama's TEMPLATE for a chat template of `family`: the family's, with the empty think block after the
+    final assistant header when a ChatML template thinks (has THINK_MARKER)."""
+    if family is CHATML and THINK_MARKER in template:
+        return family.template + EMPTY_THINK
+    return family.template
+
+
 def default_system(template: str, family: ChatFamily) -> str:
     """The system prompt the chat template adds to a conversation that has none ("" when it adds none or cannot be
     rendered here: a template that needs the tokenizer's own helpers)."""
@@ -108,13 +121,17 @@ def default_system(template: str, family: ChatFamily) -> str:
 
 def training_system(source: ExportSource) -> str:
     """The system prompt every example of the run's data starts with ("" when the examples differ, have none, or
-    the data is gone)."""
+    the data is gone or can no longer be read: the Modelfile is written without it)."""
     from engine.data.reading import load_config_dataset
 
     dataset = source.config.dataset_path
     if not dataset or not Path(dataset).is_file():
         return ""
-    prompts = {_system_of(example) for example in load_config_dataset(source.config).examples}
+    try:
+        examples = load_config_dataset(source.config).examples
+    except (EngineError, OSError):
+        return ""
+    prompts = {_system_of(example) for example in examples}
     return prompts.pop() if len(prompts) == 1 else ""
 
 
@@ -131,7 +148,7 @@ def modelfile(source: ExportSource, gguf_file: Path) -> str:
     template = chat_template(source.adapter_dir)
     family = chat_family(template)
     system = training_system(source) or default_system(template, family)
-    lines = [f"FROM ./{gguf_file.name}", "", f'TEMPLATE """{family.template}"""', ""]
+    lines = [f"FROM ./{gguf_file.name}", "", f'TEMPLATE """{go_template(template, family)}"""', ""]
     lines += [f"PARAMETER stop {json.dumps(stop)}" for stop in stop_tokens(family, source.adapter_dir)]
     if system:
         lines += ["", f'SYSTEM """{_quoted(system)}"""']

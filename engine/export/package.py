@@ -40,7 +40,7 @@ def portable_adapter_config(source: ExportSource) -> dict[str, Any]:
     """The adapter's config with the base named by its Hub id rather than this machine's cache folder (so PEFT
     finds the base elsewhere); a base given as a local folder is kept as it is."""
     config = source.adapter_config()
-    base = source.config.model_name_or_path
+    base = source.base_model
     if is_hub_id(base):
         config["base_model_name_or_path"] = base
     return config

@@ -53,7 +53,8 @@ def what_happened(events: list[Event]) -> dict[str, Any]:
     statuses = [event for event in events if isinstance(event, StatusEvent)]
     started = next((event.time for event in statuses if event.state in (RunState.LOADING, RunState.TRAINING)), None)
     seconds = statuses[-1].time - started if started is not None and len(statuses) > 1 else None
-    memory = [event.memory_mb for event in events if isinstance(event, LogEvent) and event.memory_mb]
+    memory = [event.peak_memory_mb or event.memory_mb for event in events  # the peak, where the run recorded it
+              if isinstance(event, LogEvent) and (event.peak_memory_mb or event.memory_mb)]
     return {"state": statuses[-1].state if statuses else RunState.IDLE, "seconds": seconds,
             "memory_gb": round(max(memory) / MB_PER_GB, 2) if memory else None}
 

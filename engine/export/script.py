@@ -5,7 +5,9 @@ lint it). Exporting rewrites only its settings block, with the run's values comp
 own factories (`sft_settings`, `lora_settings`, `quantization_settings`: the one table of SFT fields
 serves both), and copies the studio code it imports into the file verbatim (a copied module's own
 imports join the script's import block): `engine.data.convert` whole (format detection, column
-mapping, rows into TRL examples, how many rows are held out and mixed in), `loader.load_tokenizer`,
+mapping, rows into TRL examples, how many rows are held out and mixed in), `engine.data.encoding` whole (the
+encoding and CSV delimiter, detected as the studio does), `engine.data.plain_text` whole (a .txt/.md file's
+chunks), `splits.examples_dataset` (the `datasets` columns, tool calls kept as JSON), `loader.load_tokenizer`,
 `factories.resolve_dtype` (the weights' dtype) and `factories.trainer_class` (the CPU's full-logits
 loss). So the result is ONE self-contained file (one text to show and save) that a programmer colleague
 runs without the studio, and it cannot convert a row, count the held-out or mixed-in rows, choose the
@@ -34,10 +36,13 @@ TEMPLATE = Path(__file__).with_name(SCRIPT_NAME)
 SETTINGS_START = "# ---- settings (written by the studio's exporter) "
 SETTINGS_END = "# ---- end of settings "
 MAIN_GUARD = 'if __name__ == "__main__":'
-WHOLE_MODULES = {"engine.data.convert"}  # copied whole: their names depend on each other
+# Copied whole: their names depend on each other.
+WHOLE_MODULES = {"engine.data.convert", "engine.data.encoding", "engine.data.plain_text"}
 LINE_LENGTH = 120
 # A comment above some settings, by the setting's name.
 COMMENTS = {
+    "ENCODING": "The dataset file's text encoding and CSV delimiter, as the studio read it (auto: detected).",
+    "SFT_ON_CHOSEN": "For a preference file (chosen/rejected): train on each prompt with its chosen answer.",
     "MIX_DATASET": "A second dataset mixed into the training rows (empty: none), MIX_RATIO times as many as train.",
     "EVAL_SPLIT": "The share of rows held out for evaluation (EVAL_ROWS > 0 holds out that many instead).",
     "EARLY_STOPPING_PATIENCE": "Stop after this many evaluations without a better eval loss (0: off).",
@@ -76,6 +81,9 @@ def settings(config: TrainConfig, output_dir: str = "output") -> dict[str, Any]:
         "MODEL": _model_source(config.model_name_or_path)[0],
         "DATASET": _local_path(config.dataset_path),
         "OUTPUT_DIR": str(output_dir),
+        "ENCODING": config.dataset_encoding,
+        "DELIMITER": config.dataset_delimiter,
+        "SFT_ON_CHOSEN": config.sft_on_chosen,
         "MIX_DATASET": _local_path(config.mix_dataset_path),
         "MIX_RATIO": config.mix_ratio,
         "EVAL_SPLIT": config.eval_split,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from engine.config import TrainConfig
+from engine.config import BUNDLED_MODEL_ID, TrainConfig
 from engine.models import loader
 from engine.training import adapters
 
@@ -50,6 +50,13 @@ class ExportSource:
     def export_dir(self) -> Path:
         """Where this adapter's exports go: `runs/<id>/export/<adapter name>/`."""
         return self.run_dir / EXPORT_FOLDER / self.adapter_name
+
+    @property
+    def base_model(self) -> str:
+        """The base model as other tools name it: its Hub id for the bundled model's aliases (`bundled`,
+        `smollm2-135m-instruct`), else the name or folder the run's config gives."""
+        name = self.config.model_name_or_path
+        return BUNDLED_MODEL_ID if loader.is_bundled(name) else name
 
     @property
     def used_qlora(self) -> bool:

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """LoRA fine-tuning with plain TRL + PEFT + transformers + datasets, exported from the fine-tuning studio.
 
-The same data conversion, train/eval split, mix and settings as the studio's run, without the studio:
+The same data reading (encoding, delimiter, plain-text chunks), conversion, train/eval split, mix and settings
+as the studio's run, without the studio:
 
-    pip install torch "transformers>=5.23" datasets peft trl accelerate   # bitsandbytes too for 4/8-bit
+    pip install torch "transformers>=5.23" datasets peft trl accelerate pandas charset-normalizer
+    # (bitsandbytes too for 4-bit or 8-bit loading)
     python train_lora.py [--model PATH] [--dataset FILE] [--output DIR]
 
 The adapter is written to OUTPUT/adapter (with the tokenizer), checkpoints to OUTPUT/checkpoints.
@@ -12,6 +14,7 @@ The settings below are the run's: edit them here, or pass the flags.
 from __future__ import annotations
 
 import argparse
+import io
 import random
 import sys
 from pathlib import Path
@@ -27,6 +30,9 @@ from engine.data.convert import (
     rename_columns,
     to_example,
 )
+from engine.data.encoding import AUTO, UnknownEncoding, decode, sniff_delimiter
+from engine.data.plain_text import SUFFIXES, chunk, paragraphs
+from engine.data.splits import examples_dataset
 from engine.models.loader import load_tokenizer
 from engine.training.factories import resolve_dtype, trainer_class
 
@@ -38,6 +44,11 @@ from engine.training.factories import resolve_dtype, trainer_class
 MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 DATASET = ""
 OUTPUT_DIR = "output"
+# The dataset file's text encoding and CSV delimiter, as the studio read it (auto: detected).
+ENCODING = "auto"
+DELIMITER = "auto"
+# For a preference file (chosen/rejected): train on each prompt with its chosen answer.
+SFT_ON_CHOSEN = False
 # A second dataset mixed into the training rows (empty: none), MIX_RATIO times as many as train.
 MIX_DATASET = ""
 MIX_RATIO = 0.0
@@ -107,17 +118,11 @@ FALLBACK_CHAT_TEMPLATE = (
 
 
 # ---- data: every format becomes TRL conversational prompt/completion rows ----------------------
-def read_rows(path: Path) -> list[dict]:
-    """The rows of a .jsonl, .json, .csv, .tsv, .parquet or .xlsx file, as dicts."""
+def read_rows(path: Path, encoding: str = ENCODING, delimiter: str = DELIMITER) -> list[dict]:
+    """The rows of a .jsonl, .json, .csv, .tsv, .parquet, .xlsx, .txt or .md file, as dicts (a text file's
+    paragraphs as {"text": ...} rows); text is decoded in `encoding` and CSV cells split at `delimiter`, "auto"
+    detecting each as the studio does."""
     suffix = path.suffix.lower()
-    if suffix == ".jsonl":
-        def skip(number: int, detail: str) -> None:
-            """Tell of a line that is not JSON (it is left out, as in the studio)."""
-            print(f"{path}: line {number} is not valid JSON ({detail}); skipped", file=sys.stderr)
-
-        return [row for _number, row in jsonl_rows(path.read_text(encoding="utf-8-sig"), skip)]
-    if suffix == ".json":
-        return json_document_rows(path.read_text(encoding="utf-8-sig"))
     if suffix == ".parquet":
         import pyarrow.parquet as pq
 
@@ -126,23 +131,46 @@ def read_rows(path: Path) -> list[dict]:
 
     if suffix == ".xlsx":
         return pd.read_excel(path, dtype=str, keep_default_na=False).to_dict(orient="records")
-    if suffix not in (".csv", ".tsv"):
+    if suffix not in (".jsonl", ".json", ".csv", ".tsv", *SUFFIXES):
         raise SystemExit(f"{path}: unsupported file type {suffix!r}")
     try:
-        frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False,
-                            encoding="utf-8-sig")
+        text, used = decode(path.read_bytes(), encoding)
+    except UnknownEncoding as exc:
+        raise SystemExit(f"{path}: not text in the encoding {encoding!r} ({exc}); set ENCODING") from None
+    text = text.removeprefix("\ufeff")
+    print(f"{path}: read as {used}")
+    if suffix == ".jsonl":
+        def skip(number: int, detail: str) -> None:
+            """Tell of a line that is not JSON (it is left out, as in the studio)."""
+            print(f"{path}: line {number} is not valid JSON ({detail}); skipped", file=sys.stderr)
+
+        return [row for _number, row in jsonl_rows(text, skip)]
+    if suffix == ".json":
+        return json_document_rows(text)
+    if suffix in SUFFIXES:
+        return [{"text": part} for _line, part in paragraphs(text)]
+    try:
+        frame = pd.read_csv(io.StringIO(text), sep=sniff_delimiter(text, suffix, delimiter), dtype=str,
+                            keep_default_na=False)
     except pd.errors.EmptyDataError:
         return []
     return frame.to_dict(orient="records")
 
 
-def load_examples(path: str) -> list[dict]:
-    """The usable examples of a dataset file, in file order (rows that cannot be used are left out, as in the
-    studio)."""
-    rows = read_rows(Path(path))
+def load_examples(path: str, tokenizer, encoding: str = ENCODING, delimiter: str = DELIMITER) -> list[dict]:
+    """The usable examples of a dataset file read as `read_rows` does, in file order (rows that cannot be used are
+    left out, as in the studio); a plain-text file's paragraphs are packed into chunks of up to max_length of
+    `tokenizer`'s tokens."""
+    rows = read_rows(Path(path), encoding, delimiter)
+    if Path(path).suffix.lower() in SUFFIXES:
+        rows = [{"text": text} for _line, text in chunk([(1, row["text"]) for row in rows], tokenizer,
+                                                         SFT["max_length"])]
     fmt, columns = detect_columns(list(dict.fromkeys(key for row in rows[:200] for key in row)))
     if fmt is None:
         raise SystemExit(f"{path}: could not recognise the format from the column names")
+    if fmt == "preference" and not SFT_ON_CHOSEN:
+        raise SystemExit(f"{path}: preference pairs (chosen/rejected); set SFT_ON_CHOSEN = True to train on the "
+                         "chosen answers, or train them with preference tuning (DPO)")
     examples, skipped = [], 0
     for row in rows:
         try:
@@ -159,9 +187,7 @@ def load_examples(path: str) -> list[dict]:
 
 def split(examples: list[dict]):
     """Train and eval sets (eval None when nothing is held out), shuffled with SEED."""
-    from datasets import Dataset
-
-    dataset = Dataset.from_list(examples)
+    dataset = examples_dataset(examples)
     held_out = held_out_count(len(examples), EVAL_SPLIT, EVAL_ROWS)
     if held_out == 0:
         return dataset, None
@@ -173,12 +199,12 @@ def split(examples: list[dict]):
 
 def mix_in(train, extra: list[dict]):
     """`train` plus round(len(train) * MIX_RATIO) rows drawn from `extra`, shuffled together."""
-    from datasets import Dataset, concatenate_datasets
+    from datasets import concatenate_datasets
 
     count = mix_count(len(train), len(extra), MIX_RATIO)
     if count == 0:
         return train
-    extra_set = Dataset.from_list(random.Random(SEED).sample(extra, count))
+    extra_set = examples_dataset(random.Random(SEED).sample(extra, count), with_tools="tools" in train.column_names)
     if set(extra_set.column_names) != set(train.column_names):
         raise SystemExit("the second dataset has a different shape (chat rows vs plain text)")
     return concatenate_datasets([train, extra_set.cast(train.features)]).shuffle(seed=SEED)
@@ -225,12 +251,12 @@ def main(argv: list[str] | None = None) -> None:
     import torch
     from transformers import AutoModelForCausalLM, EarlyStoppingCallback
 
-    train, evaluation = split(load_examples(args.dataset))
+    tokenizer = load_tokenizer(args.model)
+    train, evaluation = split(load_examples(args.dataset, tokenizer))
     if MIX_DATASET and MIX_RATIO > 0:
-        train = mix_in(train, load_examples(MIX_DATASET))
+        train = mix_in(train, load_examples(MIX_DATASET, tokenizer, AUTO, AUTO))  # detected, as the studio does
     cuda = torch.cuda.is_available()
     bf16_supported = cuda and torch.cuda.is_bf16_supported()
-    tokenizer = load_tokenizer(args.model)
     model = AutoModelForCausalLM.from_pretrained(args.model, **model_kwargs(cuda, bf16_supported))
     output = Path(args.output)
     sft, lora = build_configs(output / "checkpoints", cuda, has_eval=evaluation is not None)

@@ -78,7 +78,7 @@ def vllm_command(source: ExportSource, name: str | None = None) -> VllmAdvice:
     adapter folder's absolute path) and its warnings (rank, refused features, a base given as a local folder)."""
     adapter_config = source.adapter_config()
     rank = adapter_rank(adapter_config)
-    base = source.config.model_name_or_path
+    base = source.base_model
     module = f"{lora_name(name) if name else default_name(source)}={source.adapter_dir.resolve()}"
     command = " ".join(["vllm serve", shlex.quote(base), "--enable-lora", "--lora-modules", shlex.quote(module),
                         "--max-lora-rank", str(max_lora_rank(rank) or rank)])

@@ -7,7 +7,9 @@ from, the completion by tokenizing the returned text again.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
+import json
 import threading
 import time
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ from engine.models import loader
 BASE, ADAPTER = "base", "adapter"
 QUEUE_SECONDS = 120.0  # how long a request waits for its turn and the device before it is answered "busy"
 RETRY_SECONDS = 0.2    # how often a request that has its turn asks again for a device held elsewhere (training)
+FALLBACK_CONTEXT = 4096  # tokens of prompt and answer together when the base's config names no context length
 T = TypeVar("T")
 
 
@@ -91,6 +94,32 @@ class ServedAdapter:
         """The tokenizer and chat template saved with the adapter (the ones `ChatModel` generates with)."""
         return loader.load_tokenizer(self.source.adapter_dir)
 
+    @functools.cached_property
+    def context_length(self) -> int:
+        """The tokens the base model reads at once, prompt and answer together (its config's
+        `max_position_embeddings`; FALLBACK_CONTEXT when it names none or cannot be read)."""
+        try:
+            config = json.loads((self.source.base_folder() / "config.json").read_text(encoding="utf-8"))
+        except (EngineError, OSError, ValueError):
+            return FALLBACK_CONTEXT
+        value = config.get("max_position_embeddings") if isinstance(config, dict) else None
+        return value if isinstance(value, int) and value > 0 else FALLBACK_CONTEXT
+
+    def prompt_tokens(self, messages: list[dict]) -> int:
+        """The tokens of the prompt generated from for `messages` (chat template applied, assistant turn opened)."""
+        prompt = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return len(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+
+    def fitted(self, ask: Ask) -> Ask:
+        """`ask` with its answer's length cut to what the context leaves after the prompt; raises
+        `api_context_too_long` when the prompt leaves no room for an answer."""
+        prompt, context = self.prompt_tokens(ask.messages), self.context_length
+        if prompt >= context:
+            raise EngineError("api_context_too_long", {"prompt": prompt, "context": context},
+                              hint="hint_api_shorter")
+        room = min(ask.params.max_new_tokens, context - prompt)
+        return dataclasses.replace(ask, params=dataclasses.replace(ask.params, max_new_tokens=room))
+
     def complete(self, ask: Ask) -> Completion:
         """The whole answer, after waiting for the turn and the device."""
         if ask.stops:  # streamed inside, so that generation ends as soon as a stop string appears
@@ -151,8 +180,7 @@ class ServedAdapter:
 
     def completion(self, ask: Ask, text: str, stopped: bool) -> Completion:
         """The finished answer `text` with its token counts; it ended at "length" when it used every token."""
-        prompt = self.tokenizer.apply_chat_template(ask.messages, add_generation_prompt=True, tokenize=False)
-        prompt_tokens = len(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+        prompt_tokens = self.prompt_tokens(ask.messages)
         answer_tokens = len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0
         ended = "length" if not stopped and answer_tokens >= ask.params.max_new_tokens else "stop"
         return Completion(text, ended, prompt_tokens, answer_tokens)

@@ -2,8 +2,10 @@
 as two model names, `POST /v1/chat/completions` answers with either, whole or streamed as server-sent events.
 
 Generation runs one request at a time on the device lock (`ServedAdapter`); a request waits its turn, then gets a
-worded 503. With an API key every request must carry it (`Authorization: Bearer KEY`); without one, only requests
-naming this computer (a loopback Host) are answered, so a web page cannot reach the API by renaming itself.
+worded 503. A request body over BODY_LIMIT is refused (413) before it is read; a prompt the base model's context
+cannot hold with room for an answer is refused (400), and `max_tokens` is cut to what the context leaves.
+With an API key every request must carry it (`Authorization: Bearer KEY`); without one, only requests naming
+this computer (a loopback Host) are answered, so a web page cannot reach the API by renaming itself.
 Errors come in OpenAI's shape, `{"error": {"message", "type", "param", "code"}}`, worded in English for API
 clients; `code` is the catalogue code. Settings a request leaves out take the studio chat's defaults (greedy,
 repetition penalty 1.1), so the same request gives the studio chat's answer.
@@ -22,21 +24,27 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from engine.chat.inference import ChatModel, GenParams
 from engine.errors import EngineError
 from engine.export.source import ExportSource
 from engine.locales import render_error
 from engine.serving.answers import AnswerStream, Ask, Completion, ServedAdapter
+from engine.serving.limits import read_limited, replaying
 from engine.system.device import DeviceLock
 
 DEFAULT_MAX_TOKENS = 512
-MAX_TOKENS_LIMIT = 4096
+BODY_LIMIT = 1024 * 1024  # bytes: the most a request carries (a long conversation is far less)
 ROLES = ("system", "user", "assistant")
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
-STATUS = {"api_unauthorized": 401, "api_unknown_model": 404, "api_busy": 503, "busy_generating": 503,
-          "api_generation_failed": 500}
-ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "invalid_request_error"}
+STATUS = {"api_bad_role": 400, "api_bad_field": 400, "api_context_too_long": 400, "api_foreign_host": 400,
+          "api_unauthorized": 401, "api_unknown_model": 404, "api_no_route": 404, "api_body_too_large": 413,
+          "api_busy": 503, "busy_generating": 503}  # any other engine error is the server's failure: 500
+PARAMS = {"api_context_too_long": "messages"}  # the request field an error is about, when not named otherwise
+ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "invalid_request_error",
+               405: "invalid_request_error", 413: "invalid_request_error"}
 
 
 class ChatMessage(BaseModel):
@@ -65,8 +73,8 @@ class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     model: str
     messages: list[ChatMessage] = Field(min_length=1)
-    max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
-    max_completion_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
+    max_tokens: int | None = Field(default=None, ge=1)  # cut to what the context leaves after the prompt
+    max_completion_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
     repetition_penalty: float | None = Field(default=None, gt=0)
@@ -93,9 +101,10 @@ class ChatRequest(BaseModel):
 
 
 def error_response(error: EngineError, status: int | None = None, param: str | None = None) -> JSONResponse:
-    """An EngineError as OpenAI's error JSON, worded in English, with its HTTP status (by code unless given)."""
-    status = status or STATUS.get(error.code, 400)
-    return JSONResponse(error_body(error, status, param), status_code=status)
+    """An EngineError as OpenAI's error JSON, worded in English, with its HTTP status and the field it is about (by
+    code unless given; 500 for a code the API does not answer with on purpose)."""
+    status = status or STATUS.get(error.code, 500)
+    return JSONResponse(error_body(error, status, param or PARAMS.get(error.code)), status_code=status)
 
 
 def error_body(error: EngineError, status: int, param: str | None = None) -> dict:
@@ -110,6 +119,13 @@ def bad_field(_request: fastapi.Request, problem: Exception) -> JSONResponse:
     field = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "body"
     error = EngineError("api_bad_field", {"field": field, "problem": first.get("msg", str(problem))})
     return error_response(error, 400, field)
+
+
+def no_route(request: fastapi.Request, problem: Exception) -> JSONResponse:
+    """A path the API does not have (404) or a method a path does not take (405), in OpenAI's error shape."""
+    status = problem.status_code if isinstance(problem, HTTPException) else 404
+    error = EngineError("api_no_route", {"method": request.method, "path": request.url.path})
+    return error_response(error, status)
 
 
 def failed(_request: fastapi.Request, problem: Exception) -> JSONResponse:
@@ -144,8 +160,8 @@ def event(data: dict | str) -> str:
 
 async def streamed(stream: AnswerStream, model: str, include_usage: bool):
     """The server-sent events of a streamed answer: the role, each new piece of text, the reason it ended, the
-    token counts when asked for, then `[DONE]`; a failure midway is sent as an error event. The generation is
-    stopped and the device freed however the stream ends, a client leaving included."""
+    token counts when asked for, then `[DONE]`; a failure midway is sent as an error event (`AnswerResponse` ends
+    the generation and frees the device however the stream ends)."""
     reply_id = f"chatcmpl-{uuid.uuid4().hex}"
     try:
         yield event(chunk(reply_id, model, {"role": "assistant", "content": ""}))
@@ -155,13 +171,49 @@ async def streamed(stream: AnswerStream, model: str, include_usage: bool):
         if include_usage:
             yield event({**chunk(reply_id, model, {}), "choices": [], "usage": usage(stream.completion)})
     except EngineError as error:
-        yield event(error_body(error, STATUS.get(error.code, 400)))
+        yield event(error_body(error, STATUS.get(error.code, 500)))
     except Exception as problem:  # noqa: BLE001 -- worded to the client, which would otherwise see a cut stream
         yield event(error_body(EngineError("api_generation_failed", {"reason": str(problem)}), 500))
-    finally:
-        with anyio.CancelScope(shield=True):  # a client that left cancels the response: the close must still run
-            await run_in_threadpool(stream.close)
     yield event("[DONE]")
+
+
+class AnswerResponse(StreamingResponse):
+    """The server-sent events of a started answer, which gives the device and the turn back however the response
+    ends: finished, failed, the client gone, or never begun (a generator that was never started runs no `finally`
+    of its own)."""
+
+    def __init__(self, stream: AnswerStream, model: str, include_usage: bool) -> None:
+        super().__init__(streamed(stream, model, include_usage), media_type="text/event-stream",
+                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        self.stream = stream
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Send the answer, then close its stream (shielded: a client that left cancels the response)."""
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await run_in_threadpool(self.stream.close)
+
+
+class BodyLimit:
+    """ASGI middleware refusing a request body over `limit` bytes (by its Content-Length, or as it arrives) with a
+    413 in OpenAI's error shape before the API reads any of it."""
+
+    def __init__(self, app: ASGIApp, limit: int = BODY_LIMIT) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass a request of an allowed size on with its body; refuse a larger one."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        messages = await read_limited(scope, receive, self.limit)
+        if messages is None:
+            error = EngineError("api_body_too_large", {"max": self.limit // 1024})
+            await error_response(error)(scope, receive, send)
+            return
+        await self.app(scope, replaying(messages, receive), send)
 
 
 def key_check(api_key: str | None):
@@ -191,7 +243,9 @@ def build_api(source: ExportSource, *, api_key: str | None, lock: DeviceLock,
     app = fastapi.FastAPI(docs_url=None, redoc_url=None, openapi_url=None,
                           dependencies=[fastapi.Depends(key_check(api_key))],
                           exception_handlers={EngineError: lambda _request, error: error_response(error),
-                                              RequestValidationError: bad_field, Exception: failed})
+                                              RequestValidationError: bad_field, HTTPException: no_route,
+                                              Exception: failed})
+    app.add_middleware(BodyLimit)
     created = int(source.adapter_dir.stat().st_mtime)
 
     def model_entry(name: str) -> dict:
@@ -212,14 +266,12 @@ def build_api(source: ExportSource, *, api_key: str | None, lock: DeviceLock,
     @app.post("/v1/chat/completions")
     async def chat_completions(body: ChatRequest):
         """An answer from the base or the adapter, whole or streamed as server-sent events."""
-        ask = body.ask(served.side_of(body.model))
+        ask = await run_in_threadpool(served.fitted, body.ask(served.side_of(body.model)))
         if not body.stream:
             completion = await run_in_threadpool(served.complete, ask)
             return completion_body(f"chatcmpl-{uuid.uuid4().hex}", body.model, completion)
         stream = await run_in_threadpool(served.open_stream, ask)
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return StreamingResponse(streamed(stream, body.model, include_usage), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return AnswerResponse(stream, body.model, bool(body.stream_options and body.stream_options.include_usage))
 
     app.state.served = served  # for a caller that wants the names or the chat model
     return app

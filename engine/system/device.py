@@ -129,6 +129,18 @@ def memory_in_use_mb() -> float:
     return psutil.Process(os.getpid()).memory_info().rss / 2**20
 
 
+def peak_memory_mb() -> float:
+    """The most memory this process has held so far: CUDA memory reserved by torch's allocator (what the card
+    must have free, fragmentation included) where CUDA is present, else the peak resident memory."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_reserved() / 2**20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # Linux reports kilobytes
+
+
 def release_memory() -> None:
     """Give cached accelerator memory back after a run or a failure (nothing to give when torch was never
     loaded: a fake job's worker does not import it just to find that out)."""

@@ -7,7 +7,7 @@ import time
 
 from transformers import TrainerCallback
 
-from engine.system.device import memory_in_use_mb
+from engine.system.device import memory_in_use_mb, peak_memory_mb
 from engine.training.events import METRICS, EventLog, LogEvent, RunState, StatusEvent
 from engine.training.worker import StopFile
 
@@ -52,6 +52,7 @@ class EventCallback(TrainerCallback):
         elif "eval_loss" in logs:
             self._last_time = time.monotonic()  # evaluation time is not training throughput
         data["memory_mb"] = round(memory_in_use_mb(), 1)
+        data["peak_memory_mb"] = round(peak_memory_mb(), 1)
         self.log.append(LogEvent(state.global_step, **data))
 
     def _check_stop(self, args, control) -> None:

@@ -130,11 +130,12 @@ class LogEvent(Event):
     tokens_per_second: float | None = None
     tokens_seen: int | None = None
     memory_mb: float | None = None
+    peak_memory_mb: float | None = None  # the most held so far: CUDA reserved, else peak resident memory
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> "LogEvent":
         """The event from a line's `data` (a metric written as null reads as NaN); KeyError or TypeError if bad."""
-        floats = ("epoch", *METRICS, "tokens_per_second", "memory_mb")
+        floats = ("epoch", *METRICS, "tokens_per_second", "memory_mb", "peak_memory_mb")
         return cls(_required(data, "step", int), max_steps=_optional(data, "max_steps", int),
                    tokens_seen=_optional(data, "tokens_seen", int), **{name: _metric(data, name) for name in floats})
 
