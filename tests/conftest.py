@@ -160,3 +160,11 @@ def browser():
 def page(browser):
     """A desktop-sized page (1280×1000) in headless Chromium."""
     return browser.new_page(viewport={"width": 1280, "height": 1000})
+
+
+@pytest.fixture
+def shots(tmp_path) -> Path:
+    """Where a browser test saves its screenshots to look at: $STUDIO_SCREENSHOTS_DIR when set, else tmp_path."""
+    folder = Path(os.environ.get("STUDIO_SCREENSHOTS_DIR") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -2,8 +2,6 @@
 presenter's journey in headless Chromium on a really trained run, in English and 中文 (slow)."""
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,8 +16,6 @@ from engine.errors import EngineError
 from tests.conftest import free_port
 from ui import demo
 from ui.server import PORTAL_BODY_LIMIT, UPLOAD_CLEANUP, ServerThread
-
-SHOTS = Path(os.environ.get("DEMO_SHOTS", "/tmp/work/w13/c_shots"))
 
 
 @pytest.fixture
@@ -161,13 +157,12 @@ def test_exposing_the_page_needs_a_login_and_a_missing_run_is_worded(fake_run, c
 
 @pytest.mark.slow
 @pytest.mark.browser
-def test_a_presenter_shows_the_trained_adapter_in_english_and_chinese(run_copy, page):
+def test_a_presenter_shows_the_trained_adapter_in_english_and_chinese(run_copy, page, shots):
     studio, choice = demo.open_run(run_copy)
     blocks = demo.build_demo(studio, choice, title="Orchard Lane helpdesk", side_by_side=True, lang="en",
                              description="A small model fine-tuned on customer-service answers.")
     port = free_port()
     server = ServerThread(demo.demo_server(blocks, "127.0.0.1", [], None), port).start()
-    SHOTS.mkdir(parents=True, exist_ok=True)
     question = "Where is my order? It has been five days."
     expected = ChatModel().compare(run_copy, [{"role": "user", "content": question}], GenParams())
     try:
@@ -184,7 +179,7 @@ def test_a_presenter_shows_the_trained_adapter_in_english_and_chinese(run_copy, 
             page.wait_for_function("([chat, ending]) => [...document.querySelectorAll(`${chat} .message`)].some("
                                    "m => m.innerText.replace(/\\s+/g, ' ').includes(ending))", arg=[chat, ending],
                                    timeout=240_000)
-        page.screenshot(path=str(SHOTS / "demo_en.png"), full_page=True)
+        page.screenshot(path=str(shots / "demo_en.png"), full_page=True)
         page.get_by_label("中文").check()
         page.get_by_role("button", name="提问").wait_for()
         page.locator("#demo-prompt textarea").fill("退货怎么办？")
@@ -192,8 +187,6 @@ def test_a_presenter_shows_the_trained_adapter_in_english_and_chinese(run_copy, 
         page.locator("#demo-adapter").get_by_text("退货怎么办？").wait_for(timeout=60_000)
         page.wait_for_function("document.querySelectorAll('#demo-adapter .message').length >= 4", timeout=120_000)
         page.get_by_role("button", name="重新开始").wait_for()
-        page.screenshot(path=str(SHOTS / "demo_zh.png"), full_page=True)
+        page.screenshot(path=str(shots / "demo_zh.png"), full_page=True)
     finally:
         server.stop()
-    if os.environ.get("STUDIO_SCREENSHOTS"):
-        shutil.copy(SHOTS / "demo_zh.png", os.environ["STUDIO_SCREENSHOTS"])

@@ -3,7 +3,6 @@ text, in English and Chinese; looked at in headless Chromium."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
@@ -14,7 +13,6 @@ from engine.training.events import EventLog, LogEvent, RunState, StatusEvent
 from tests.share_fixtures import default_events
 from tests.test_card import STUDY
 
-SHOTS = Path("/tmp/work/w13/b_shots")
 SECTIONS = ("report_data", "report_config", "report_curves", "report_estimate", "report_samples", "report_study")
 AGREEMENT = {"cohen": [{"raters": ("ann", "<bob>"), "items": 5, "kappa": 0.42}], "fleiss": 0.31, "fleiss_items": 4}
 SAMPLES = [("Where is my order <script>alert(1)</script>?", "I do not know.", "Thanks for reaching out!"),
@@ -104,7 +102,7 @@ def test_the_report_is_written_whole_into_the_run(tmp_path):
 
 @pytest.mark.browser
 @pytest.mark.parametrize("lang", ["en", "zh"])
-def test_the_report_opens_offline_in_chromium(browser, tmp_path, lang):
+def test_the_report_opens_offline_in_chromium(browser, tmp_path, lang, shots):
     path = write_report(tmp_path, full_facts(lang))
     page = browser.new_page(viewport={"width": 1200, "height": 900})
     fetched = []
@@ -115,5 +113,4 @@ def test_the_report_opens_offline_in_chromium(browser, tmp_path, lang):
     assert page.locator(".plotly-graph-div .main-svg").count() >= 3  # every chart drawn, offline
     assert fetched == []
     assert page.locator("h2").count() == len(SECTIONS)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"report_{lang}.png"), full_page=True)
+    page.screenshot(path=str(shots / f"report_{lang}.png"), full_page=True)
