@@ -37,6 +37,8 @@ _SURFACE = {
     "STUDY_STATES": "engine.study.database", "RatingItem": "engine.study.rating",
     "MAX_COMMENT": "engine.study.rating",
     "read_limited": "engine.serving.limits", "replaying": "engine.serving.limits",
+    "add_export_commands": "engine.export.command", "run_export": "engine.export.command",
+    "run_report": "engine.export.command", "terminal_progress": "engine.export.command",
     "Invitation": "engine.study.invitations", "RaterPass": "engine.study.invitations",
     "RaterProgress": "engine.study.invitations",
     # serving an adapter (the command line's `serve`)

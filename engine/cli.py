@@ -25,19 +25,20 @@ from engine import (
     RunState,
     StatusEvent,
     TrainConfig,
-    catalogue_text,
+    add_export_commands,
     diagnose,
     parse_assignments,
     plan_lines,
     render,
     render_error,
+    run_export,
+    run_report,
 )
 
 if TYPE_CHECKING:
     from engine import Studio
 
 COMMANDS = ("train", "validate", "chat", "study", "status", "export", "report", "serve")
-EXPORT_FORMATS = ("package", "merged", "gguf", "ollama", "vllm")
 EXIT_OK, EXIT_FAILED, EXIT_STOPPED = 0, 1, 130
 
 
@@ -59,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--dataset", help="dataset file (default: the config's, else the bundled sample)")
     train.add_argument("--preset", help="a preset name from presets/")
     train.add_argument("--config", help="a config.yaml (e.g. from an earlier run)")
+    train.add_argument("--method", choices=TrainConfig.__dataclass_fields__["method"].metadata["choices"],
+                       help="sft, or dpo: preference tuning of an SFT adapter (--set init_adapter=RUN); the same as "
+                            "--set method=...")
     train.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
                        help="override one setting; repeatable")
     train.add_argument("--run-dir", help="where to write the run (default: <runs dir>/<time>)")
@@ -88,30 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", parents=[common], help="list the runs, their states and live workers")
     status.add_argument("--runs-dir", default="runs", help="the runs folder (default: %(default)s)")
     status.add_argument("--json", action="store_true")
-    _add_export_commands(sub, common)
+    add_export_commands(sub, common, default_lang())
     return parser
-
-
-def _add_export_commands(sub, common: argparse.ArgumentParser) -> None:
-    """The `export`, `report` and `serve` commands and their options."""
-    from engine import add_serve_arguments
-
-    run_help = "a run folder containing adapter/, or one of its checkpoints/checkpoint-N folders"
-    export = sub.add_parser("export", parents=[common], help="take an adapter out: package, merged model, GGUF, "
-                            "Ollama Modelfile, vLLM line")
-    export.add_argument("--run", required=True, help=run_help)
-    export.add_argument("--format", required=True, choices=EXPORT_FORMATS)
-    export.add_argument("--type", default="q8_0", help="the GGUF type (gguf, ollama): f16, bf16, q8_0, q4_0, or "
-                        "q4_k_m with llama-quantize on PATH (default: %(default)s)")
-    export.add_argument("--max-shard-size", default="2GB", help="the merged model's shard size (default: %(default)s)")
-    export.add_argument("--json", action="store_true", help="print the written paths and commands as JSON")
-
-    report = sub.add_parser("report", parents=[common], help="write the run's self-contained HTML report")
-    report.add_argument("--run", required=True, help=run_help)
-    report.add_argument("--json", action="store_true", help="print the report's path as JSON")
-
-    serve = sub.add_parser("serve", parents=[common], help="an OpenAI-compatible API for the adapter")
-    add_serve_arguments(serve, default_lang())
 
 
 def main(argv: list[str]) -> int:
@@ -120,7 +102,7 @@ def main(argv: list[str]) -> int:
     _quiet_libraries(args.debug)
     try:
         return {"train": _train, "validate": _validate, "chat": _chat, "study": _study, "status": _status,
-                "export": _export, "report": _report, "serve": _serve}[args.command](args)
+                "export": run_export, "report": run_report, "serve": _serve}[args.command](args)
     except EngineError as error:
         print(render_error(error, args.lang), file=sys.stderr)
         return EXIT_FAILED
@@ -154,7 +136,7 @@ def _validate(args) -> int:
 
 # ---- train ------------------------------------------------------------------------------
 def resolve_train_config(args, studio: "Studio") -> TrainConfig:
-    """Defaults for this machine, then the preset, the config file, --dataset and --set, in that order."""
+    """Defaults for this machine, then the preset, the config file, --dataset, --method and --set, in that order."""
     config = studio.default_config()
     if args.preset:
         config = studio.apply_preset(args.preset, config)
@@ -162,6 +144,8 @@ def resolve_train_config(args, studio: "Studio") -> TrainConfig:
         config = TrainConfig.from_yaml(args.config, base=config)
     if args.dataset:
         config = config.replace(dataset_path=args.dataset)
+    if getattr(args, "method", None):  # callers' namespaces from before --method have none
+        config = config.replace(method=args.method)
     return config.replace(**parse_assignments(args.assignments))
 
 
@@ -310,86 +294,6 @@ def _status(args) -> int:
 
 
 # ---- export, report, serve ----------------------------------------------------------------
-def terminal_progress(lang: str, stream=None):
-    """A progress callback printing one line per step (`... <step>`) as the step changes, not per fraction, to
-    `stream` (default: standard output)."""
-    said: list[str] = []
-
-    def report(code: str, _fraction: float) -> None:
-        if not said or said[-1] != code:
-            said.append(code)
-            print(f"... {_step_text(code, lang)}", file=stream or sys.stdout, flush=True)
-
-    return report
-
-
-def _step_text(code: str, lang: str) -> str:
-    """The words of a progress step's catalogue code (`engine.<code>`), or the code itself when it has none."""
-    try:
-        return catalogue_text(code, lang)
-    except KeyError:
-        return code
-
-
-def _studio_of_run(folder: str) -> "Studio":
-    """A studio on the runs folder holding `folder` (a run folder, or one of its `checkpoints/checkpoint-N`
-    folders), so that its device lock is the one the app on that runs folder uses (as `_train`'s is)."""
-    from engine import Studio
-
-    path = Path(folder).resolve()
-    run_dir = path.parent.parent if path.parent.name == "checkpoints" else path
-    return Studio(run_dir.parent)
-
-
-def _export(args) -> int:
-    """Write one export of a run's adapter and print what was written (paths, commands, warnings)."""
-    studio = _studio_of_run(args.run)
-    source = studio.export_source_at(args.run)
-    progress = terminal_progress(args.lang, sys.stderr if args.json else None)
-    written = _write_export(studio, source, args, progress)
-    if args.json:
-        print(json.dumps(written, ensure_ascii=False, indent=2))
-        return EXIT_OK
-    for key in ("package", "merged", "gguf", "modelfile"):
-        if key in written:
-            print(render("cli_export_written", {"path": written[key]}, args.lang))
-    for line in written.get("notes", []) + written.get("warnings", []):
-        print(f"  ! {line}")
-    if "command" in written:
-        print(written["command"])
-    return EXIT_OK
-
-
-def _write_export(studio, source, args, progress) -> dict:
-    """The export `args.format` of `source`, written; returns its paths, command and worded notes as plain values."""
-    lang = args.lang
-    if args.format == "package":
-        return {"package": str(studio.export_adapter_package(source, progress))}
-    if args.format == "merged":
-        notes = [render(code, params, lang) for code, params in studio.merge_notes(source)]
-        return {"merged": str(studio.export_merged(source, args.max_shard_size, progress)), "notes": notes}
-    if args.format == "gguf":
-        return {"gguf": str(studio.export_gguf(source, args.type, progress))}
-    if args.format == "ollama":
-        modelfile, command = studio.export_modelfile(source, args.type, progress)
-        gguf = Path(modelfile).parent / f"{source.run_id}-{args.type.lower()}.gguf"
-        return {"gguf": str(gguf), "modelfile": str(modelfile), "command": command}
-    advice = studio.vllm_advice(source)
-    return {"command": advice.command, "warnings": [render(code, params, lang) for code, params in advice.warnings]}
-
-
-def _report(args) -> int:
-    """Write the run's HTML report (sample answers generated now) and print its path."""
-    studio = _studio_of_run(args.run)
-    progress = terminal_progress(args.lang, sys.stderr if args.json else None)
-    path = studio.write_report(studio.export_source_at(args.run), args.lang, progress)
-    if args.json:
-        print(json.dumps({"report": str(path)}, ensure_ascii=False))
-    else:
-        print(render("cli_export_written", {"path": str(path)}, args.lang))
-    return EXIT_OK
-
-
 def _serve(args) -> int:
     """Serve the run's adapter as an OpenAI-compatible API (`engine.serving.command.run_serve`)."""
     from engine import run_serve

@@ -19,6 +19,13 @@ from engine.errors import EngineError, Issue
 BUNDLED_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 GROUPS = ("model", "data", "lora", "training", "evaluation")
+METHODS = ("sft", "dpo")
+# TRL 1.16 DPOConfig.loss_type names (one loss per run; `sft` alone would not use the rejected answers)
+DPO_LOSS_TYPES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
+                  "aot_unpaired", "apo_zero", "apo_down", "discopop", "sigmoid_norm")
+# the reference of a DPO run: the starting adapter kept frozen (a second copy of its weights only), or the base
+DPO_REFERENCES = ("frozen_adapter", "base")
+DPO_LR_HIGH = 1e-5  # a DPO learning rate above this is an SFT-like one (DPO wants about 5e-7 to 5e-6)
 
 
 def _field(default: Any, group: str, *, min: float | None = None, max: float | None = None,
@@ -78,6 +85,12 @@ class TrainConfig:
     fp16: bool = _field(False, "training")
     seed: int = _field(42, "training", min=0, max=2**31 - 1, step=1)
     logging_steps: int = _field(1, "training", min=1, max=10_000, step=1)
+    # preference tuning (DPO): continue an SFT adapter on chosen/rejected pairs
+    method: str = _field("sft", "training", choices=METHODS)
+    init_adapter: str = _field("", "training")  # a run folder or checkpoint holding the SFT adapter to continue
+    beta: float = _field(0.1, "training", min=0.001, max=10.0, step=0.01)
+    loss_type: str = _field("sigmoid", "training", choices=DPO_LOSS_TYPES)
+    dpo_reference: str = _field("frozen_adapter", "training", choices=DPO_REFERENCES)
     # evaluation and saving
     eval_strategy: str = _field("epoch", "evaluation", choices=("no", "steps", "epoch"))
     eval_steps: int = _field(50, "evaluation", min=1, max=1_000_000, step=1)
@@ -161,6 +174,23 @@ class TrainConfig:
             issues.append(Issue("warning", "config_eval_without_split", field="eval_split"))
         if self.num_gpus > 1:
             issues.extend(self._process_issues())
+        if self.method == "dpo":
+            issues.extend(self._preference_issues())
+        return issues
+
+    def _preference_issues(self) -> list[Issue]:
+        """Problems of a DPO run: the SFT adapter it continues must exist (that one is set is checked at the start,
+        so a DPO preset validates before an adapter is picked), it wants a far lower learning rate than SFT, and it
+        trains on preference pairs alone (no second dataset mixed in)."""
+        issues = []
+        if self.init_adapter and not Path(self.init_adapter).exists():
+            issues.append(Issue("error", "config_dpo_adapter_missing", field="init_adapter",
+                                params={"path": self.init_adapter}))
+        if self.learning_rate > DPO_LR_HIGH:
+            issues.append(Issue("warning", "config_dpo_lr_high", field="learning_rate",
+                                params={"value": f"{self.learning_rate:g}", "limit": f"{DPO_LR_HIGH:g}"}))
+        if self.mix_dataset_path and self.mix_ratio > 0:
+            issues.append(Issue("error", "config_dpo_no_mix", field="mix_dataset_path"))
         return issues
 
     def _process_issues(self) -> list[Issue]:

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from engine import cli
+from engine.export.command import terminal_progress
 from engine.locales import render
 from engine.system.device import DeviceLock
 from engine.training.runner import LOCK_FILE
@@ -64,7 +65,7 @@ def test_a_folder_without_an_adapter_fails_in_one_worded_sentence(tmp_path, monk
 
 
 def test_progress_prints_one_line_per_step(capsys):
-    progress = cli.terminal_progress("zh")
+    progress = terminal_progress("zh")
     for code, fraction in (("engine.export_step_samples", 0.1), ("engine.export_step_samples", 0.5),
                            ("engine.export_step_done", 1.0)):
         progress(code, fraction)

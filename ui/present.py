@@ -104,15 +104,30 @@ def loss_figure(points: list[dict[str, Any]], lang: str, overlay: list[dict[str,
     return figure
 
 
+# A DPO run's reward charts: (panel title, the series drawn in it)
+REWARD_PANELS = (("plot_rewards", ("rewards_chosen", "rewards_rejected", "rewards_margins")),
+                 ("plot_reward_accuracy", ("rewards_accuracies", "eval_rewards_accuracies")))
+
+
 def metrics_figure(points: list[dict[str, Any]], lang: str) -> go.Figure:
-    """Learning rate, gradient norm, tokens per second and memory, one small chart each."""
+    """Learning rate, gradient norm, tokens per second and memory, one small chart each; for a DPO run (its points
+    carry rewards) a third row with the rewards of the chosen and rejected answers, their margin, and the reward
+    accuracy on the training and held-out pairs."""
     panels = (("learning_rate", "plot_lr"), ("grad_norm", "plot_grad_norm"),
               ("tokens_per_second", "plot_tokens_per_second"), ("memory_mb", "plot_memory"))
-    figure = make_subplots(rows=2, cols=2, subplot_titles=[t(name, lang) for _key, name in panels])
+    dpo = any(p.get("rewards_margins") is not None for p in points)
+    rewards = REWARD_PANELS if dpo else ()
+    titles = [t(name, lang) for _key, name in panels] + [t(name, lang) for name, _keys in rewards]
+    figure = make_subplots(rows=3 if dpo else 2, cols=2, subplot_titles=titles)
     for index, (key, _name) in enumerate(panels):
         xs, ys = _series(points, key)
         figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", showlegend=False), row=index // 2 + 1, col=index % 2 + 1)
-    figure.update_layout(margin=dict(l=40, r=10, t=40, b=30), height=420)
+    for column, (_title, keys) in enumerate(rewards, start=1):
+        for key in keys:
+            xs, ys = _series(points, key)
+            figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers" if key.startswith("eval_") else "lines",
+                                        name=t(f"plot_{key}", lang)), row=3, col=column)
+    figure.update_layout(margin=dict(l=40, r=10, t=40, b=30), height=630 if dpo else 420)
     return figure
 
 

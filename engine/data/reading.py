@@ -32,19 +32,21 @@ LISTED_ROWS = 20  # rows named in a warning that counts rows
 @dataclass(frozen=True)
 class ReadOptions:
     """How a file is read: its encoding and CSV delimiter ("auto" detects), SFT on a preference file's chosen
-    answers, and the model and max length that cut a plain-text file into chunks."""
+    answers, the model and max length that cut a plain-text file into chunks, and whether the run learns from
+    preferences (DPO: a preference file is what it wants, not a problem)."""
 
     encoding: str = codec.AUTO
     delimiter: str = codec.AUTO
     sft_on_chosen: bool = False
     model_name_or_path: str = BUNDLED_MODEL_ID
     max_length: int = 512
+    for_preferences: bool = False
 
     @classmethod
     def of(cls, config) -> ReadOptions:
         """The options a TrainConfig sets, so a run reads its file exactly as it was checked."""
         return cls(config.dataset_encoding, config.dataset_delimiter, config.sft_on_chosen,
-                   config.model_name_or_path, config.max_length)
+                   config.model_name_or_path, config.max_length, for_preferences=config.method == "dpo")
 
 
 @dataclass
@@ -181,8 +183,9 @@ def _check_rows(report: DatasetReport, numbered: list[tuple[int, dict[str, Any]]
         report.issues.append(Issue("warning", "dataset_labelled_bad_rows", field=report.mapping.column_of("label"),
                                    params={"count": len(labelled_bad), "rows": _listed(labelled_bad)}))
     if not keep and report.preference_examples:
-        pairs = len(report.preference_examples)
-        report.issues.insert(0, Issue("error", "dataset_is_preference", params={"pairs": pairs}))
+        if not options.for_preferences:
+            pairs = len(report.preference_examples)
+            report.issues.insert(0, Issue("error", "dataset_is_preference", params={"pairs": pairs}))
     elif not report.examples:
         report.issues.append(Issue("error", "dataset_nothing_usable"))
 

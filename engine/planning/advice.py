@@ -69,6 +69,8 @@ def advise(config: TrainConfig, rows: int | None = None, longest_tokens: int | N
 
 
 def _learning_rate(config: TrainConfig) -> list[Issue]:
+    if config.method == "dpo":  # DPO's far lower range is checked by the config itself (config_dpo_lr_high)
+        return []
     if config.learning_rate > LR_HIGH:
         return [Issue("warning", "advice_lr_high", field="learning_rate",
                       params={"value": f"{config.learning_rate:g}", "limit": f"{LR_HIGH:g}"})]

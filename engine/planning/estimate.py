@@ -33,13 +33,15 @@ every DDP process holds the whole model and its own micro-batch, so the same est
   freed logits-sized buffers: peak RSS on this project's machine ran 0 to 9 x the fp32 logits (batch *
   seq * vocab * 4 bytes) above the live tensors, growing with the tokens per step; 6 x is counted.
 
-Time: measured throughput when given, else FLOPs per token / (device FLOP/s * MFU), times N x 0.9 for N GPUs
-(DDP's gradient all-reduce; processes sharing one CPU gain nothing). A full fine-tune
-costs 6 * P FLOPs per token (forward 2P, backward 4P). With LoRA the frozen weights need no weight
-gradients, only the gradients flowing through them, so the base costs 4P (+2P again for the recomputed
-forward under gradient checkpointing), plus 6 x the (small) adapter. Attention scores add
-6 * layers * seq * q_dim per token (causal). P counts the matmul weights: the decoder's linear layers
-and lm_head (embedding lookups cost nothing).
+* DPO: a chosen and a rejected answer per pair, so activations and logits count twice the batch; the "reference"
+  part is the reference pass's logits for it (no gradients: no activations kept) + a frozen copy of the LoRA weights.
+
+Time: measured throughput when given, else FLOPs per token / (device FLOP/s * MFU), times N x 0.9 for N GPUs (DDP's
+gradient all-reduce; processes sharing one CPU gain nothing). A full fine-tune costs 6 * P FLOPs per token (forward 2P,
+backward 4P). With LoRA the frozen weights need no weight gradients, only the gradients flowing through them, so the
+base costs 4P (+2P again for the recomputed forward under gradient checkpointing), plus 6 x the (small) adapter.
+Attention scores add 6 * layers * seq * q_dim per token (causal). P counts the matmul weights: the decoder's linear
+layers and lm_head (embedding lookups cost nothing). DPO adds the reference forward: 2P + 2 * layers * seq * q_dim.
 
 "GB" in messages is GiB (2**30 bytes), the unit torch and nvidia-smi use for a card's memory.
 """
@@ -66,15 +68,14 @@ from engine.training import factories
 
 # The shapes live in engine.models.shapes; they are re-exported here for the estimate's callers.
 __all__ = ["DeviceInfo", "MemoryEstimate", "ModelShape", "TimeEstimate", "cuda_device_count", "detect_device",
-           "estimate_memory",
-           "estimate_time", "known_models", "linear_shapes", "shape_from_config", "shape_of",
+           "estimate_memory", "estimate_time", "known_models", "linear_shapes", "shape_from_config", "shape_of",
            "targeted_modules", "trainable_parameters"]
 
 GiB = GB = 2**30
 
 CPU_ALLOCATOR_SLACK = 6.0  # x the fp32 logits: freed memory glibc keeps (see the docstring)
 FIT_SHARE = 0.85          # "fits" up to this share of the available memory, "tight" up to all of it
-PARTS = ("weights", "lora", "gradients", "optimizer", "activations", "logits", "overhead")
+PARTS = ("weights", "lora", "gradients", "optimizer", "activations", "logits", "reference", "overhead")
 
 EAGER_ATTENTION = {"gemma2"}       # trained with eager attention (keeps the score matrices)
 
@@ -259,8 +260,12 @@ def logits_bytes(config: TrainConfig, shape: ModelShape, device: DeviceInfo, seq
 def _parts(config: TrainConfig, shape: ModelShape, device: DeviceInfo, seq_len: int | None) -> dict[str, int]:
     lora_params, _total = trainable_parameters(config, shape)
     lora_bytes = 2 if (config.load_in_4bit or config.load_in_8bit) else 4
+    if config.method == "dpo":  # a chosen and a rejected answer per pair
+        config = config.replace(per_device_train_batch_size=2 * config.per_device_train_batch_size)
     activations = activation_bytes(config, shape, device, seq_len)
     logits = logits_bytes(config, shape, device, seq_len)
+    frozen_copy = lora_params * lora_bytes if config.dpo_reference == "frozen_adapter" else 0
+    reference = logits + frozen_copy if config.method == "dpo" else 0
     if device.kind == "cuda":
         overhead = int(0.75 * GiB + 0.10 * (activations + logits))
     else:  # the Python/torch runtime, and what glibc keeps of the freed logits-sized buffers
@@ -273,6 +278,7 @@ def _parts(config: TrainConfig, shape: ModelShape, device: DeviceInfo, seq_len: 
         "optimizer": int(lora_params * _optimizer_bytes(config.optim, lora_bytes)),
         "activations": activations,
         "logits": logits,
+        "reference": reference,
         "overhead": overhead,
     }
 
@@ -357,7 +363,8 @@ def flops_per_token(config: TrainConfig, shape: ModelShape) -> float:
     base = (6 if config.gradient_checkpointing else 4) * shape.matmul_params
     lora, _total = trainable_parameters(config, shape)
     attention = (8 if config.gradient_checkpointing else 6) * shape.num_hidden_layers * config.max_length * shape.q_dim
-    return float(base + 6 * lora + attention)
+    reference = 2 * shape.matmul_params + 2 * shape.num_hidden_layers * config.max_length * shape.q_dim
+    return float(base + 6 * lora + attention + (reference if config.method == "dpo" else 0))
 
 
 def device_flops(config: TrainConfig, device: DeviceInfo) -> float:

@@ -8,7 +8,7 @@ import time
 from transformers import TrainerCallback
 
 from engine.system.device import memory_in_use_mb, peak_memory_mb
-from engine.training.events import METRICS, EventLog, LogEvent, RunState, StatusEvent
+from engine.training.events import DPO_METRICS, METRICS, EventLog, LogEvent, RunState, StatusEvent
 from engine.training.worker import StopFile
 
 
@@ -34,8 +34,9 @@ class EventCallback(TrainerCallback):
         self._check_stop(args, control)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        """Append one trainer log as a LogEvent with tokens/s and memory in use (MiB); the final summary is skipped."""
-        logs = logs or {}
+        """Append one trainer log as a LogEvent with tokens/s and memory in use (MiB), DPO's rewards under their
+        field names; the final summary is skipped."""
+        logs = {DPO_METRICS.get(key, key): value for key, value in (logs or {}).items()}
         if not any(key in logs for key in METRICS):
             return  # the end-of-training summary repeats what was already reported
         data = {"epoch": round(state.epoch or 0.0, 4), "max_steps": state.max_steps}

@@ -17,6 +17,12 @@ is a median of step-to-step changes, so a noisy but clearly falling curve is not
 Checks run in this order and the first that matches wins: diverging, (too few points to judge),
 overfitting, oscillating, flat, healthy.
 
+A DPO run (its points carry TRL's rewards) is read by its rewards instead, as the DPO guides read them: the
+margin (chosen minus rejected reward) growing with a reward accuracy above one half means the model learns to
+prefer the chosen answers; the margin growing while the chosen answers' own reward falls means it
+gets there mostly by making every answer less likely, drifting away from the starting adapter (raise beta or
+lower the learning rate); neither means it is not learning the preferences (yet).
+
 `smooth(values)` is TensorBoard's smoothing (an EMA with bias correction), for the "smoothed loss"
 line drawn over the raw curve.
 """
@@ -27,7 +33,8 @@ from dataclasses import dataclass, field
 from statistics import median
 from typing import Any
 
-KINDS = ("warming_up", "healthy", "oscillating", "flat", "diverging", "overfitting")
+KINDS = ("warming_up", "healthy", "oscillating", "flat", "diverging", "overfitting",
+         "dpo_learning", "dpo_drifting", "dpo_not_learning")
 
 # Fewer train-loss points than this: too early to judge (a NaN is judged at once).
 MIN_POINTS = 8
@@ -61,6 +68,15 @@ OSCILLATION_VARIABILITY = 0.15
 FLAT_MIN_POINTS = 20
 FLAT_LAST_HALF_DROP = 0.02
 FLAT_TOTAL_DROP = 0.05
+
+# DPO: fewer reward points than this are too early to judge; the margin "grows" when its level at the end is more
+# than DPO_MARGIN_GROWTH above its level at the start (rewards are beta x log-ratios: 0 at the start), the
+# chosen reward "falls" when its end level is more than DPO_CHOSEN_FALL below its start level, and learning needs
+# an accuracy above DPO_ACCURACY. A level is the median of a quarter of the points (DPO runs are short).
+DPO_MIN_POINTS = 4
+DPO_MARGIN_GROWTH = 0.01
+DPO_CHOSEN_FALL = 0.01
+DPO_ACCURACY = 0.5
 
 _EPS = 1e-12
 
@@ -102,7 +118,9 @@ def smooth(values: list[float | None], weight: float = 0.9) -> list[float]:
 
 
 def diagnose(points: list[dict[str, Any]]) -> Diagnosis:
-    """Read a run's log points (oldest first) and say what the curves show."""
+    """Read a run's log points (oldest first) and say what the curves show (a DPO run's by its rewards)."""
+    if any("rewards_margins" in p for p in points):
+        return diagnose_preferences(points)
     train = [(_step(p, i), p["loss"]) for i, p in enumerate(points) if "loss" in p]
     evals = [(_step(p, i), p["eval_loss"]) for i, p in enumerate(points) if "eval_loss" in p]
     grads = [(_step(p, i), p["grad_norm"]) for i, p in enumerate(points) if "grad_norm" in p]
@@ -147,6 +165,33 @@ def diagnose(points: list[dict[str, Any]]) -> Diagnosis:
             return Diagnosis("flat", {"points": n, "change_pct": round(abs(drop) * 100)})
 
     return Diagnosis("healthy", {"drop_pct": max(0, round(drop * 100))})
+
+
+def diagnose_preferences(points: list[dict[str, Any]]) -> Diagnosis:
+    """Read a DPO run's reward points (oldest first): learning, drifting or not learning (see the module docstring)."""
+    rewarded = [(_step(p, i), p) for i, p in enumerate(points) if "rewards_margins" in p]
+    for step, point in rewarded:
+        if not all(_finite(point.get(key)) for key in ("loss", "rewards_margins") if key in point):
+            return Diagnosis("diverging", {"step": step})
+    n = len(rewarded)
+    if n < DPO_MIN_POINTS:
+        return Diagnosis("warming_up", {"points": n, "needed": DPO_MIN_POINTS})
+    window = max(1, n // 4)
+
+    def level(key: str, end: bool) -> float:
+        values = [float(p[key]) for _s, p in rewarded if _finite(p.get(key))]
+        return median((values[-window:] if end else values[:window]) or [0.0])
+
+    margin_start, margin = level("rewards_margins", False), level("rewards_margins", True)
+    chosen_start, chosen = level("rewards_chosen", False), level("rewards_chosen", True)
+    accuracy = level("rewards_accuracies", True)
+    params = {"margin": f"{margin:.3g}", "chosen": f"{chosen:.3g}", "accuracy_pct": round(accuracy * 100)}
+    growing = margin > margin_start + DPO_MARGIN_GROWTH
+    if growing and chosen < chosen_start - DPO_CHOSEN_FALL:
+        return Diagnosis("dpo_drifting", params)
+    if growing and accuracy > DPO_ACCURACY:
+        return Diagnosis("dpo_learning", params)
+    return Diagnosis("dpo_not_learning", params)
 
 
 def _overfitting(train: list[tuple[int, Any]], evals: list[tuple[int, float]], window: int) -> Diagnosis | None:

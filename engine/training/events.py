@@ -109,7 +109,12 @@ class StatusEvent(Event):
                    rows=_optional(data, "rows", int), resumed_from=_optional(data, "resumed_from", str))
 
 
-METRICS = ("loss", "eval_loss", "learning_rate", "grad_norm", "mean_token_accuracy", "entropy")
+# TRL's DPO reward logs -> the LogEvent fields that carry them (a trainer log key may not hold "/")
+DPO_METRICS = {"rewards/chosen": "rewards_chosen", "rewards/rejected": "rewards_rejected",
+               "rewards/margins": "rewards_margins", "rewards/accuracies": "rewards_accuracies",
+               "eval_rewards/margins": "eval_rewards_margins", "eval_rewards/accuracies": "eval_rewards_accuracies"}
+METRICS = ("loss", "eval_loss", "learning_rate", "grad_norm", "mean_token_accuracy", "entropy",
+           *DPO_METRICS.values())
 
 
 @dataclass(frozen=True)
@@ -131,6 +136,12 @@ class LogEvent(Event):
     tokens_seen: int | None = None
     memory_mb: float | None = None
     peak_memory_mb: float | None = None  # the most held so far: CUDA reserved, else peak resident memory
+    rewards_chosen: float | None = None  # DPO: beta x the log-ratio to the reference of the chosen answers
+    rewards_rejected: float | None = None
+    rewards_margins: float | None = None  # chosen minus rejected reward
+    rewards_accuracies: float | None = None  # share of pairs whose chosen answer has the higher reward
+    eval_rewards_margins: float | None = None
+    eval_rewards_accuracies: float | None = None
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> "LogEvent":

@@ -158,3 +158,22 @@ def sft_config(config: TrainConfig, output_dir: str | Path, cuda: bool, has_eval
     from trl import SFTConfig
 
     return SFTConfig(output_dir=str(output_dir), use_cpu=not cuda, **sft_settings(config, has_eval))
+
+
+# SFTConfig arguments that DPOConfig does not take.
+SFT_ONLY = ("packing",)
+
+
+def dpo_settings(config: TrainConfig, has_eval: bool) -> dict[str, Any]:
+    """DPOConfig arguments of a DPO run, but for `output_dir` and `use_cpu`: the SFT run's settings (schedule,
+    saving, evaluation, precision) with DPO's beta and loss type. Batches are drawn at random: TRL's preference
+    rows carry no `input_ids` column for grouping by length."""
+    settings = {key: value for key, value in sft_settings(config, has_eval).items() if key not in SFT_ONLY}
+    return {**settings, "train_sampling_strategy": "random", "beta": config.beta, "loss_type": [config.loss_type]}
+
+
+def dpo_config(config: TrainConfig, output_dir: str | Path, cuda: bool, has_eval: bool):
+    """The DPOConfig for a DPO run; checkpoints go to `output_dir`."""
+    from trl import DPOConfig
+
+    return DPOConfig(output_dir=str(output_dir), use_cpu=not cuda, **dpo_settings(config, has_eval))

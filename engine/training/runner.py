@@ -71,7 +71,7 @@ class Runner:
     # ---- control ------------------------------------------------------------------------
     def start(self, config: TrainConfig, run_dir: str | Path | None = None) -> str:
         """Pre-flight the config and data, then train in the background. Returns the run id."""
-        report = _preflight(config)
+        examples = _preflight(config)
         self._acquire("-")
         try:
             run_dir = _new_run_dir(Path(run_dir), True) if run_dir else \
@@ -79,8 +79,8 @@ class Runner:
             self.lock.label(run_dir.name)
             write_text_atomic(run_dir / "config.yaml", config.to_yaml())
             log = EventLog(run_dir / "events.jsonl")
-            log.append(StatusEvent(RunState.LOADING, rows=len(report.examples)))
-            return self._launch(run_dir, log, config, report.examples, None)
+            log.append(StatusEvent(RunState.LOADING, rows=len(examples)))
+            return self._launch(run_dir, log, config, examples, None)
         except BaseException:
             self.lock.release()
             raise
@@ -93,12 +93,12 @@ class Runner:
         if checkpoint is None:
             raise EngineError("no_checkpoint", {"run_id": run_id})
         config = TrainConfig.from_yaml(run_dir / "config.yaml")
-        report = _preflight(config)
+        examples = _preflight(config)
         self._acquire(run_id)
         try:
             log = self._checked(run_dir / "events.jsonl", EventLog.reopen(run_dir / "events.jsonl"))
-            log.append(StatusEvent(RunState.LOADING, rows=len(report.examples), resumed_from=checkpoint.name))
-            return self._launch(run_dir, log, config, report.examples, str(checkpoint))
+            log.append(StatusEvent(RunState.LOADING, rows=len(examples), resumed_from=checkpoint.name))
+            return self._launch(run_dir, log, config, examples, str(checkpoint))
         except BaseException:
             self.lock.release()
             raise
@@ -268,17 +268,28 @@ class Runner:
         return log
 
 
-def _preflight(config: TrainConfig) -> reading.DatasetReport:
-    """Refuse a config with errors or a dataset without usable rows, naming the first problem."""
+def _preflight(config: TrainConfig) -> list:
+    """The rows a run trains on: its dataset's examples, or for a DPO run its preference pairs. Refuses a config
+    with errors, a DPO run without the adapter it continues or on data without chosen/rejected pairs, or a dataset
+    without usable rows (an SFT run on a preference file without `sft_on_chosen` among them), naming the first
+    problem."""
     problems = errors_of(config.validate())
     if problems:
         first = problems[0]
         raise EngineError(first.code, {**first.params, "field": first.field}, hint="hint_fix_config")
+    if config.method == "dpo" and not config.init_adapter:
+        raise EngineError("config_dpo_needs_adapter", {"field": "init_adapter"}, hint="hint_fix_config")
     report = reading.load_config_dataset(config)
+    if config.method == "dpo":
+        if report.format is not None and report.kind != "preference":
+            raise EngineError("dpo_needs_preferences", {"path": config.dataset_path, "kind": report.kind},
+                              hint="hint_dpo_data")
+        if report.preference_examples:
+            return report.preference_examples
     if not report.usable:
         first = report.errors[0]
         raise EngineError(first.code, {**first.params, "row": first.row, "field": first.field}, hint="hint_fix_rows")
-    return report
+    return report.examples
 
 
 
