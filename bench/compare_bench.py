@@ -44,7 +44,7 @@ if mode == "base":
     tokenizer = loader.load_tokenizer(folder)  # chatting with the base alone needs its tokenizer too
 else:
     chat = ChatModel()
-    chat._attach(__import__("pathlib").Path(run_dir))
+    chat._attach_sides(__import__("pathlib").Path(run_dir), None)
     model = chat._model
 import torch
 with torch.no_grad():  # one forward pass touches every weight (safetensors are mapped lazily)
@@ -86,7 +86,8 @@ def main() -> None:
         chat.compare(run_dir, conversations[0], GenParams(max_new_tokens=4))  # load and warm up
         started = time.perf_counter()
         for conversation in conversations:
-            chat.compare(run_dir, conversation, params)
+            chat.answer(run_dir, conversation, params, "base")
+            chat.answer(run_dir, conversation, params, "adapter")
         sequential = time.perf_counter() - started
         started = time.perf_counter()
         chat.compare_batch(run_dir, conversations, params)

@@ -34,6 +34,7 @@ _SURFACE = {
     "diagnose": "engine.training.diagnosis", "smooth": "engine.training.diagnosis",
     # chat and studies
     "GenParams": "engine.chat.inference", "OUTCOMES": "engine.study.stats", "StudyStore": "engine.study.store",
+    "BASE_CHOICE": "engine.training.adapters",
     "STUDY_STATES": "engine.study.database", "RatingItem": "engine.study.rating",
     "MAX_COMMENT": "engine.study.rating",
     "read_limited": "engine.serving.limits", "replaying": "engine.serving.limits",
@@ -41,8 +42,14 @@ _SURFACE = {
     "run_report": "engine.export.command", "terminal_progress": "engine.export.command",
     "Invitation": "engine.study.invitations", "RaterPass": "engine.study.invitations",
     "RaterProgress": "engine.study.invitations",
+    # base models: the picker's list and downloads
+    "ModelChoice": "engine.models.catalogue", "MachineTier": "engine.models.catalogue",
+    "DOWNLOAD_SOURCES": "engine.models.download", "mirror_endpoint": "engine.models.download",
     # serving an adapter (the command line's `serve`)
     "add_serve_arguments": "engine.serving.command", "run_serve": "engine.serving.command",
+    # the system check (`python app.py doctor`, the System panel)
+    "system_check": "engine.system.doctor", "system_checks": "engine.system.doctor", "Check": "engine.system.doctor",
+    "run_doctor": "engine.system.doctor",
 }
 
 __all__ = sorted(_SURFACE)

@@ -1,4 +1,4 @@
-"""The headless command line: `train`, `validate`, `chat`, `study`, `status`, `export`, `report` and `serve`,
+"""The headless command line: `train`, `validate`, `chat`, `study`, `status`, `export`, `report`, `serve` and `doctor`,
 driving the same engine as the UI through its public surface (`from engine import ...`), as any front end does.
 
 Exit codes: 0 success; 1 failure (bad data, bad settings, failed run; one sentence and a hint);
@@ -31,6 +31,7 @@ from engine import (
     plan_lines,
     render,
     render_error,
+    run_doctor,
     run_export,
     run_report,
 )
@@ -38,7 +39,7 @@ from engine import (
 if TYPE_CHECKING:
     from engine import Studio
 
-COMMANDS = ("train", "validate", "chat", "study", "status", "export", "report", "serve")
+COMMANDS = ("train", "validate", "chat", "study", "status", "export", "report", "serve", "doctor")
 EXIT_OK, EXIT_FAILED, EXIT_STOPPED = 0, 1, 130
 
 
@@ -79,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--run", required=True,
                       help="a run folder containing adapter/, or one of its checkpoints/checkpoint-N folders")
     chat.add_argument("--prompt", required=True)
+    chat.add_argument("--baseline", help="the other side: a run folder or checkpoint folder (default: the base model;"
+                                         " the JSON keeps its key \"base\")")
     chat.add_argument("--json", action="store_true")
 
     study = sub.add_parser("study", parents=[common], help="list blind studies or export one")
@@ -92,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", parents=[common], help="list the runs, their states and live workers")
     status.add_argument("--runs-dir", default="runs", help="the runs folder (default: %(default)s)")
     status.add_argument("--json", action="store_true")
+
+    doctor = sub.add_parser("doctor", parents=[common], help="check this computer: Python, torch, GPU, disks, hub")
+    doctor.add_argument("--runs-dir", default="runs", help="the runs folder to check (default: %(default)s)")
+    doctor.add_argument("--json", action="store_true")
     add_export_commands(sub, common, default_lang())
     return parser
 
@@ -102,7 +109,7 @@ def main(argv: list[str]) -> int:
     _quiet_libraries(args.debug)
     try:
         return {"train": _train, "validate": _validate, "chat": _chat, "study": _study, "status": _status,
-                "export": run_export, "report": run_report, "serve": _serve}[args.command](args)
+                "export": run_export, "report": run_report, "serve": _serve, "doctor": run_doctor}[args.command](args)
     except EngineError as error:
         print(render_error(error, args.lang), file=sys.stderr)
         return EXIT_FAILED
@@ -238,14 +245,17 @@ def format_event(event: Event, lang: str) -> str | None:
 
 # ---- chat -------------------------------------------------------------------------------
 def _chat(args) -> int:
-    """The base model's and the adapter's answers to one prompt (one model load serves both)."""
+    """The baseline's (the base model, or `--baseline`) and the adapter's answers to one prompt (one model load
+    serves both)."""
     from engine import Studio
 
-    pair = Studio().compare(args.run, args.prompt)
+    pair = Studio().compare(args.run, args.prompt, args.baseline)
     if args.json:
         print(json.dumps({"base": pair.base, "adapter": pair.adapter}, ensure_ascii=False))
     else:
-        print(f"== {render('cli_base', lang=args.lang)} ==\n{pair.base}\n\n"
+        left = render("cli_baseline", {"path": args.baseline}, args.lang) if args.baseline else render(
+            "cli_base", lang=args.lang)
+        print(f"== {left} ==\n{pair.base}\n\n"
               f"== {render('cli_adapter', lang=args.lang)} ==\n{pair.adapter}")
     return EXIT_OK
 

@@ -15,6 +15,7 @@ from engine.data.sessions import EditorPage, EditorSessions, Exclusion
 from engine.errors import EngineError, Issue, errors_of
 from engine.export.desk import ExportDesk
 from engine.models import loader
+from engine.models.desk import ModelDesk
 from engine.study.desk import StudyDesk
 from engine.study.store import StudyStore
 from engine.system.device import DeviceLock
@@ -49,9 +50,10 @@ class RunPlan:
         return errors_of(self.issues)
 
 
-class Studio(StudyDesk, ExportDesk):
+class Studio(StudyDesk, ExportDesk, ModelDesk):
     """Everything a front end needs, as typed objects; raises EngineError with codes. The blind-study actions
-    come from `StudyDesk` (`engine/study/desk.py`), the exports from `ExportDesk` (`engine/export/desk.py`)."""
+    come from `StudyDesk` (`engine/study/desk.py`), the exports from `ExportDesk` (`engine/export/desk.py`), the
+    base-model picker and downloads from `ModelDesk` (`engine/models/desk.py`)."""
 
     def __init__(self, runs_root: str | Path = "runs", job_factory: JobFactory | None = None,
                  data_root: str | Path = "data", workspace: Workspace = Workspace()) -> None:
@@ -300,25 +302,37 @@ class Studio(StudyDesk, ExportDesk):
         adapters.locate(path)
         return path
 
+    def side_path(self, choice: str) -> Path | None:
+        """The folder of one side of a comparison: None for `BASE_CHOICE` (the base model), else `adapter_path`."""
+        return None if choice == adapters.BASE_CHOICE else self.adapter_path(choice)
+
+    def _baseline(self, choice: str) -> dict[str, Path]:
+        """The `baseline` keyword for the chat model: none for the base model (its default), else the folder."""
+        path = self.side_path(choice)
+        return {"baseline": path} if path is not None else {}
+
     # chat
     def stream_compare(self, run_id: str, prompt: str, params: GenParams = GenParams(),
-                       history: tuple[list[dict], list[dict]] = ([], [])):
-        """Base and adapter answers to `prompt` for an adapter choice (a run id, or `run_id@checkpoint-N`),
-        yielding (base so far, adapter so far) while they are generated; `history` holds each side's earlier
-        turns (base, adapter) so a multi-turn chat continues on both sides. Refused (`busy_generating`) while a
-        run trains, or while its worker has not yet freed the device."""
+                       history: tuple[list[dict], list[dict]] = ([], []), baseline: str = adapters.BASE_CHOICE):
+        """The baseline's and the candidate's answers to `prompt`, the candidate an adapter choice (a run id, or
+        `run_id@checkpoint-N`) and the baseline another choice or `BASE_CHOICE` (the base model), yielding (baseline
+        so far, candidate so far) while both are generated together; `history` holds each side's earlier turns
+        (baseline, candidate) so a multi-turn chat continues on both sides. Refused (`busy_generating`) while a run
+        trains, or while its worker has not yet freed the device."""
         self._refuse_while_training()
-        run_dir = self.adapter_path(run_id)
+        run_dir, sides = self.adapter_path(run_id), self._baseline(baseline)
         turn = [{"role": "user", "content": prompt}]
-        yield from self.chat.stream_compare(run_dir, list(history[0]) + turn, params, list(history[1]) + turn)
+        yield from self.chat.stream_compare(run_dir, list(history[0]) + turn, params, list(history[1]) + turn,
+                                            **sides)
 
     def stream_answer(self, choice: str, messages: list[dict], params: GenParams = GenParams(),
-                      side: str = "adapter"):
-        """One side's answer ("adapter" or "base") to the conversation `messages` for an adapter choice, yielding
-        the text so far while it is generated. Refused (`busy_generating`) while a run trains, or while its worker
-        has not yet freed the device."""
+                      side: str = "adapter", baseline: str = adapters.BASE_CHOICE):
+        """One side's answer ("adapter": the candidate `choice`, or "base": the `baseline`, default the base model)
+        to the conversation `messages`, yielding the text so far while it is generated. Refused (`busy_generating`)
+        while a run trains, or while its worker has not yet freed the device."""
         self._refuse_while_training()
-        yield from self.chat.stream_answer(self.adapter_path(choice), messages, params, side)
+        run_dir, sides = self.adapter_path(choice), self._baseline(baseline)
+        yield from self.chat.stream_answer(run_dir, messages, params, side, **sides)
 
     def _refuse_while_training(self) -> None:
         """Raise `busy_generating` while a run is training (not once it has ended: its worker may still be
@@ -331,9 +345,11 @@ class Studio(StudyDesk, ExportDesk):
         """The folder of a run (None when there is no such run)."""
         return self.runner.run_dir(run_id)
 
-    def compare(self, folder: str | Path, prompt: str) -> AnswerPair:
-        """Base and adapter answers to one prompt, whole rather than streamed (`python app.py chat --run`): `folder`
-        is a run folder or one of its checkpoint folders, wherever it is; one model load serves both sides."""
+    def compare(self, folder: str | Path, prompt: str, baseline: str | Path | None = None) -> AnswerPair:
+        """The baseline's (`baseline`, default the base model) and the candidate's (`folder`) answers to one prompt,
+        whole rather than streamed (`python app.py chat --run [--baseline]`): each folder is a run folder or one of
+        its checkpoint folders, wherever it is; one model load serves both sides."""
         self._refuse_while_training()
         adapters.locate(Path(folder))
-        return self.chat.compare(Path(folder), [{"role": "user", "content": prompt}])
+        sides = {"baseline": Path(baseline)} if baseline else {}
+        return self.chat.compare(Path(folder), [{"role": "user", "content": prompt}], **sides)

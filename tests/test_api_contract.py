@@ -50,10 +50,13 @@ def _describe(component: dict, keys: dict[int, str]) -> str:
 
 
 def _parameters(app, index: int, api_name: str, named: dict) -> list[str]:
-    """The endpoint's parameter names as API clients see them (the handler's signature when not documented)."""
+    """The endpoint's parameter names as API clients see them (the handler's signature when not documented, none for
+    an event run only in the browser)."""
     endpoint = named.get(f"/{api_name}")
     if endpoint is not None:
         return [parameter["parameter_name"] for parameter in endpoint["parameters"]]
+    if app.fns[index].fn is None:
+        return []  # an event run only in the browser (`js=`) has no Python parameters
     return [name for name, parameter in inspect.signature(app.fns[index].fn).parameters.items()
             if parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)]
 

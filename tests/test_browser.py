@@ -13,13 +13,15 @@ pytestmark = pytest.mark.browser
 
 
 def test_journey_in_chinese(page, serve, tmp_path):
-    studio = Studio(tmp_path / "runs", job_factory=lambda *a: FakeJob(*a, steps=30, delay=0.2))
+    # long enough (20 s) to be stopped well before its end on a busy machine
+    studio = Studio(tmp_path / "runs", job_factory=lambda *a: FakeJob(*a, steps=100, delay=0.2))
     url, _app = serve(studio, lang="en")
     page.goto(url)
     page.get_by_text("Fine-tuning studio").wait_for(timeout=60_000)
 
-    page.get_by_label("中文").check()
+    page.locator("#language").get_by_label("中文").check()
     page.get_by_role("tab", name="1. 数据集").wait_for()
+    page.get_by_text("使用这台电脑磁盘上的文件").click()  # the server path is folded away: uploads come first
     page.get_by_role("button", name="加载并检查").click()
     page.locator("#dataset-summary").get_by_text("可以开始训练").wait_for(timeout=60_000)
 

@@ -1,4 +1,4 @@
-"""Base vs adapter generation on the real bundled model: one model object, mixed batches match."""
+"""Two sides' generation on the real bundled model: one model object, mixed batches match, both stream at once."""
 from __future__ import annotations
 
 import pytest
@@ -49,9 +49,36 @@ def test_streaming_ends_with_the_same_answers(run_dir):
     params = GenParams(max_new_tokens=16)
     question = [{"role": "user", "content": "Can I change my delivery address?"}]
     steps = list(chat.stream_compare(run_dir, question, params))
-    assert len(steps) > 2 and steps[0][1] == ""  # the base streams first, then the adapter
+    assert len(steps) > 2
+    middle = steps[len(steps) // 2]
+    assert middle[0] and middle[1] and middle != steps[-1]  # both sides grow together, from one mixed batch
     final = chat.compare(run_dir, question, params)
     assert steps[-1] == (final.base, final.adapter)
+    each = (chat.answer(run_dir, question, params, "base"), chat.answer(run_dir, question, params, "adapter"))
+    assert each == (final.base, final.adapter)  # the same greedy answers as one side after the other
+    assert list(chat.stream_answer(run_dir, question, params, "base"))[-1] == final.base
+    histories = ([*question, {"role": "assistant", "content": "Yes."}, {"role": "user", "content": "How?"}],
+                 question)
+    different = list(chat.stream_compare(run_dir, histories[0], params, histories[1]))
+    assert different[-1] == tuple(vars(chat.compare(run_dir, histories[0], params, histories[1])).values())
+
+
+def test_two_adapters_are_the_two_sides_on_one_model(run_dir):
+    chat = ChatModel()
+    params = GenParams(max_new_tokens=16)
+    question = [{"role": "user", "content": "Where is my parcel? It has been five days."}]
+    checkpoint = run_dir / "checkpoints" / "checkpoint-3"
+    both = chat.compare(run_dir, question, params, baseline=checkpoint)
+    assert both.base == chat.compare(checkpoint, question, params).adapter
+    assert both.adapter == chat.compare(run_dir, question, params).adapter
+    streamed = list(chat.stream_compare(run_dir, question, params, baseline=checkpoint))
+    assert streamed[-1] == (both.base, both.adapter)
+    assert chat.compare_batch(run_dir, [question], params, baseline=checkpoint) == [both]
+    assert chat.answer(run_dir, question, params, "base", baseline=checkpoint) == both.base
+    losses = chat.answer_losses(run_dir, [{"prompt": question, "completion": [
+        {"role": "assistant", "content": "It is on its way."}]}], 64, baseline=checkpoint)
+    assert set(losses) == {"base", "adapter"} and losses["base"] != losses["adapter"]
+    assert chat.loads == 1
 
 
 def test_a_checkpoint_answers_with_its_own_adapter_on_the_same_model(run_dir):

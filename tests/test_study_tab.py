@@ -39,7 +39,7 @@ class FakeChat:
     def __init__(self) -> None:
         self.calls = 0
 
-    def compare(self, run_dir, messages, params) -> AnswerPair:
+    def compare(self, run_dir, messages, params, baseline=None) -> AnswerPair:
         self.calls += 1
         question = messages[-1]["content"]
         return AnswerPair(base=f"Well, about '{question}': maybe.",
@@ -122,7 +122,7 @@ def test_two_raters_and_unblinded_statistics(serve, tmp_path):
     summary, _chart, groups = organiser.predict("en", study_id, api_name="/study_results")
     # 20 votes: 11 adapter wins, 5 losses, 4 ties -> 55% [34-74%]; sign test 11 vs 5: p = 0.2101
     assert "**20 votes.**" in summary
-    assert "adapter better: 55% [34–74%]" in summary and "p = 0.2101" in summary
+    assert f"run {run_id} better: 55% [34–74%]" in summary and "p = 0.2101" in summary  # the candidate, by name
     assert any(row[1] == "Dr. Li" and row[3].startswith("60%") for row in groups["data"])
     exported = organiser.predict("en", study_id, api_name="/study_export_jsonl")
     votes = [json.loads(line) for line in open(exported, encoding="utf-8")]
@@ -149,6 +149,15 @@ def test_held_out_questions_a_checkpoint_and_generation_settings(serve, tmp_path
                                   "seed": 7, "system_prompt": "Be kind."}
     with pytest.raises(Exception, match="No finished run with an adapter"):
         organiser.predict("en", "Nope", path, f"{run_id}@checkpoint-99", "logic", "en", False, 0,
+                          api_name="/study_create")
+    # the baseline can be any adapter or checkpoint: here the run's checkpoint at step 2 against its final adapter
+    study, _info = organiser.predict("en", "Two sides", path, run_id, "logic", "en", False, 0,
+                                     baseline=f"{run_id}@checkpoint-2", api_name="/study_create")
+    sides = studio.study(study["value"] if isinstance(study, dict) else study)["sides"]
+    assert (sides["baseline"]["run_id"], sides["baseline"]["step"]) == (run_id, 2)
+    assert (sides["candidate"]["run_id"], sides["candidate"]["step"]) == (run_id, None)
+    with pytest.raises(Exception, match="Both sides are run"):
+        organiser.predict("en", "Same", path, run_id, "logic", "en", False, 0, baseline=run_id,
                           api_name="/study_create")
 
 

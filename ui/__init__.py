@@ -4,14 +4,13 @@ from __future__ import annotations
 import gradio as gr
 
 from engine import Studio
-from ui import chat_tab, dataset_tab, export_tab, forms, params_tab, study_tab, training_tab
-from ui.i18n import LANG_CHOICES, Texts
+from ui import chat_tab, dataset_tab, export_tab, forms, journey, params_tab, study_tab, system_panel, training_tab
+from ui.i18n import LANG_CHOICES, Texts, follow_frontend_locale, t
 from ui.page import Page
 
-# (element id, label key, module with `build(page)`), in the order the tabs are shown
-TABS = (("tab-dataset", "tab_dataset", dataset_tab), ("tab-params", "tab_params", params_tab),
-        ("tab-training", "tab_training", training_tab), ("tab-chat", "tab_chat", chat_tab),
-        ("tab-study", "tab_study", study_tab), ("tab-export", "tab_export", export_tab))
+# the module with `build(page)` of each tab, by tab id (`journey.TAB_STEPS` orders and labels them)
+TAB_MODULES = {"tab-dataset": dataset_tab, "tab-params": params_tab, "tab-training": training_tab,
+               "tab-chat": chat_tab, "tab-study": study_tab, "tab-export": export_tab}
 
 
 def build_app(studio: Studio, lang: str = "en", public_url: str | None = None) -> gr.Blocks:
@@ -25,10 +24,17 @@ def build_app(studio: Studio, lang: str = "en", public_url: str | None = None) -
             language = texts.add(gr.Radio(choices=LANG_CHOICES, value=lang, elem_id="language", scale=0,
                                           min_width=220), label="language")
         texts.add(gr.Markdown(), value="subtitle")
-        page = Page(demo, studio, texts, language, forms.create_form(studio.default_config(), texts), public_url)
-        with gr.Tabs():
-            for elem_id, label, tab in TABS:
-                with texts.add(gr.Tab(elem_id=elem_id), label=label):
-                    tab.build(page)
+        marks = {mark: gr.State(False) for mark in journey.MARKS}
+        with gr.Tabs(elem_id="tabs") as tabs:
+            page = Page(demo, studio, texts, language, forms.create_form(studio.default_config(), texts), tabs,
+                        marks, public_url)
+            shown = []
+            for elem_id, label, _mark in journey.TAB_STEPS:
+                with gr.Tab(label=t(label, lang), id=elem_id, elem_id=elem_id) as shown_tab:
+                    TAB_MODULES[elem_id].build(page)
+                shown.append(shown_tab)
+        system_panel.build(page)  # the system check, below the tabs
         language.change(texts.updates, [language], texts.components, api_name="set_language")
+        journey.wire_marks(page, shown)
+        follow_frontend_locale(demo, language)
     return demo

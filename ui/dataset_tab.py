@@ -1,5 +1,8 @@
 """Dataset tab: import a file, map its columns, check it, fix rows in a grid, preview what the model sees.
 
+The page opens with the file in the path box (the bundled sample) already checked, so the first screen shows a
+summary, a length histogram and the first rows; an upload (drag and drop) is checked as soon as it arrives.
+
 The check runs the same engine function as `python app.py validate` and the training pre-flight,
 with the model and max length chosen on the Hyperparameters tab (the form's fields are inputs here) and the
 file's encoding, delimiter and "train on the chosen answers" chosen here, next to the file (changing one checks
@@ -14,7 +17,7 @@ import gradio as gr
 import pandas as pd
 
 from engine import FORMAT_FIELDS, FORMATS, ColumnMapping, DatasetCheck, Studio
-from ui import editor_panel, forms, present
+from ui import editor_panel, forms, journey, present
 from ui.editor_panel import EditorView
 from ui.i18n import Texts, t
 from ui.page import Page
@@ -38,11 +41,13 @@ class DatasetView:
     model_view: Any
     editor: EditorView
     form: list[str]  # the form's field names, in the order of the values handlers receive
+    usable: Any = None  # the page's "data checked" mark (session state): whether the last check found usable rows
 
     @property
     def checked(self) -> list:
-        """What a check redraws, in the order of the check events' outputs."""
-        return [self.summary, self.histogram, self.issues, self.format, *self.columns.values(), *self.editor.shown]
+        """What a check redraws, in the order of the check events' outputs (then the mark, where there is one)."""
+        shown = [self.summary, self.histogram, self.issues, self.format, *self.columns.values(), *self.editor.shown]
+        return shown + ([self.usable] if self.usable is not None else [])
 
 
 def wanted_fields(chosen_format: str | None) -> set[str]:
@@ -58,8 +63,9 @@ def _checked(studio: Studio, view: DatasetView, lang: str, file_path: str, sessi
     result = studio.check_dataset(path, config, mapping)
     if result.report.rows:
         studio.open_editor(session, path)
+    mark = {view.usable: bool(result.report.usable)} if view.usable is not None else {}
     return {**_check_outputs(view, result, lang, config.max_length), **_mapping_outputs(view, result),
-            **editor_panel.page_update(studio, view.editor, lang, 1, "", session)}
+            **editor_panel.page_update(studio, view.editor, lang, 1, "", session), **mark}
 
 
 @worded_errors
@@ -68,6 +74,15 @@ def check_dataset(studio: Studio, view: DatasetView, lang: str, file_path: str, 
     """Inputs: language, dataset path, the form's values (one per field). Outputs: summary, length histogram,
     problems, mapping (format + one column per field), editor page (grid, page number, page line)."""
     return _checked(studio, view, lang, file_path, session_of(request), values)
+
+
+def check_on_open(studio: Studio, view: DatasetView, lang: str, file_path: str, request: gr.Request,
+                  *values) -> dict:
+    """Inputs: as `check_dataset`, when the page opens or the language changes. Outputs: as `check_dataset` for
+    the file in the path box (the bundled sample at first); nothing changes when the box is blank."""
+    if not (file_path or "").strip():
+        return {component: gr.skip() for component in view.checked}
+    return check_dataset(studio, view, lang, file_path, request, *values)
 
 
 @worded_errors
@@ -157,14 +172,11 @@ def _mapping_outputs(view: DatasetView, result: DatasetCheck) -> dict:
 
 
 def build(page: Page) -> None:
-    """Lay out the Dataset tab (path, mapping, check results, row editor, model view) and wire its events."""
+    """Lay out the Dataset tab (upload or a path, mapping, check results, row editor, model view, the next step)
+    and wire its events; the file in the path box (the bundled sample at first) is checked when the page opens."""
     texts, form = page.texts, page.form
     texts.add(gr.Markdown(), value="dataset_intro")
-    with gr.Row():
-        texts.add(form.dataset_path, label="dataset_path", info="dataset_path_info").render()
-        upload = texts.add(gr.File(file_types=FILE_TYPES, scale=1), label="dataset_upload")
-    forms.render_dataset_fields(form, texts)
-    check = texts.add(gr.Button(variant="primary", elem_id="dataset-check"), value="dataset_check")
+    upload, check = _file_section(page)
     fmt, columns, apply_mapping = _mapping_section(texts)
     summary = gr.Markdown(elem_id="dataset-summary")
     histogram = texts.add(gr.Plot(elem_id="length-histogram"), label="length_histogram")
@@ -172,12 +184,16 @@ def build(page: Page) -> None:
     exclude = texts.add(gr.Button(elem_id="exclude-bad"), value="exclude_bad")
     editor = editor_panel.build(page)
     preview_row, show, model_view = _preview_section(texts)
+    journey.next_button(page, "tab-params", "next_to_params", "next-params")
     view = DatasetView(path=form.dataset_path, summary=summary, histogram=histogram, issues=issues, format=fmt,
-                       columns=columns, model_view=model_view, editor=editor.view, form=form.names)
+                       columns=columns, model_view=model_view, editor=editor.view, form=form.names,
+                       usable=page.marks["data"])
 
     studio, lang, names, values = page.studio, page.language, form.names, form.components
     checking = bind(check_dataset, studio, view, fields=names)
     check.click(checking, [lang, view.path] + values, view.checked, api_name="check_dataset")
+    gr.on([page.demo.load, lang.change], bind(check_on_open, studio, view, fields=names), [lang, view.path] + values,
+          view.checked, api_visibility="private")  # the first screen is checked; a language switch rewords it
     apply_mapping.click(bind(check_with_mapping, studio, view, fields=MAPPING_FIELDS + names),
                         [lang, view.path, fmt] + list(columns.values()) + values, view.checked,
                         api_name="check_with_mapping")
@@ -193,6 +209,21 @@ def build(page: Page) -> None:
                [model_view], api_name="model_view")
     fmt.change(bind(show_mapping_columns, studio, view), [lang, fmt], list(columns.values()),
                api_visibility="private")
+
+
+def _file_section(page: Page) -> tuple[gr.File, gr.Button]:
+    """The upload box (the main way to bring a file), then closed accordions: a path on the server's disk with
+    *Load and check*, and how the file is read (encoding, delimiter, SFT on chosen answers)."""
+    texts, form = page.texts, page.form
+    upload = texts.add(gr.File(file_types=FILE_TYPES, elem_id="dataset-upload", height=140), label="upload_primary")
+    with texts.add(gr.Accordion(open=False, elem_id="disk-file"), label="disk_file_title"):
+        with gr.Row(equal_height=True):
+            texts.add(form.dataset_path, label="dataset_path", info="dataset_path_info").render()
+            check = texts.add(gr.Button(variant="primary", elem_id="dataset-check", scale=0, min_width=160),
+                              value="dataset_check")
+    with texts.add(gr.Accordion(open=False, elem_id="reading"), label="reading_title"):
+        forms.render_dataset_fields(form, texts)
+    return upload, check
 
 
 def _mapping_section(texts: Texts) -> tuple[gr.Dropdown, dict[str, gr.Dropdown], gr.Button]:

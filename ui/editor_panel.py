@@ -30,6 +30,7 @@ class EditorView:
     info: Any
     exported: Any
     path: Any  # the Dataset tab's path box: a saved version goes there
+    box: Any = None  # the editor's accordion, shown once rows are open
 
     @property
     def shown(self) -> list:
@@ -171,16 +172,22 @@ def export_jsonl(studio: Studio, view: EditorView, lang: str, request: gr.Reques
     return {view.exported: str(exported)}
 
 
+def editor_shown(studio: Studio, view: EditorView, lang: str, request: gr.Request) -> dict:
+    """Input: language. Output: the editor, shown once the session has rows open (hidden before: no empty grid,
+    no buttons for rows that are not there)."""
+    return {view.box: gr.Accordion(visible=studio.editor_page(session_of(request), 1, 1, "") is not None)}
+
+
 def build(page: Page) -> EditorPanel:
-    """Lay out the editor inside the Dataset tab and wire its events."""
+    """Lay out the editor inside the Dataset tab (hidden until rows are open) and wire its events."""
     texts = page.texts
-    with texts.add(gr.Accordion(open=True, elem_id="editor"), label="editor_title"):
+    with texts.add(gr.Accordion(open=True, visible=False, elem_id="editor"), label="editor_title") as box:
         query, number, moves = _navigation(texts)
         info = gr.Markdown(elem_id="editor-info")
         grid = gr.Dataframe(interactive=True, wrap=True, max_height=520, elem_id="editor-grid")
         row, buttons = _actions(texts)
     view = EditorView(grid=grid, page=number, info=info, exported=buttons.pop("exported"),
-                      path=page.form.dataset_path)
+                      path=page.form.dataset_path, box=box)
     saved = _wire(page, view, query, row, moves, buttons)
     return EditorPanel(view=view, saved=saved)
 
@@ -197,27 +204,28 @@ def _navigation(texts: Texts) -> tuple[gr.Textbox, gr.Number, dict[str, gr.Butto
 
 
 def _actions(texts: Texts) -> tuple[gr.Number, dict[str, Any]]:
-    """The row number, the row and bulk action buttons, save, export and the exported file."""
+    """A compact toolbar (apply, the row number, add, duplicate, delete, undo, save), the rarer actions (remove
+    duplicates, strip whitespace, drop empty rows, export) behind "More", and the exported file."""
     buttons: dict[str, Any] = {}
 
     def button(name: str, elem_id: str, **style) -> None:
         buttons[name] = texts.add(gr.Button(elem_id=elem_id, **style), value=f"editor_{name}")
 
-    with gr.Row():
-        button("apply", "editor-apply", variant="primary")
+    with gr.Row(elem_id="editor-toolbar"):
+        button("apply", "editor-apply", variant="primary", size="sm")
         row = texts.add(gr.Number(value=1, precision=0, minimum=1, elem_id="editor-row", min_width=100),
                         label="col_row")
-        button("add", "editor-add")
-        button("duplicate", "editor-duplicate")
-        button("delete", "editor-delete", variant="stop")
-    with gr.Row():
-        button("dedup", "editor-dedup")
-        button("strip", "editor-strip")
-        button("drop_empty", "editor-drop-empty")
-        button("undo", "editor-undo")
-    with gr.Row():
-        button("save", "editor-save", variant="primary")
-        button("export", "editor-export")
+        button("add", "editor-add", size="sm")
+        button("duplicate", "editor-duplicate", size="sm")
+        button("delete", "editor-delete", variant="stop", size="sm")
+        button("undo", "editor-undo", size="sm")
+        button("save", "editor-save", variant="primary", size="sm")
+    with texts.add(gr.Accordion(open=False, elem_id="editor-more"), label="editor_more"):
+        with gr.Row():
+            button("dedup", "editor-dedup", size="sm")
+            button("strip", "editor-strip", size="sm")
+            button("drop_empty", "editor-drop-empty", size="sm")
+            button("export", "editor-export", size="sm")
         buttons["exported"] = texts.add(gr.File(interactive=False, elem_id="editor-exported"),
                                         label="editor_exported")
     return row, buttons
@@ -237,5 +245,7 @@ def _wire(page: Page, view: EditorView, query: gr.Textbox, row: gr.Number, moves
     moves["previous"].click(bind(previous_page, studio, view), inputs, shown, api_visibility="private")
     moves["next"].click(bind(next_page, studio, view), inputs, shown, api_visibility="private")
     query.submit(bind(search_rows, studio, view), [lang, query], shown, api_name="editor_search")
+    view.grid.change(bind(editor_shown, studio, view), [lang], [view.box], api_visibility="private",
+                     queue=False, show_progress="hidden")
     buttons["export"].click(bind(export_jsonl, studio, view), [lang], [view.exported], api_name="editor_export")
     return buttons["save"].click(bind(save_version, studio, view), [lang], [view.path], api_name="editor_save")

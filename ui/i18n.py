@@ -6,6 +6,7 @@ themselves live in `engine/locales/<lang>.yaml`: `ui.<key>` for the app, `field.
 """
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import gradio as gr
@@ -84,3 +85,38 @@ class Texts:
         if kind == "help":
             return field_help(key, lang)
         return t(key, lang)
+
+
+# Gradio words its own texts in the browser, in the browser's language, with the words a component got when it was
+# drawn. So that they follow the page's language: Gradio's own words (the footer, its toasts, components drawn later)
+# through the `changeLocale` of its front end (the module the page loaded, found among the loaded scripts; nothing
+# changes where a release renames it), and the upload boxes' "Drop File Here - or - Click to Upload", drawn already,
+# covered by the catalogue's `upload_drop` in a style sheet (hidden words are left out of the page's visible text).
+FRONTEND_LOCALES = {"zh": "zh-CN", "en": "en"}
+FRONTEND_LOCALE_JS = """(lang) => {
+  const wanted = %s[lang] || "en";
+  const words = %s;
+  const urls = performance.getEntriesByType("resource").map((entry) => entry.name)
+    .concat([...document.querySelectorAll("link[href], script[src]")].map((tag) => tag.href || tag.src));
+  const core = urls.find((url) => /\\/assets\\/core-[\\w-]+\\.js$/.test(url));
+  if (core) import(core).then((module) => module.changeLocale && module.changeLocale(wanted)).catch(() => {});
+  let sheet = document.getElementById("studio-upload-words");
+  if (!sheet) {
+    sheet = document.head.appendChild(document.createElement("style"));
+    sheet.id = "studio-upload-words";
+  }
+  sheet.textContent = '[data-testid="upload-text"] { visibility: hidden; font-size: 0; }'
+    + ' [data-testid="upload-text"] .or { display: none; }'
+    + ' [data-testid="upload-text"] [data-testid="upload-icon"] { visibility: visible; }'
+    + ' [data-testid="upload-text"]::after { visibility: visible; display: block; font-size: var(--text-lg);'
+    + ' content: ' + JSON.stringify(words[lang] || words.en) + '; }';
+  return [];
+}"""
+
+
+def follow_frontend_locale(demo: gr.Blocks, language: gr.Radio) -> None:
+    """Word Gradio's own texts in the page's language when the page opens and when the language is switched."""
+    words = {lang: t("upload_drop", lang) for lang in LANGS}
+    script = FRONTEND_LOCALE_JS % (json.dumps(FRONTEND_LOCALES), json.dumps(words, ensure_ascii=False))
+    for trigger in (demo.load, language.change):
+        trigger(None, [language], None, js=script, api_visibility="private", queue=False)

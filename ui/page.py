@@ -1,4 +1,5 @@
-"""What every tab is built from: the Blocks, the studio, the page's words and language, the training form."""
+"""What every tab is built from: the Blocks, the studio, the page's words and language, the training form, the tabs
+and the newcomer's progress marks."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,12 +31,17 @@ class Form:
 
 @dataclass
 class Page:
-    """Handed to each tab's `build(page)`. `public_url` is the address raters reach this server at (for their
-    invitation links); None means the address of the organiser's own request."""
+    """Handed to each tab's `build(page)`. `tabs` switches tabs (`gr.Tabs(selected="tab-chat")` as an output; the
+    tab ids are their elem ids, see `ui.journey.TAB_STEPS`); `marks` holds the session's progress marks (a
+    `gr.State(bool)` each: "data", "settings", "trained", "studied"), set as outputs to mark a tab's step done.
+    `public_url` is the address raters reach this server at (for their invitation links); None means the address
+    of the organiser's own request."""
 
     demo: gr.Blocks
     studio: Studio
     texts: Texts
     language: gr.Radio
     form: Form
+    tabs: gr.Tabs
+    marks: dict[str, gr.State]
     public_url: str | None = None

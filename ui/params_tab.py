@@ -7,7 +7,7 @@ from typing import Any
 import gradio as gr
 
 from engine import EngineError, Studio, render_error
-from ui import forms, present
+from ui import forms, journey, model_picker, present
 from ui.i18n import Texts, t
 from ui.page import Page
 from ui.wiring import bind, worded_errors
@@ -27,6 +27,7 @@ class ParamsView:
     plan: Any
     as_yaml: Any
     as_script: Any
+    settled: Any = None  # the page's "settings checked" mark (session state): whether the last check found no errors
 
     @property
     def form(self) -> list[str]:
@@ -77,9 +78,11 @@ def show_config(studio: Studio, view: ParamsView, lang: str, dataset_path: str, 
 @worded_errors
 def check_plan(studio: Studio, view: ParamsView, lang: str, dataset_path: str, *values) -> dict:
     """Inputs: language, dataset path, the form's values (one per field). Output: problems, advice, memory and
-    time estimate."""
+    time estimate (and the page's "settings checked" mark: no errors)."""
     config = forms.config_of(studio, view.form, values, dataset_path or "")
-    return {view.plan: present.plan_markdown(studio.plan(config), lang)}
+    plan = studio.plan(config)
+    mark = {view.settled: not plan.errors} if view.settled is not None else {}
+    return {view.plan: present.plan_markdown(plan, lang), **mark}
 
 
 def discover_modules(studio: Studio, view: ParamsView, lang: str, model: str, chosen: list[str]) -> dict:
@@ -127,6 +130,7 @@ def build(page: Page) -> None:
                            label="preset", info="preset_info")
         about = gr.Markdown(elem_id="preset-about")
     forms.render_fields(page.form, texts)
+    model_picker.build(page)  # under the base-model field: recommended models, downloads
     with gr.Row():
         attention = texts.add(gr.Button(elem_id="modules-attention", scale=1), value="modules_attention")
         linear = texts.add(gr.Button(elem_id="modules-all", scale=1), value="modules_all")
@@ -137,8 +141,9 @@ def build(page: Page) -> None:
         new_name = texts.add(gr.Textbox(elem_id="preset-name", scale=2), label="preset_name", info="preset_name_info")
         save = texts.add(gr.Button(elem_id="preset-save", scale=1), value="preset_save")
     as_yaml, as_script = _exports(texts)
+    journey.next_button(page, "tab-training", "next_to_training", "next-training")
     view = ParamsView(preset=preset, about=about, fields=page.form.fields, trainable=trainable, plan=plan,
-                      as_yaml=as_yaml, as_script=as_script)
+                      as_yaml=as_yaml, as_script=as_script, settled=page.marks["settings"])
     _wire(page, view, attention, linear, check, new_name, save)
 
 
@@ -171,4 +176,5 @@ def _wire(page: Page, view: ParamsView, attention: gr.Button, linear: gr.Button,
                api_name="save_preset")
     gr.on([value.change for value in values], bind(show_config, studio, view), [lang, path] + values,
           [view.as_yaml, view.as_script], api_visibility="private", show_progress="hidden")
-    check.click(bind(check_plan, studio, view, fields=names), [lang, path] + values, [view.plan], api_name="plan")
+    check.click(bind(check_plan, studio, view, fields=names), [lang, path] + values, [view.plan, view.settled],
+                api_name="plan")

@@ -1,6 +1,8 @@
 """Turn engine objects (reports, events, snapshots) into tables, plots and sentences for the page."""
 from __future__ import annotations
 
+import math
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -8,6 +10,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from engine import (
+    BASE_CHOICE,
     DatasetCheck,
     DatasetReport,
     Event,
@@ -26,10 +29,25 @@ from ui.i18n import t
 SMOOTHING = 0.6  # TensorBoard's default weight: smooth enough to read, little lag on short runs
 
 
-def adapter_choices(choices: list, lang: str) -> list[tuple[str, str]]:
-    """(label, value) pairs for an adapter picker: a run's final adapter by its id, a checkpoint with its step."""
-    return [(c.run_id if c.step is None else f"{c.run_id} · {t('checkpoint_at_step', lang, step=c.step)}", c.value)
-            for c in choices]
+def adapter_choices(choices: list, lang: str, base: bool = False) -> list[tuple[str, str]]:
+    """(label, value) pairs for an adapter picker, worded in `lang`: a run's final adapter by its id, a checkpoint
+    with its step; with `base`, the base model first (a comparison's baseline can be the model without adapter)."""
+    first = [(side_label(BASE_CHOICE, lang), BASE_CHOICE)] if base else []
+    return first + [(c.run_id if c.step is None else f"{c.run_id} · {t('checkpoint_at_step', lang, step=c.step)}",
+                     c.value) for c in choices]
+
+
+def side_label(side: Any, lang: str) -> str:
+    """How one side of a comparison is named in `lang`: the base model, "run X" for a run's final adapter, "run X ·
+    step N" for a checkpoint. `side` is a study's side (a dict with `run_id` and `step`, run_id None for the base
+    model), an adapter choice (with `run_id` and `step`), or a picker's value (the base model's; any other value is
+    named as it is)."""
+    if isinstance(side, str):
+        return t("side_base", lang) if side == BASE_CHOICE else side
+    run_id, step = (side.get("run_id"), side.get("step")) if isinstance(side, dict) else (side.run_id, side.step)
+    if run_id is None:
+        return t("side_base", lang)
+    return t("side_run", lang, run=run_id) if step is None else t("side_run_step", lang, run=run_id, step=step)
 
 
 def issue_rows(report: DatasetReport, lang: str) -> list[list[Any]]:
@@ -146,9 +164,10 @@ def progress_text(snapshot: RunSnapshot, points: list[dict[str, Any]], lang: str
              epoch=snapshot.epoch, elapsed=_duration(elapsed), eta=eta)
 
 
-def diagnosis_text(points: list[dict[str, Any]], lang: str) -> str:
-    """What the curves say (a bold finding and its advice), from the run's log points."""
-    found = diagnose(points)
+def diagnosis_text(points: list[dict[str, Any]], lang: str, finished: bool = False) -> str:
+    """What the curves say (a bold finding and its advice), from the run's log points; for a `finished` run (done
+    or stopped), its result."""
+    found = diagnose(points, finished)
     return f"**{t(found.title_code, lang, **found.params)}** {t(found.advice_code, lang, **found.params)}"
 
 
@@ -190,3 +209,44 @@ def status_text(snapshot: RunSnapshot, lang: str) -> str:
 def plan_markdown(plan: RunPlan, lang: str) -> str:
     """The pre-training check as a Markdown list (the same lines `train --dry-run` prints)."""
     return "\n".join(f"- {line}" if not line.startswith("  ") else line for line in plan_lines(plan, lang))
+
+
+def run_summary(plan: RunPlan, lang: str) -> str:
+    """Markdown of the run *Start* would begin: the data (file, rows, tokens), the model, the main settings, the
+    memory verdict and the time, then any problem that would stop it."""
+    config, checked = plan.config, plan.dataset
+    if checked is not None and checked.summary.tokens_per_epoch:
+        data = t("summary_data", lang, file=Path(config.dataset_path).name, rows=checked.summary.rows,
+                 tokens=f"{checked.summary.tokens_per_epoch:,}")
+    else:
+        data = t("summary_no_data", lang)
+    length = (t("summary_steps", lang, steps=config.max_steps) if config.max_steps > 0
+              else t("summary_epochs", lang, epochs=f"{config.num_train_epochs:g}"))
+    settings = t("summary_settings", lang, method=config.method.upper(), r=config.lora_r,
+                 lr=f"{config.learning_rate:g}", length=length, max_length=config.max_length)
+    lines = [t("summary_title", lang), "- " + data, "- " + t("summary_model", lang, model=config.model_name_or_path),
+             "- " + settings, "- " + _estimate_line(plan, lang)]
+    lines += [f"- ❌ {issue.to_dict(lang)['message']}" for issue in plan.errors]
+    return "\n".join(lines)
+
+
+def _estimate_line(plan: RunPlan, lang: str) -> str:
+    """The memory verdict (fits / tight / will not fit) and the run's time: per epoch, and in all."""
+    memory, timed = plan.memory, plan.time
+    fits = t(f"summary_{memory.verdict}", lang, total_gb=f"{memory.total / 2 ** 30:.1f}",
+             available_gb=f"{memory.available / 2 ** 30:.1f}") if memory is not None else t("summary_no_estimate", lang)
+    if timed is None:
+        return fits
+    return fits + " · " + t("summary_time", lang, epoch=_duration(timed.seconds_per_epoch),
+                            total=_duration(_run_seconds(plan)))
+
+
+def _run_seconds(plan: RunPlan) -> float:
+    """The whole run's time: its epochs' worth, or its steps' share of an epoch when `max_steps` caps it."""
+    config, seconds = plan.config, plan.time.seconds_per_epoch
+    if config.max_steps <= 0:
+        return seconds * config.num_train_epochs
+    rows = plan.dataset.summary.rows if plan.dataset is not None else 0
+    batch = config.per_device_train_batch_size * config.gradient_accumulation_steps
+    steps_per_epoch = max(1, math.ceil(rows / batch))
+    return seconds * config.max_steps / steps_per_epoch

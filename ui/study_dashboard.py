@@ -1,7 +1,8 @@
 """The blind study's live dashboard, for the organiser: the study's state with Open / Pause / Close, each rater's
-progress and last activity, and how far the raters agree so far; refreshed every few seconds by a timer.
+progress and last activity, and how far the raters agree so far; refreshed every few seconds by a timer. Its
+heading names the two models compared.
 
-Nothing here unblinds the study: the outcome for the adapter is shown only in the results panel.
+Nothing here unblinds the study: the outcome for the candidate is shown only in the results panel.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from engine import Studio
 from ui.i18n import t
 from ui.study_organise import chosen_study
 from ui.study_results import agreement_lines
+from ui.study_sides import sides_line, study_side_names
 from ui.wiring import worded_errors
 
 REFRESH_SECONDS = 3
@@ -62,15 +64,15 @@ def _idle(view: DashboardView, lang: str) -> dict:
 
 @worded_errors
 def show_dashboard(studio: Studio, view: DashboardView, lang: str, study_id: int | None) -> dict:
-    """Inputs: language, study. Outputs: the study's state and vote count, the Open / Pause / Close buttons
-    (the current state's is off), the raters' table, the agreement so far and the timer (running while a study
-    is chosen)."""
+    """Inputs: language, study. Outputs: the study's state and vote count with the two models it compares, the
+    Open / Pause / Close buttons (the current state's is off), the raters' table, the agreement so far and the timer
+    (running while a study is chosen)."""
     if study_id is None or study_id == "":
         return _idle(view, lang)
     study = studio.study(int(study_id))
     state = study["state"]
     lines = [t("dashboard_state", lang, state=t(f"study_state_{state}", lang), votes=study["votes"]),
-             t(f"dashboard_state_{state}", lang)]
+             sides_line(study_side_names(study, lang), lang), t(f"dashboard_state_{state}", lang)]
     if state == "draft" and studio.generation_pending(study["id"]):
         lines.append(t("dashboard_generate_first", lang))
     agreement = agreement_lines(studio.study_statistics(study["id"])["agreement"], lang)

@@ -1,5 +1,5 @@
 """The blind study's results for the organiser: the unblinded verdict as text, chart and table, the
-automatic metrics beside it, and the exports."""
+automatic metrics beside it, and the exports; each names the study's two sides (its baseline and its candidate)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,9 +11,8 @@ import plotly.graph_objects as go
 from engine import OUTCOMES, EngineError, Studio, render_error
 from ui.i18n import t
 from ui.study_organise import chosen_study
+from ui.study_sides import STATS_NAMES, outcome_label, sides_line, study_side_names
 from ui.wiring import worded_errors
-
-SIDES = ("base", "adapter")
 
 
 @dataclass
@@ -29,27 +28,32 @@ class ResultsView:
 
 @worded_errors
 def unblind_results(studio: Studio, view: ResultsView, lang: str, study_id: int | None) -> dict:
-    """Inputs: language, study. Outputs: the summary, the outcome chart, the per-domain and per-rater table."""
-    stats = studio.study_statistics(chosen_study(study_id, lang))
-    return {view.summary: study_summary(stats, lang), view.chart: outcome_chart(stats, lang),
-            view.groups: group_table(stats, lang)}
+    """Inputs: language, study. Outputs: the summary, the outcome chart, the per-domain and per-rater table, each
+    naming the study's two sides."""
+    study_id = chosen_study(study_id, lang)
+    names = study_side_names(studio.study(study_id), lang)
+    stats = studio.study_statistics(study_id)
+    return {view.summary: study_summary(stats, names, lang), view.chart: outcome_chart(stats, names, lang),
+            view.groups: group_table(stats, names, lang)}
 
 
 @worded_errors
 def automatic_metrics(studio: Studio, view: ResultsView, lang: str, study_id: int | None) -> dict:
     """Inputs: language, study. Output: ROUGE-L/BLEU against the references and eval-split perplexity,
-    base vs adapter, shown beside the human verdict (a perplexity that cannot be measured says why)."""
+    baseline vs candidate (each by its name), shown beside the human verdict (a perplexity that cannot be measured
+    says why)."""
     study_id = chosen_study(study_id, lang)
+    names = study_side_names(studio.study(study_id), lang)
     scores = studio.study_reference_scores(study_id)
     if scores["adapter"]["n"]:
-        lines = [t("metrics_reference", lang, side=t(f"side_{side}", lang), n=scores[side]["n"],
-                   rouge=scores[side]["rouge_l"], bleu=scores[side]["bleu"]) for side in SIDES]
+        lines = [t("metrics_reference", lang, side=names[key], n=scores[side]["n"], rouge=scores[side]["rouge_l"],
+                   bleu=scores[side]["bleu"]) for key, side in STATS_NAMES]
     else:
         lines = [t("metrics_no_reference", lang)]
     try:
         losses = studio.study_perplexity(study_id)
-        lines += [t("metrics_perplexity", lang, side=t(f"side_{side}", lang), rows=losses[side]["rows"],
-                    loss=losses[side]["loss"], ppl=losses[side]["perplexity"]) for side in SIDES]
+        lines += [t("metrics_perplexity", lang, side=names[key], rows=losses[side]["rows"],
+                    loss=losses[side]["loss"], ppl=losses[side]["perplexity"]) for key, side in STATS_NAMES]
     except EngineError as error:
         lines.append(render_error(error, lang))
     return {view.metrics: "\n\n".join(lines)}
@@ -68,18 +72,20 @@ def _pct(block: dict) -> str:
     return "-" if rate is None else f"{100 * rate:.0f}% [{100 * low:.0f}–{100 * high:.0f}%]"
 
 
-def study_summary(stats: dict, lang: str) -> str:
-    """The unblinded verdict: adapter win/tie/loss/both-bad rates with 95% intervals, the sign test,
-    criterion means, agreement between raters and flagged items."""
+def study_summary(stats: dict, names: dict[str, str], lang: str) -> str:
+    """The unblinded verdict, naming the two sides (`names`: baseline and candidate): the candidate's
+    win/tie/loss/both-bad rates with 95% intervals, the sign test, criterion means, agreement between raters and
+    flagged items."""
     overall = stats["overall"]
-    lines = [t("study_votes", lang, n=stats["n_votes"])]
-    lines += [f"- {t('outcome_' + o, lang)}: {_pct(overall[o])}" for o in OUTCOMES]
+    lines = [sides_line(names, lang), t("study_votes_sides", lang, n=stats["n_votes"], candidate=names["candidate"])]
+    lines += [f"- {outcome_label(o, names, lang)}: {_pct(overall[o])}" for o in OUTCOMES]
     p_value = overall["sign_test_p"]
     lines.append(t("study_sign_test", lang, p="-" if p_value is None else f"{p_value:.4f}",
                    wins=overall["win"]["count"], losses=overall["loss"]["count"]))
     for name, means in stats["criteria"].items():
         if means["adapter_mean"] is not None and means["base_mean"] is not None:
-            lines.append(t("study_criterion", lang, name=name, adapter=means["adapter_mean"], base=means["base_mean"]))
+            lines.append(t("study_criterion_sides", lang, name=name, adapter=means["adapter_mean"],
+                           base=means["base_mean"], **names))
     lines += agreement_lines(stats["agreement"], lang)
     if stats["flagged_items"]:
         lines.append(t("study_flagged", lang, count=stats["flagged_items"]))
@@ -98,23 +104,23 @@ def agreement_lines(agreement: dict, lang: str) -> list[str]:
     return lines
 
 
-def outcome_chart(stats: dict, lang: str) -> go.Figure:
-    """The adapter's outcome rates as bars with their 95% intervals."""
+def outcome_chart(stats: dict, names: dict[str, str], lang: str) -> go.Figure:
+    """The candidate's outcome rates as bars with their 95% intervals, each bar naming the side it favours."""
     overall = stats["overall"]
     rates = [overall[o]["rate"] or 0 for o in OUTCOMES]
     errors_up = [(overall[o]["ci"][1] - (overall[o]["rate"] or 0)) for o in OUTCOMES]
     errors_down = [((overall[o]["rate"] or 0) - overall[o]["ci"][0]) for o in OUTCOMES]
-    figure = go.Figure(go.Bar(x=[t("outcome_" + o, lang) for o in OUTCOMES], y=rates,
+    figure = go.Figure(go.Bar(x=[outcome_label(o, names, lang) for o in OUTCOMES], y=rates,
                               error_y=dict(type="data", array=errors_up, arrayminus=errors_down)))
     figure.update_layout(yaxis=dict(range=[0, 1], tickformat=".0%"), height=320, margin=dict(l=40, r=10, t=20, b=40))
     return figure
 
 
-def group_table(stats: dict, lang: str) -> pd.DataFrame:
-    """The outcome rates per domain and per rater."""
+def group_table(stats: dict, names: dict[str, str], lang: str) -> pd.DataFrame:
+    """The outcome rates per domain and per rater, the columns naming the sides."""
     rows = []
     for kind, groups in (("domain", stats["by_domain"]), ("rater", stats["by_rater"])):
         for group, block in groups.items():
             rows.append([t(f"group_kind_{kind}", lang), group or "-", block["n"]] + [_pct(block[o]) for o in OUTCOMES])
-    columns = [t("col_group_kind", lang), t("col_group", lang), "n"] + [t("outcome_" + o, lang) for o in OUTCOMES]
+    columns = [t("col_group_kind", lang), t("col_group", lang), "n"] + [outcome_label(o, names, lang) for o in OUTCOMES]
     return pd.DataFrame(rows, columns=columns)

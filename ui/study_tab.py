@@ -1,9 +1,14 @@
 """Blind study tab, the organiser's side: set up and pre-generate a study, invite raters (one link each, for the
 rater portal), follow and open / pause / close it on a live dashboard, then unblind the results and export them.
 
+A study compares two sides: the baseline (the base model unless another adapter or checkpoint is picked) and the
+candidate adapter. From the results, "Improve with these votes" prepares a DPO run on the votes; "Compare with the
+previous adapter" then sets up the next study.
+
 This module lays the tab out and wires it; the handlers live in `ui.study_organise` (set-up), `ui.study_invite`
-(raters and their links), `ui.study_dashboard` (state and progress) and `ui.study_results` (the verdict, metrics
-and exports). Raters judge in the portal (`ui.portal`), never here.
+(raters and their links), `ui.study_dashboard` (state and progress), `ui.study_results` (the verdict, metrics
+and exports) and `ui.study_loop` (votes to a DPO run, and the next study). Raters judge in the portal
+(`ui.portal`), never here.
 """
 from __future__ import annotations
 
@@ -12,15 +17,26 @@ from typing import Any
 
 import gradio as gr
 
-from ui import forms, gen_settings
+from ui import forms, gen_settings, journey
 from ui.chat_tab import MODEL_LANE
 from ui.export_tab import report_for_study
 from ui.i18n import LANG_CHOICES
 from ui.page import Page
 from ui.study_dashboard import REFRESH_SECONDS, STATE_BUTTONS, DashboardView, set_state, show_dashboard
 from ui.study_invite import InviteView, invite_rater, renew_link, revoke_link, show_raters
-from ui.study_organise import SetupView, create_study, generate_answers, held_out_questions, refresh_pickers
+from ui.study_loop import FollowupView, ImproveView, compare_with_previous, improve_with_votes
+from ui.study_organise import (
+    SetupView,
+    create_study,
+    default_criteria,
+    generate_answers,
+    held_out_questions,
+    refresh_pickers,
+    reword_criteria,
+    reword_pickers,
+)
 from ui.study_results import ResultsView, automatic_metrics, export_study, unblind_results
+from ui.study_sides import side_choices
 from ui.wiring import bind
 
 QUESTION_FILES = [".csv", ".jsonl", ".json", ".tsv", ".xlsx"]
@@ -41,6 +57,7 @@ class SetupLayout(SetupView):
     settings: list
     create: Any
     generate: Any
+    follow_up: Any
 
 
 @dataclass
@@ -62,6 +79,8 @@ class ResultsLayout(ResultsView):
     export_jsonl: Any
     export_pairs: Any
     report: Any
+    improve: Any
+    improved: Any  # a line saying what "Improve with these votes" prepared
 
 
 def build(page: Page) -> None:
@@ -75,6 +94,8 @@ def build(page: Page) -> None:
     _wire_invite(page, invite, setup.study)
     _wire_dashboard(page, dashboard, setup.study)
     _wire_results(page, results, setup.study)
+    _wire_loop(page, setup, results)
+    journey.next_button(page, "tab-export", "next_to_export", "next-export")
 
 
 def _setup_layout(page: Page) -> SetupLayout:
@@ -86,12 +107,17 @@ def _setup_layout(page: Page) -> SetupLayout:
             questions_path = texts.add(gr.Textbox(elem_id="study-questions"), label="study_questions",
                                        info="study_questions_info")
             upload = texts.add(gr.File(file_types=QUESTION_FILES), label="dataset_upload")
+        left, right = side_choices(page.studio, texts.lang)
         with gr.Row():
-            run = texts.add(gr.Dropdown(choices=[], allow_custom_value=True, elem_id="study-run", scale=3),
+            baseline = texts.add(gr.Dropdown(**left, allow_custom_value=True, elem_id="study-baseline", scale=2),
+                                 label="study_baseline", info="study_baseline_info")
+            run = texts.add(gr.Dropdown(**right, allow_custom_value=True, elem_id="study-run", scale=2),
                             label="run", info="run_info")
-            take_held_out = texts.add(gr.Button(elem_id="study-held-out", scale=1), value="study_held_out")
+            with gr.Column(scale=1, min_width=160):
+                take_held_out = texts.add(gr.Button(elem_id="study-held-out"), value="study_held_out")
+                follow_up = texts.add(gr.Button(elem_id="study-follow-up"), value="study_followup")
         with gr.Row():
-            criteria = texts.add(gr.Textbox(value="terminology, logic, format", elem_id="study-criteria"),
+            criteria = texts.add(gr.Textbox(value=default_criteria(texts.lang), elem_id="study-criteria"),
                                  label="study_criteria")
             repeats = texts.add(gr.Slider(0, 10, value=0, step=1, elem_id="study-repeats"), label="study_repeats",
                                 info="study_repeats_info")
@@ -106,10 +132,10 @@ def _setup_layout(page: Page) -> SetupLayout:
             generate = texts.add(gr.Button(elem_id="study-generate"), value="study_generate")
         info = gr.Markdown(elem_id="study-info")
     study = texts.add(gr.Dropdown(choices=[], allow_custom_value=True, elem_id="study-pick"), label="study_pick")
-    return SetupLayout(run=run, questions_path=questions_path, info=info, study=study, name=name, upload=upload,
-                       take_held_out=take_held_out, criteria=criteria, study_lang=study_lang,
+    return SetupLayout(baseline=baseline, run=run, questions_path=questions_path, info=info, study=study, name=name,
+                       upload=upload, take_held_out=take_held_out, criteria=criteria, study_lang=study_lang,
                        show_reference=show_reference, repeats=repeats, settings=settings, create=create,
-                       generate=generate)
+                       generate=generate, follow_up=follow_up)
 
 
 def _invite_layout(page: Page) -> InviteLayout:
@@ -167,22 +193,30 @@ def _results_layout(page: Page) -> ResultsLayout:
             export_pairs = texts.add(gr.Button(elem_id="export-pairs"), value="export_preferences")
             report = texts.add(gr.Button(elem_id="study-report"), value="report_button")
         exported = texts.add(gr.File(interactive=False, elem_id="study-exported"), label="editor_exported")
+        improve = texts.add(gr.Button(variant="primary", elem_id="study-improve"), value="study_improve")
+        improved = gr.Markdown(elem_id="study-improved")
     return ResultsLayout(summary=summary, chart=chart, groups=groups, metrics=metrics, exported=exported,
                          unblind=unblind, automatic=automatic, export_csv=export_csv, export_jsonl=export_jsonl,
-                         export_pairs=export_pairs, report=report)
+                         export_pairs=export_pairs, report=report, improve=improve, improved=improved)
 
 
 def _wire_setup(page: Page, view: SetupLayout) -> None:
-    """The organiser's events: pickers on load, upload, held-out questions, create, generate."""
+    """The organiser's events: pickers on load (reworded with the page), the criteria's default words, upload,
+    held-out questions, create, generate."""
     studio, lang = page.studio, page.language
-    page.demo.load(bind(refresh_pickers, studio, view), [lang], [view.run, view.study], api_visibility="private")
+    page.demo.load(bind(refresh_pickers, studio, view), [lang], [view.baseline, view.run, view.study],
+                   api_visibility="private")
+    lang.change(bind(reword_pickers, studio, view), [lang, view.baseline, view.run], [view.baseline, view.run],
+                api_visibility="private")
+    lang.change(bind(reword_criteria, studio, view.criteria), [lang, view.criteria], [view.criteria],
+                api_visibility="private")
     view.upload.upload(bind(forms.take_upload, studio, view.questions_path), [lang, view.upload],
                        [view.questions_path], api_name="use_upload", api_visibility="private")
     view.take_held_out.click(bind(held_out_questions, studio, view), [lang, view.run], [view.questions_path, view.info],
                              api_name="study_held_out")
     view.create.click(bind(create_study, studio, view), [lang, view.name, view.questions_path, view.run, view.criteria,
                                                           view.study_lang, view.show_reference, view.repeats]
-                      + view.settings, [view.study, view.info], api_name="study_create")
+                      + view.settings + [view.baseline], [view.study, view.info], api_name="study_create")
     view.generate.click(bind(generate_answers, studio, view), [lang, view.study], [view.info],
                         api_name="study_generate", concurrency_id=MODEL_LANE)
 
@@ -203,6 +237,7 @@ def _wire_dashboard(page: Page, view: DashboardView, study: gr.Dropdown) -> None
     """The dashboard's events: a new study shows its dashboard, the timer refreshes it, the state buttons."""
     studio, lang = page.studio, page.language
     study.change(bind(show_dashboard, studio, view), [lang, study], view.outputs, api_name="study_dashboard")
+    lang.change(bind(show_dashboard, studio, view), [lang, study], view.outputs, api_visibility="private")
     view.timer.tick(bind(show_dashboard, studio, view), [lang, study], view.outputs, api_visibility="private",
                     show_progress="hidden")
     for button, target in zip(view.buttons, STATE_BUTTONS):
@@ -221,3 +256,17 @@ def _wire_results(page: Page, view: ResultsLayout, study: gr.Dropdown) -> None:
                      api_name=f"study_export_{kind}")
     view.report.click(bind(report_for_study, studio), [lang, study], [view.exported], api_name="study_report",
                       concurrency_id=MODEL_LANE)
+
+
+def _wire_loop(page: Page, setup: SetupLayout, results: ResultsLayout) -> None:
+    """The loop's events: the votes of the chosen study to a DPO run on the form (opening the Training tab), and
+    the next study of the chosen adapter against the adapter it continued."""
+    studio, lang = page.studio, page.language
+    improve = ImproveView(fields=page.form.fields, dataset_path=page.form.dataset_path, info=results.improved,
+                          tabs=page.tabs)
+    results.improve.click(bind(improve_with_votes, studio, improve), [lang, setup.study], improve.outputs,
+                          api_name="study_improve")
+    follow = FollowupView(name=setup.name, questions_path=setup.questions_path, baseline=setup.baseline,
+                          run=setup.run, info=setup.info)
+    setup.follow_up.click(bind(compare_with_previous, studio, follow), [lang, setup.run], follow.outputs,
+                          api_name="study_followup")

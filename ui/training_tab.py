@@ -1,5 +1,6 @@
-"""Training tab: start, stop and resume runs; live charts, progress and a plain-language diagnosis;
-the history of past runs with their curves, an overlay of two runs, and deletion.
+"""Training tab: what *Start* will train (data, model, main settings, estimate), start, stop and resume runs; live
+charts, progress and a plain-language diagnosis (a finished run's worded as its result); the history of past runs
+with their curves, an overlay of two runs, and deletion.
 
 The tab only reads: every tick asks the engine for the events after its cursor, so a page reload or
 a second tab rebuilds the whole curve from cursor 0 and keeps following a live run; a run started elsewhere (by
@@ -16,8 +17,8 @@ from typing import Any
 
 import gradio as gr
 
-from engine import Studio
-from ui import forms, present
+from engine import EngineError, RunState, Studio, render_error
+from ui import forms, journey, present
 from ui.chat_tab import MODEL_LANE
 from ui.export_tab import report_for_run
 from ui.i18n import t
@@ -28,6 +29,7 @@ POLL_SECONDS = 1.0  # while the followed run trains, a new point reaches the pag
 WATCH_SECONDS = 3.0  # while none trains, a run started elsewhere shows within about three seconds
 CHART_SECONDS = 5.0  # while a run trains, its charts are redrawn at most this often (each redraw costs the browser)
 clock = time.monotonic  # when the charts were drawn (a test sets the time)
+ENDED = (RunState.DONE, RunState.STOPPED)  # a run in these states is diagnosed as a result
 
 
 @dataclass
@@ -51,6 +53,7 @@ class TrainingView:
     pick: Any
     compare: Any
     form: list[str]  # the form's field names, in the order of the values handlers receive
+    summary: Any  # what *Start* would train: data, model, main settings, estimate
 
     @property
     def followed(self) -> list:
@@ -88,7 +91,7 @@ def follow(studio: Studio, view: TrainingView, lang: str, current: str | None, s
             view.pace: (now, len(known), wanted) if redraw else (drawn_at, drawn, wanted),
             view.status: present.status_text(snapshot, lang),
             view.progress: present.progress_text(snapshot, known, lang),
-            view.diagnosis: present.diagnosis_text(known, lang),
+            view.diagnosis: present.diagnosis_text(known, lang, snapshot.state in ENDED),
             view.plot: present.loss_figure(known, lang, overlay, other or "") if redraw else gr.skip(),
             view.metrics: present.metrics_figure(known, lang) if redraw else gr.skip(),
             view.timer: _timer(wanted) if interval != wanted else gr.skip()}
@@ -97,6 +100,16 @@ def follow(studio: Studio, view: TrainingView, lang: str, current: str | None, s
 def _timer(seconds: float) -> gr.Timer:
     """The timer's update: ticking every `seconds`."""
     return gr.Timer(seconds, active=True)
+
+
+def show_summary(studio: Studio, view: TrainingView, lang: str, dataset_path: str, *values) -> dict:
+    """Inputs: language, dataset path, the form's values (one per field of `view.form`). Output: the run *Start*
+    would begin (data, model, main settings, estimate), or why it cannot start, in words."""
+    try:
+        plan = studio.plan(forms.config_of(studio, view.form, values, dataset_path or ""))
+    except EngineError as error:
+        return {view.summary: f"{t('summary_title', lang)}\n\n❌ {render_error(error, lang)}"}
+    return {view.summary: present.run_summary(plan, lang)}
 
 
 @worded_errors
@@ -200,11 +213,19 @@ def build(page: Page) -> None:
                     view.followed + [view.runs, view.shown_runs], api_name="poll", show_progress="hidden", queue=False)
     view.stop.click(bind(stop_training, studio, view), [lang], None, api_name="stop_training")
     view.show.click(bind(show_run, studio, view), [lang, view.pick, view.compare], view.followed, api_name="show_run")
+    lang.change(bind(show_run, studio, view), [lang, view.run_id, view.compare], view.followed,  # reworded, redrawn
+                api_visibility="private")
     view.resume.click(bind(resume_run, studio, view), [lang, view.pick], view.followed, api_name="resume_run").then(
         history, [lang], view.history, api_visibility="private")
     view.delete.click(bind(delete_run, studio, view), [lang, view.pick], view.history, api_name="delete_run")
     view.report.click(bind(report_for_run, studio), [lang, view.pick], [view.report_file], api_name="run_report",
                       concurrency_id=MODEL_LANE)
+    form = [page.form.dataset_path] + page.form.components
+    gr.on([page.tabs.change, lang.change] + [value.change for value in form],  # not on load: the check runs then
+          bind(show_summary, studio, view, fields=view.form), [lang] + form, [view.summary], api_name="run_summary",
+          show_progress="hidden", trigger_mode="always_last")
+    view.runs.change(lambda: journey.has_trained_run(studio), None, [page.marks["trained"]],
+                     api_visibility="private", show_progress="hidden")
     page.demo.load(bind(attach, studio, view), [lang], view.followed, api_name="attach")
     page.demo.load(history, [lang], view.history, api_name="list_training_runs")
 
@@ -213,7 +234,9 @@ def _layout(page: Page) -> TrainingLayout:
     """The tab's components, laid out; the followed run's id, cursor and points, and what the runs table shows, are
     session state."""
     texts = page.texts
+    summary = gr.Markdown(elem_id="run-summary")
     with gr.Row():
+        journey.next_button(page, "tab-params", "change_settings", "change-settings", variant="secondary")
         start = texts.add(gr.Button(variant="primary", elem_id="start"), value="start")
         stop = texts.add(gr.Button(variant="stop", elem_id="stop"), value="stop")
     status = gr.Markdown(elem_id="run-status")
@@ -232,9 +255,10 @@ def _layout(page: Page) -> TrainingLayout:
             delete = texts.add(gr.Button(variant="stop", elem_id="runs-delete"), value="runs_delete")
             report = texts.add(gr.Button(elem_id="runs-report"), value="report_button")
         report_file = texts.add(gr.File(interactive=False, elem_id="runs-report-file"), label="report_file")
+    journey.next_button(page, "tab-chat", "next_to_chat", "next-chat")
     return TrainingLayout(run_id=gr.State(None), cursor=gr.State(0), points=gr.State([]), status=status,
                           progress=progress, diagnosis=diagnosis, plot=plot, metrics=metrics,
                           pace=gr.State(None), timer=gr.Timer(WATCH_SECONDS), runs=runs, shown_runs=gr.State(None),
                           pick=pick, compare=compare,
                           form=page.form.names, start=start, stop=stop, show=show, resume=resume, delete=delete,
-                          report=report, report_file=report_file)
+                          report=report, report_file=report_file, summary=summary)

@@ -1,8 +1,15 @@
-"""Chat with one base model in memory and trained adapters attached to it, base vs adapter.
+"""Chat with one base model in memory and trained adapters attached to it: any two sides side by side.
 
-Both sides use the tokenizer and chat template saved with the adapter (the ones used in training)
-and the same generation settings; the base answer comes from the same weights with the adapter
-disabled, so there is never a second copy of the model.
+A side is the base model or an adapter (a run's final adapter or one of its checkpoints). The *baseline* side
+(left-hand; the base model unless one is named) and the *candidate* side keep the field names "base" and
+"adapter" (`AnswerPair.base`, `AnswerPair.adapter`), so earlier callers and files read as before. Both adapters
+are attached under their own names to the ONE loaded base model, never a second copy of it; a mixed batch routes
+each row through its side's adapter (`adapter_names`, "__base__" for the base model), so both answers come from
+one forward pass per token, streamed together.
+
+Both sides use the candidate's tokenizer and chat template (the ones saved with the adapter, used in training),
+and the same generation settings. When the baseline adapter was saved with another chat template, the two sides
+cannot share a batch: each side is then generated with its own tokenizer, one after the other.
 """
 from __future__ import annotations
 
@@ -10,12 +17,15 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.config import TrainConfig
+from engine.chat import sides
 from engine.errors import EngineError
 from engine.models import loader
 from engine.system import device
 from engine.system.threads import on_own_thread
-from engine.training import adapters, factories
+from engine.training import factories
+
+BASE_ROUTE = "__base__"  # PEFT's name, in a mixed batch, for rows that go around every adapter
+SIDES = ("base", "adapter")  # the baseline side, the candidate side (the names stored for them)
 
 
 @dataclass(frozen=True)
@@ -32,14 +42,35 @@ class GenParams:
 
 @dataclass(frozen=True)
 class AnswerPair:
-    """The base model's and the adapter's answers to the same conversation."""
+    """The baseline side's (`base`) and the candidate side's (`adapter`) answers to the same conversation."""
 
     base: str
     adapter: str
 
 
+@dataclass(frozen=True)
+class Side:
+    """One side on the loaded model: its adapter's name (None: the base model) and the tokenizer it answers with."""
+
+    name: str | None
+    tokenizer: object
+
+    @property
+    def route(self) -> str:
+        """The side's name in a mixed batch's `adapter_names`."""
+        return self.name or BASE_ROUTE
+
+
+def shares_batch(first, second) -> bool:
+    """Whether two tokenizers give the same tokens and chat template, so their sides can share one batch."""
+    return first is second or (getattr(first, "chat_template", None) == getattr(second, "chat_template", None)
+                               and len(first) == len(second) and first.pad_token_id == second.pad_token_id
+                               and first.eos_token_id == second.eos_token_id)
+
+
 class ChatModel:
-    """Loads a base model once and attaches adapters by run folder."""
+    """Loads a base model once and attaches adapters by run folder. Every method takes the candidate side's folder
+    first and `baseline` (None: the base model; else a run folder or checkpoint folder) for the other side."""
 
     def __init__(self, lock: device.DeviceLock = device.DEVICE_LOCK) -> None:
         self.lock = lock  # the device lock generation shares with training (Studio's spans processes)
@@ -48,162 +79,176 @@ class ChatModel:
         self._tokenizers: dict[str, object] = {}
         self.loads = 0  # how many times a base model was loaded (tests assert one)
 
-    def compare(self, run_dir: str | Path, messages: list[dict], params: GenParams = GenParams(),
-                adapter_messages: list[dict] | None = None) -> AnswerPair:
-        """Base and adapter answers from one model object. In a multi-turn chat each side continues its
-        own conversation: `messages` for the base, `adapter_messages` (default: the same) for the adapter."""
-        with self._session(run_dir) as (_name, tokenizer):
-            with self._model.disable_adapter():
-                base = self._generate(tokenizer, messages, params)
-            return AnswerPair(base=base, adapter=self._generate(tokenizer, adapter_messages or messages, params))
+    def compare(self, run_dir: str | Path | None, messages: list[dict], params: GenParams = GenParams(),
+                adapter_messages: list[dict] | None = None, baseline: str | Path | None = None) -> AnswerPair:
+        """Both sides' answers from one model object (one mixed batch). In a multi-turn chat each side continues
+        its own conversation: `messages` for the baseline, `adapter_messages` (default: the same) for the
+        candidate."""
+        return self.compare_batch(run_dir, [messages], params, baseline, [adapter_messages or messages])[0]
 
-    def answer(self, run_dir: str | Path, messages: list[dict], params: GenParams = GenParams(),
-               side: str = "adapter") -> str:
-        """One side's answer ("base" or "adapter") to `messages`, whole: the text `compare` gives that side."""
-        with self._session(run_dir) as (_name, tokenizer), self._side(side):
-            return self._generate(tokenizer, messages, params)
+    def compare_batch(self, run_dir: str | Path | None, conversations: list[list[dict]],
+                      params: GenParams = GenParams(), baseline: str | Path | None = None,
+                      adapter_conversations: list[list[dict]] | None = None) -> list[AnswerPair]:
+        """Both sides' answers to several conversations in ONE mixed batch: PEFT routes each row through its side's
+        adapter or around every adapter (`adapter_names=[baseline or "__base__", candidate, ...]`), so one forward
+        pass per token serves both sides (used to pre-generate blind studies). `adapter_conversations` (default:
+        the same) are the candidate's when the sides' histories differ."""
+        with self._session(run_dir, baseline) as (left, right):
+            lefts, rights = self._both(left, right, conversations, adapter_conversations or conversations, params)
+        return [AnswerPair(base=b, adapter=a) for b, a in zip(lefts, rights)]
 
-    def stream_answer(self, run_dir: str | Path, messages: list[dict], params: GenParams = GenParams(),
-                      side: str = "adapter"):
-        """One side's answer ("base" or "adapter") growing as tokens arrive, as `stream_compare` streams it;
-        closing the generator early stops the generation and frees the device."""
-        with self._session(run_dir) as (_name, tokenizer), self._side(side):
-            yield from self._stream(tokenizer, messages, params)
+    def answer(self, run_dir: str | Path | None, messages: list[dict], params: GenParams = GenParams(),
+               side: str = "adapter", baseline: str | Path | None = None) -> str:
+        """One side's answer ("base": the baseline, or "adapter": the candidate) to `messages`, whole."""
+        with self._session(run_dir, baseline) as pair:
+            chosen = pair[SIDES.index(side) if side in SIDES else 1]
+            return self._generate_many(chosen.tokenizer, [messages], params, [chosen.route])[0]
 
-    def _side(self, side: str):
-        """The context that answers as `side`: the adapter disabled for "base", else the active adapter as is."""
-        return self._model.disable_adapter() if side == "base" else nullcontext()
+    def stream_answer(self, run_dir: str | Path | None, messages: list[dict], params: GenParams = GenParams(),
+                      side: str = "adapter", baseline: str | Path | None = None):
+        """One side's answer ("base" or "adapter") growing as tokens arrive; closing the generator early stops the
+        generation and frees the device."""
+        with self._session(run_dir, baseline) as pair:
+            chosen = pair[SIDES.index(side) if side in SIDES else 1]
+            for texts in self._stream(chosen.tokenizer, [messages], params, [chosen.route]):
+                yield texts[0]
+
+    def stream_compare(self, run_dir: str | Path | None, messages: list[dict], params: GenParams = GenParams(),
+                       adapter_messages: list[dict] | None = None, baseline: str | Path | None = None):
+        """Like `compare`, but yields (baseline so far, candidate so far) as tokens arrive: both sides grow together
+        from one mixed batch (two rows, left-padded), and the last pair is `compare`'s. Sides with different chat
+        templates stream one after the other."""
+        right_messages = adapter_messages or messages
+        with self._session(run_dir, baseline) as (left, right):
+            if shares_batch(left.tokenizer, right.tokenizer):
+                yield from self._stream(right.tokenizer, [messages, right_messages], params, [left.route, right.route])
+                return
+            base = ""
+            for (base,) in self._stream(left.tokenizer, [messages], params, [left.route]):
+                yield base, ""
+            for (adapter,) in self._stream(right.tokenizer, [right_messages], params, [right.route]):
+                yield base, adapter
+
+    def _both(self, left: Side, right: Side, lefts: list[list[dict]], rights: list[list[dict]],
+              params: GenParams) -> tuple[list[str], list[str]]:
+        """Both sides' whole answers: one interleaved batch when they share a tokenizer, else one batch each."""
+        if not shares_batch(left.tokenizer, right.tokenizer):
+            return (self._generate_many(left.tokenizer, lefts, params, [left.route] * len(lefts)),
+                    self._generate_many(right.tokenizer, rights, params, [right.route] * len(rights)))
+        rows = [conversation for pair in zip(lefts, rights) for conversation in pair]
+        texts = self._generate_many(right.tokenizer, rows, params, [left.route, right.route] * len(lefts))
+        return texts[0::2], texts[1::2]
 
     @contextmanager
-    def _session(self, run_dir: str | Path):
-        """Holds the device lock with the adapter of `run_dir` (a run folder or one of its checkpoint
-        folders) attached and active; yields (name, tokenizer)."""
+    def _session(self, run_dir: str | Path | None, baseline: str | Path | None = None):
+        """Holds the device lock with both sides' adapters attached; yields the (baseline, candidate) sides."""
         if not self.lock.acquire("chat"):
             raise EngineError("busy_generating", hint="hint_wait_or_stop")
         try:
-            name = self._attach(Path(run_dir))
-            self._model.set_adapter(name)
-            yield name, self._tokenizers[name]
+            yield self._attach_sides(run_dir, baseline)
         finally:
             self.lock.release()
 
     @on_own_thread
-    def _attach(self, path: Path) -> str:
-        run_dir, adapter_dir = adapters.locate(path)
-        config = TrainConfig.from_yaml(run_dir / "config.yaml")
-        folder = loader.resolve_model(config.model_name_or_path)
-        name = f"run_{run_dir.resolve().name}" + (f"_{adapter_dir.name}" if adapter_dir != run_dir / "adapter" else "")
+    def _attach_sides(self, run_dir: str | Path | None, baseline: str | Path | None) -> tuple[Side, Side]:
+        """Attach the adapters of both sides (loading their base model when another one is loaded); a base-model
+        side answers with the other side's tokenizer."""
+        found = sides.sources(run_dir, baseline)
+        first = next(source for source in reversed(found) if source is not None)  # the candidate when it is one
+        folder = loader.resolve_model(first.model)
         if self._model is None or folder != self._base_folder:
-            self._load_base(folder, config, adapter_dir, name)
-        elif name not in self._model.peft_config:
-            self._model.load_adapter(str(adapter_dir), adapter_name=name)
-        if name not in self._tokenizers:
-            self._tokenizers[name] = loader.load_tokenizer(adapter_dir)
-        return name
+            self._load_base(folder, first)
+        for source in found:
+            if source is not None and source.name not in self._model.peft_config:
+                self._model.load_adapter(str(source.adapter_dir), adapter_name=source.name)
+            if source is not None and source.name not in self._tokenizers:
+                self._tokenizers[source.name] = loader.load_tokenizer(source.adapter_dir)
+        shared = self._tokenizers[first.name]
+        left, right = (Side(s.name, self._tokenizers[s.name]) if s is not None else Side(None, shared) for s in found)
+        return left, right
 
-    def _load_base(self, folder: Path, config: TrainConfig, adapter_dir: Path, name: str) -> None:
+    def _load_base(self, folder: Path, source: sides.AdapterSource) -> None:
+        """Load the base model in `folder` with `source`'s adapter attached (dropping the model loaded before)."""
         from peft import PeftModel
 
         self._model = None
         device.release_memory()
         cuda = device.cuda_available()
-        kwargs = factories.model_kwargs(config, cuda, device.bf16_supported())
+        kwargs = factories.model_kwargs(source.config, cuda, device.bf16_supported())
         if cuda and "device_map" not in kwargs:
             kwargs["device_map"] = {"": 0}
         base = loader.load_model(folder, kwargs)
-        self._model = PeftModel.from_pretrained(base, str(adapter_dir), adapter_name=name)
+        self._model = PeftModel.from_pretrained(base, str(source.adapter_dir), adapter_name=source.name)
         self._model.eval()
         self._base_folder = folder
         self._tokenizers.clear()
         self.loads += 1
 
-    def stream_compare(self, run_dir: str | Path, messages: list[dict], params: GenParams = GenParams(),
-                       adapter_messages: list[dict] | None = None):
-        """Like `compare`, but yields (base so far, adapter so far) as tokens arrive: the base answer
-        streams first, then the adapter's, from the same model object."""
-        with self._session(run_dir) as (_name, tokenizer):
-            base = ""
-            with self._model.disable_adapter():
-                for base in self._stream(tokenizer, messages, params):
-                    yield base, ""
-            for adapter in self._stream(tokenizer, adapter_messages or messages, params):
-                yield base, adapter
-
-    def _stream(self, tokenizer, messages: list[dict], params: GenParams):
-        """The answer to one conversation, growing as tokens are generated (a worker thread generates)."""
+    def _stream(self, tokenizer, conversations: list[list[dict]], params: GenParams, routes: list[str]):
+        """The answers to the conversations (one batch row each), growing together as tokens are generated (a
+        worker thread generates); yields the tuple of the rows' texts so far, the whole texts last."""
         import threading
 
-        from transformers import TextIteratorStreamer
+        from engine.chat.streaming import RowsStreamer
 
-        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        streamer = RowsStreamer(tokenizer, len(conversations))
         failure: list[BaseException] = []
         abandoned = threading.Event()  # the reader went away: stop generating before the lock is freed
 
         def work() -> None:
             try:
-                self._generate_many(tokenizer, [messages], params, streamer=streamer,
+                self._generate_many(tokenizer, conversations, params, routes, streamer=streamer,
                                     stop=lambda *_args, **_kwargs: abandoned.is_set())
             except BaseException as exc:  # surfaced in the caller's thread below
                 failure.append(exc)
-                streamer.end()
+                streamer.fail()
 
         worker = threading.Thread(target=work, daemon=True)
         worker.start()
-        text = ""
         try:
-            for piece in streamer:
-                text += piece
-                yield text.strip()
+            yield from streamer
         finally:
             abandoned.set()
             worker.join()
         if failure:
             raise failure[0]
 
-    def compare_batch(self, run_dir: str | Path, conversations: list[list[dict]],
-                      params: GenParams = GenParams()) -> list[AnswerPair]:
-        """Base and adapter answers to several conversations in ONE mixed batch: PEFT routes each row
-        through the adapter or around it (`adapter_names=["__base__", name, ...]`), so one forward
-        pass per token serves both sides (used to pre-generate blind studies)."""
-        with self._session(run_dir) as (name, tokenizer):
-            doubled = [conversation for conversation in conversations for _side in (0, 1)]
-            names = ["__base__", name] * len(conversations)
-            texts = self._generate_many(tokenizer, doubled, params, adapter_names=names)
-        return [AnswerPair(base=texts[2 * i], adapter=texts[2 * i + 1]) for i in range(len(conversations))]
-
     @on_own_thread
-    def answer_losses(self, run_dir: str | Path, examples: list[dict], max_length: int) -> dict[str, float]:
-        """Mean cross-entropy on the trained (answer) tokens of `examples`, base vs adapter."""
+    def answer_losses(self, run_dir: str | Path | None, examples: list[dict], max_length: int,
+                      baseline: str | Path | None = None) -> dict[str, float]:
+        """Mean cross-entropy on the trained (answer) tokens of `examples`, baseline ("base") vs candidate
+        ("adapter"), each side with its own tokenizer."""
+        with self._session(run_dir, baseline) as pair:
+            return {name: self._mean_loss(side, examples, max_length) for name, side in zip(SIDES, pair)}
+
+    def _mean_loss(self, side: Side, examples: list[dict], max_length: int) -> float:
+        """Mean cross-entropy of one side on the trained tokens of `examples` (0 when none is trained)."""
         import torch
 
         from engine.data import preview
 
-        with self._session(run_dir) as (_name, tokenizer):
-            totals = {"base": [0.0, 0], "adapter": [0.0, 0]}
+        total, count = 0.0, 0
+        context = self._model.disable_adapter() if side.name is None else nullcontext()
+        if side.name is not None:
+            self._model.set_adapter(side.name)
+        with torch.no_grad(), context:
             for example in examples:
-                view = preview.training_view(example, tokenizer, max_length)
+                view = preview.training_view(example, side.tokenizer, max_length)
                 kept = [(i, k) for i, k in zip(view.input_ids, view.kinds) if k != preview.CUT]
                 ids = torch.tensor([[i for i, _k in kept]], device=self._model.device)
                 labels = torch.tensor([[i if k == preview.TRAINED else -100 for i, k in kept]],
                                       device=self._model.device)
-                count = int((labels[:, 1:] != -100).sum())
-                if count == 0:
-                    continue
-                with torch.no_grad():
-                    with self._model.disable_adapter():
-                        totals["base"][0] += float(self._model(input_ids=ids, labels=labels).loss) * count
-                    totals["adapter"][0] += float(self._model(input_ids=ids, labels=labels).loss) * count
-                totals["base"][1] += count
-                totals["adapter"][1] += count
-        return {side: total / max(n, 1) for side, (total, n) in totals.items()}
-
-    def _generate(self, tokenizer, messages: list[dict], params: GenParams) -> str:
-        return self._generate_many(tokenizer, [messages], params)[0]
+                trained = int((labels[:, 1:] != -100).sum())
+                if trained:
+                    total += float(self._model(input_ids=ids, labels=labels).loss) * trained
+                    count += trained
+        return total / max(count, 1)
 
     @on_own_thread
     def _generate_many(self, tokenizer, conversations: list[list[dict]], params: GenParams,
-                       adapter_names: list[str] | None = None, streamer=None, stop=None) -> list[str]:
-        """Answers to several conversations at once (left-padded batch), with the same settings."""
+                       routes: list[str] | None = None, streamer=None, stop=None) -> list[str]:
+        """Answers to several conversations at once (left-padded batch), with the same settings; `routes` names
+        each row's side (an adapter's name, or "__base__")."""
         import torch
 
         if params.system_prompt.strip():
@@ -215,7 +260,7 @@ class ChatModel:
                            add_special_tokens=False).to(self._model.device)
         sampling = params.temperature > 0
         torch.manual_seed(params.seed)
-        extra = {"adapter_names": adapter_names} if adapter_names else {}
+        extra = {"adapter_names": routes} if routes else {}
         if streamer is not None:
             extra["streamer"] = streamer
         if stop is not None:

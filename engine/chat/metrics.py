@@ -1,4 +1,4 @@
-"""Automatic companion metrics beside the human verdict: eval loss and perplexity of base vs adapter,
+"""Automatic companion metrics beside the human verdict: eval loss and perplexity of the two sides,
 and ROUGE-L / BLEU of answers against reference answers, with Chinese-aware tokenisation.
 
 Chinese has no spaces, so text is split into single Han characters plus runs of letters or digits
@@ -67,9 +67,10 @@ def reference_scores(pairs: list[tuple[str, str, str]]) -> dict[str, dict[str, f
     return result
 
 
-def eval_perplexity(chat_model, run_dir: str | Path) -> dict[str, dict[str, float]]:
-    """Mean loss on the answer tokens and its perplexity, base vs adapter, on the run's eval split
-    (the rows training held out), from the chat model's one copy of the weights."""
+def eval_perplexity(chat_model, run_dir: str | Path, baseline: str | Path | None = None) -> dict[str, dict[str, float]]:
+    """Mean loss on the answer tokens and its perplexity, baseline ("base": `baseline`, default the base model) vs
+    candidate ("adapter": `run_dir`), on the candidate run's eval split (the rows training held out), from the chat
+    model's one copy of the weights."""
     from engine.config import TrainConfig
     from engine.data import splits
     from engine.training import adapters
@@ -78,6 +79,6 @@ def eval_perplexity(chat_model, run_dir: str | Path) -> dict[str, dict[str, floa
     config = TrainConfig.from_yaml(run_folder / "config.yaml")
     examples, held_out = splits.held_out_rows(config)
     examples = (held_out if held_out is not None else examples)[:MAX_EVAL_ROWS]
-    losses = chat_model.answer_losses(run_dir, examples, config.max_length)
+    losses = chat_model.answer_losses(run_dir, examples, config.max_length, baseline)
     return {side: {"loss": value, "perplexity": math.exp(value), "rows": len(examples)}
             for side, value in losses.items()}

@@ -17,6 +17,7 @@ import os
 import shutil
 import socket
 import tempfile
+import threading
 from pathlib import Path
 from typing import Callable
 from urllib.parse import urlparse
@@ -33,6 +34,18 @@ FALLBACK_CHAT_TEMPLATE = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
     "'<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
+
+
+_FIRST_IMPORT = threading.Lock()
+
+
+def auto_class(name: str):
+    """transformers' `Auto*` class `name`, imported under a lock: two threads importing transformers for the first
+    time at once (the page's first checks do) can get a half-initialised module ("cannot import name ...")."""
+    with _FIRST_IMPORT:
+        import transformers
+
+        return getattr(transformers, name)
 
 
 def cache_root() -> Path:
@@ -131,8 +144,7 @@ def _converted(gguf: Path, progress: Progress) -> Path:
 @on_own_thread  # the web server calls this from long-lived threads
 def convert_gguf(gguf: Path, out_dir: Path) -> None:
     """De-quantize a GGUF checkpoint into a plain transformers model folder with its tokenizer."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+    AutoModelForCausalLM, AutoTokenizer = auto_class("AutoModelForCausalLM"), auto_class("AutoTokenizer")
     folder, file = str(gguf.parent), gguf.name
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=file)
     loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=file)
@@ -156,9 +168,7 @@ def _strip_quantization(config_file: Path) -> None:
 
 def load_tokenizer(folder: Path):
     """The model's tokenizer, with a ChatML template added when the model has none."""
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer = auto_class("AutoTokenizer").from_pretrained(folder)
     if not tokenizer.chat_template:
         tokenizer.chat_template = FALLBACK_CHAT_TEMPLATE
     if tokenizer.pad_token is None:
@@ -168,10 +178,8 @@ def load_tokenizer(folder: Path):
 
 def load_model(folder: Path, model_kwargs: dict):
     """A causal LM from a resolved folder; load failures become `model_load_failed`."""
-    from transformers import AutoModelForCausalLM
-
     try:
-        return AutoModelForCausalLM.from_pretrained(folder, **model_kwargs)
+        return auto_class("AutoModelForCausalLM").from_pretrained(folder, **model_kwargs)
     except (OSError, ValueError, RuntimeError) as exc:
         raise EngineError("model_load_failed", {"name": str(folder), "detail": str(exc).splitlines()[0][:200]},
                           hint="hint_local_model") from None
@@ -180,11 +188,10 @@ def load_model(folder: Path, model_kwargs: dict):
 def linear_names_of(name: str) -> list[str]:
     """LoRA-targetable linear layer names of a model, read from its config without loading weights."""
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
 
     folder = resolve_model(name)
     with torch.device("meta"):
-        skeleton = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder))
+        skeleton = auto_class("AutoModelForCausalLM").from_config(auto_class("AutoConfig").from_pretrained(folder))
     return linear_module_names(skeleton)
 
 

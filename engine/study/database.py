@@ -4,6 +4,9 @@ Each call opens its own connection, so a store can be shared between threads and
 the write lock up front and every block is one transaction, committed before the call returns. A file made
 with an earlier schema is brought up to date when it is opened (`migrate`).
 
+A study compares two sides: `run_dir` is the candidate's adapter folder, `baseline_dir` the baseline's (NULL: the
+base model); the answers' columns keep the names `side_base_text` (baseline) and `side_adapter_text` (candidate).
+
 A changed vote is a new row: `latest_votes` holds only each rater's latest vote per (question, repeat), and
 everything that counts reads it; the superseded rows stay in `votes`.
 """
@@ -41,6 +44,7 @@ CREATE TABLE IF NOT EXISTS studies (
     name TEXT NOT NULL,
     created TEXT NOT NULL,
     run_dir TEXT NOT NULL,
+    baseline_dir TEXT,
     gen_params TEXT NOT NULL DEFAULT '{}',
     criteria TEXT NOT NULL DEFAULT '["terminology","logic","format"]',
     password_hash TEXT,
@@ -111,6 +115,7 @@ ADDED_COLUMNS = (
     ("studies", "state", "TEXT NOT NULL DEFAULT 'open'"),
     ("studies", "lang", "TEXT NOT NULL DEFAULT 'en'"),
     ("studies", "show_reference", "INTEGER NOT NULL DEFAULT 0"),
+    ("studies", "baseline_dir", "TEXT"),
     ("raters", "domain", "TEXT"),
     ("raters", "token_hash", "TEXT"),
     ("raters", "revoked", "INTEGER NOT NULL DEFAULT 0"),

@@ -1,8 +1,9 @@
 """The studio's blind-study actions: the studies database, question files, setting up and pre-generating
-a study, opening and closing it, inviting raters, rating it, its verdict, automatic metrics and exports.
+a study of any two sides, opening and closing it, inviting raters, rating it, its verdict, automatic metrics,
+exports, and the loop from its votes to a DPO run and back to the next study.
 
-A part of `Studio` (it uses the studio's data folder, chat model and `adapter_path`); front ends call these
-as `Studio` methods.
+A part of `Studio` (it uses the studio's data folder, chat model, `run_dir`, `adapter_path` and `side_path`);
+front ends call these as `Studio` methods.
 """
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ from typing import Callable
 
 from engine.chat import metrics
 from engine.chat.inference import GenParams
+from engine.chat.sides import sources
+from engine.config import TrainConfig
+from engine.errors import EngineError
+from engine.study import loop
 from engine.study.invitations import Invitation, RaterPass, RaterProgress
 from engine.study.questions import held_out_questions, write_questions
 from engine.study.rating import RatingItem
@@ -23,13 +28,16 @@ from engine.training import adapters
 
 
 class StudyDesk:
-    """The blind-study part of `Studio`: it uses the studio's `data_root`, `chat` model, `workspace`,
-    `adapter_path` and its `_studies` slot (None until the database is first opened)."""
+    """The blind-study part of `Studio`: it uses the studio's `data_root`, `chat` model, `workspace`, `run_dir`,
+    `adapter_path`, `side_path` and its `_studies` slot (None until the database is first opened)."""
 
     data_root: Path
     chat: object
     workspace: Workspace
     _studies: StudyStore | None
+    adapter_path: Callable[[str], Path]
+    side_path: Callable[[str], Path | None]
+    run_dir: Callable[[str], Path | None]
 
     @property
     def studies(self) -> StudyStore:
@@ -59,16 +67,19 @@ class StudyDesk:
 
     def create_study(self, name: str, questions_path: str | Path, choice: str, params: GenParams = GenParams(),
                      criteria: list[str] | None = None, repeats: int = 0, lang: str = "en",
-                     show_reference: bool = False) -> dict:
-        """A blind study of the questions in `questions_path` for an adapter choice (a run id, or
-        `run_id@checkpoint-N`), generated with `params`, shown to raters in `lang` (with the questions'
-        reference answers if `show_reference`); it starts as a draft. Returns its settings and counts."""
+                     show_reference: bool = False, baseline: str = adapters.BASE_CHOICE) -> dict:
+        """A blind study of the questions in `questions_path` comparing the candidate `choice` with the `baseline`
+        (each a run id, `run_id@checkpoint-N`, or `BASE_CHOICE` for the base model; by default the candidate
+        faces the base model), generated with `params`, shown to raters in `lang` (with the questions' reference
+        answers if `show_reference`); it starts as a draft. Returns its settings and counts (`sides` names the
+        two). Refuses the same model on both sides and adapters of different base models."""
         questions_path = self.workspace.check(str(questions_path).strip(), "questions")
-        adapter_path = self.adapter_path(choice)
+        candidate, reference = self.side_path(choice), self.side_path(baseline)
+        sources(candidate, reference)
         questions = load_questions(questions_path)
-        study_id = self.studies.create_study(name, questions, adapter_path, gen_params=asdict(params),
+        study_id = self.studies.create_study(name, questions, candidate or "", gen_params=asdict(params),
                                              criteria=criteria, repeats=repeats, state="draft", lang=lang,
-                                             show_reference=show_reference)
+                                             show_reference=show_reference, baseline_dir=reference)
         return self.studies.study(study_id)
 
     def generate_study(self, study_id: int, progress: Callable[[int, int], None] | None = None) -> tuple[int, int]:
@@ -129,13 +140,16 @@ class StudyDesk:
         return summarize(self.studies.results(study_id))
 
     def study_reference_scores(self, study_id: int) -> dict:
-        """Mean ROUGE-L and BLEU of base and adapter answers against the questions' references."""
+        """Mean ROUGE-L and BLEU of the baseline ("base") and candidate ("adapter") answers against the questions'
+        references."""
         pairs = self.studies.answer_pairs(study_id)
         return metrics.reference_scores([(p["base"], p["adapter"], p["reference"] or "") for p in pairs])
 
     def study_perplexity(self, study_id: int) -> dict:
-        """Eval loss and perplexity of base and adapter on the study's run's held-out rows."""
-        return metrics.eval_perplexity(self.chat, self.studies.study(study_id)["run_dir"])
+        """Eval loss and perplexity of the baseline ("base") and candidate ("adapter") on the held-out rows of the
+        candidate's run."""
+        info = self.studies.study(study_id)
+        return metrics.eval_perplexity(self.chat, info["run_dir"], info["baseline_dir"])
 
     def export_study(self, study_id: int, kind: str, path: str | Path | None = None) -> Path:
         """Write the study's votes with the key (`kind` csv or jsonl) or its DPO preference pairs
@@ -146,3 +160,20 @@ class StudyDesk:
             self.studies.export_preferences(study_id, path)
             return path
         return self.studies.export_votes(study_id, path, kind)
+
+    # the loop: votes -> a DPO run -> the next study
+    def prepare_dpo_from_study(self, study_id: int, config: TrainConfig | None = None) -> tuple[TrainConfig, dict]:
+        """The DPO run that learns from the study's votes, ready for `start`: its preference pairs are written to
+        `<data folder>/studies/study-<id>-preferences.jsonl` and its questions beside them; the config is the `dpo`
+        preset over `config` (default: the candidate run's own) continuing the candidate adapter. Returns it with
+        the counts {"pairs", "ties", "both_bad", "repeats"}; `study_no_pairs` when no vote chose A or B."""
+        return loop.prepare_dpo(self.studies, study_id, self.data_root / "studies", config)
+
+    def followup_study(self, run_id: str) -> dict:
+        """What the next study of a DPO run needs: {"name", "questions_path", "choice" (the run), "baseline" (the
+        adapter it started from), "questions_seen_in_training"}; `followup_needs_dpo` for a run without
+        init_adapter."""
+        run_dir = self.run_dir(run_id)
+        if run_dir is None:
+            raise EngineError("run_not_found", {"path": run_id or "-"}, hint="hint_pick_run")
+        return loop.followup(run_dir, self.data_root / "studies")

@@ -1,4 +1,4 @@
-"""Pre-generating a blind study: base and adapter answers for every pending question, each pair stored
+"""Pre-generating a blind study: both sides' answers (baseline, candidate) for every pending question, each pair stored
 with its A/B presentation as soon as it exists, so an interrupted generation resumes where it stopped.
 
 A part of `StudyStore` (it uses the store's connections and `study`/`questions`).
@@ -45,7 +45,9 @@ class StudyGeneration(StudyDatabase):
 
     def generate(self, study_id: int, chat_model: Any, progress: Callable[[int, int], None] | None = None,
                  should_stop: Callable[[], bool] | None = None) -> int:
-        """Generate base and adapter answers for every pending question.
+        """Generate both sides' answers for every pending question: the candidate (`run_dir`) against the baseline
+        (`baseline_dir`; the base model when there is none, and then no `baseline` is passed, so a chat model
+        that compares an adapter with its base model only serves such a study).
 
         With a `compare_batch` method the chat model answers GENERATION_BATCH questions per mixed batch
         (both sides in one pass); otherwise `compare` answers one question at a time. Each pair is
@@ -61,6 +63,7 @@ class StudyGeneration(StudyDatabase):
         total, done = len(prompts), len(prompts) - len(pending)
         if progress:
             progress(done, total)
+        sides = {"baseline": info["baseline_dir"]} if info["baseline_dir"] else {}
         generated = 0
         size = GENERATION_BATCH if hasattr(chat_model, "compare_batch") else 1
         for start in range(0, len(pending), size):
@@ -69,9 +72,9 @@ class StudyGeneration(StudyDatabase):
             chunk = pending[start:start + size]
             conversations = [[{"role": "user", "content": prompts[q]}] for q in chunk]
             if size > 1:
-                pairs = chat_model.compare_batch(info["run_dir"], conversations, params)
+                pairs = chat_model.compare_batch(info["run_dir"] or None, conversations, params, **sides)
             else:
-                pairs = [chat_model.compare(info["run_dir"], conversations[0], params)]
+                pairs = [chat_model.compare(info["run_dir"] or None, conversations[0], params, **sides)]
             for question_id, pair in zip(chunk, pairs):
                 self.store_answers(question_id, pair.base, pair.adapter)
             generated += len(chunk)

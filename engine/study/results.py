@@ -16,6 +16,7 @@ from typing import Any
 
 from engine.errors import EngineError
 from engine.study.database import StudyDatabase
+from engine.study.sides import study_sides
 from engine.system.files import write_text_atomic
 
 
@@ -23,10 +24,10 @@ class StudyResults(StudyDatabase):
     """The unblinding part of `StudyStore`: results with the key, vote exports and preference pairs."""
 
     def results(self, study_id: int) -> list[dict[str, Any]]:
-        """One row per counted vote (each rater's latest per item), unblinded: adapter_outcome in
-        win/loss/tie/both_bad, scores per model."""
+        """One row per counted vote (each rater's latest per item), unblinded: adapter_outcome (the candidate's) in
+        win/loss/tie/both_bad, scores per model, and the sides' choice strings (`baseline`, `candidate`)."""
         with self._connect() as conn:
-            self._study_row(conn, study_id)
+            study = self._study_row(conn, study_id)
             rows = conn.execute(
                 "SELECT v.id AS vote_id, v.question_id, q.position, q.prompt, q.domain, q.reference, v.rater_id, "
                 "r.name AS rater, v.choice, v.scores, v.comment, v.created, v.repeat, b.left_is_adapter, "
@@ -35,6 +36,8 @@ class StudyResults(StudyDatabase):
                 "JOIN blinding b ON b.question_id = v.question_id "
                 "LEFT JOIN answers a ON a.question_id = v.question_id "
                 "WHERE v.study_id = ? ORDER BY v.id", (study_id,)).fetchall()
+        sides = study_sides(study["run_dir"], study["baseline_dir"])
+        named = {"baseline": sides["baseline"]["choice"], "candidate": sides["candidate"]["choice"]}
         out = []
         for row in rows:
             repeat = bool(row["repeat"])
@@ -55,7 +58,7 @@ class StudyResults(StudyDatabase):
                 "adapter_scores": scores.get(adapter_shown_as, {}), "base_scores": scores.get(base_shown_as, {}),
                 "comment": row["comment"], "created": row["created"],
                 "flagged_identity": bool(row["flagged_identity"]),
-                "base_text": row["side_base_text"], "adapter_text": row["side_adapter_text"]})
+                "base_text": row["side_base_text"], "adapter_text": row["side_adapter_text"], **named})
         return out
 
     def export_votes(self, study_id: int, path: str | Path, fmt: str = "csv") -> Path:
@@ -87,7 +90,7 @@ class StudyResults(StudyDatabase):
         """The keys of a `results` row (the CSV header of a study without votes)."""
         keys = ("vote_id study_id question_id position prompt domain reference rater_id rater choice repeat "
                 "adapter_shown_as left_is_adapter adapter_outcome comment created flagged_identity base_text "
-                "adapter_text").split()
+                "adapter_text baseline candidate").split()
         return dict.fromkeys(keys)
 
     def preference_pairs(self, study_id: int, per_vote: bool = False) -> list[dict[str, str]]:

@@ -1,4 +1,9 @@
-"""Blind side-by-side studies: domain experts judge base vs adapter answers without knowing which is which.
+"""Blind side-by-side studies: domain experts judge two sides' answers without knowing which is which.
+
+The two sides are the *baseline* (`baseline_dir`; None: the base model) and the *candidate* (`run_dir`, an adapter
+or checkpoint folder; "" would be the base model). For compatibility the stored names keep "base" for the baseline
+side and "adapter" for the candidate side (`side_base_text`, `left_is_adapter`, `adapter_outcome`, ...);
+`study()["sides"]` says what each side is (`engine.study.sides`).
 
 One SQLite file (`studies.db`, WAL mode) holds everything (`engine.study.database`). Each call opens its own
 connection, so a store can be shared between threads and processes, and every vote is committed before `vote`
@@ -36,6 +41,7 @@ from engine.study.invitations import Invitation, RaterPass, RaterProgress, Study
 from engine.study.questions import identity_flags, load_questions, reveals_identity, text_or_none
 from engine.study.rating import RatingItem, StudyRating
 from engine.study.results import StudyResults
+from engine.study.sides import study_sides
 
 __all__ = ["StudyStore", "RatingItem", "Invitation", "RaterPass", "RaterProgress", "STUDY_STATES", "balanced_sides",
            "identity_flags", "load_questions", "reveals_identity"]
@@ -59,9 +65,10 @@ class StudyStore(StudyGeneration, StudyInvitations, StudyRating, StudyResults):
     def create_study(self, name: str, questions: list[dict[str, Any]], run_dir: str | Path,
                      gen_params: dict[str, Any] | None = None, criteria: list[str] | None = None,
                      seed: int | None = None, repeats: int = 0, state: str = "open", lang: str = "en",
-                     show_reference: bool = False) -> int:
-        """A new study with its questions and its balanced blinding key, in `state` (see STUDY_STATES), shown to
-        raters in `lang`, with or without the questions' reference answers; returns the study id."""
+                     show_reference: bool = False, baseline_dir: str | Path | None = None) -> int:
+        """A new study of the candidate `run_dir` against the baseline `baseline_dir` (None: the base model) with its
+        questions and its balanced blinding key, in `state` (see STUDY_STATES), shown to raters in `lang`, with or
+        without the questions' reference answers; returns the study id."""
         from engine.chat.inference import GenParams
 
         name = (name or "").strip()
@@ -94,9 +101,10 @@ class StudyStore(StudyGeneration, StudyInvitations, StudyRating, StudyResults):
         sides = balanced_sides(len(cleaned), seed)
         with self._connect(write=True) as conn:
             study_id = conn.execute(
-                "INSERT INTO studies (name, created, run_dir, gen_params, criteria, seed, repeats, state, lang, "
-                "show_reference) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (name, now(), str(run_dir), json.dumps(gen_params, ensure_ascii=False),
+                "INSERT INTO studies (name, created, run_dir, baseline_dir, gen_params, criteria, seed, repeats, "
+                "state, lang, show_reference) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (name, now(), str(run_dir or ""), str(baseline_dir) if baseline_dir else None,
+                 json.dumps(gen_params, ensure_ascii=False),
                  json.dumps(criteria, ensure_ascii=False), seed, repeats, state, lang,
                  int(bool(show_reference)))).lastrowid
             for position, ((prompt, domain, reference), left_is_adapter) in enumerate(zip(cleaned, sides), start=1):
@@ -113,7 +121,9 @@ class StudyStore(StudyGeneration, StudyInvitations, StudyRating, StudyResults):
         return [self.study(i) for i in ids]
 
     def study(self, study_id: int) -> dict[str, Any]:
-        """A study's settings, state and counts (no blinding key); `votes` counts the latest judgements only."""
+        """A study's settings, state and counts (no blinding key); `votes` counts the latest judgements only;
+        `baseline_dir` (None: the base model) and `sides` ({"baseline": side, "candidate": side}) say what it
+        compares."""
         with self._connect() as conn:
             row = self._study_row(conn, study_id)
             counts = conn.execute(
@@ -122,6 +132,7 @@ class StudyStore(StudyGeneration, StudyInvitations, StudyRating, StudyResults):
                 "AS generated, (SELECT COUNT(*) FROM raters WHERE study_id = :s) AS raters, "
                 "(SELECT COUNT(*) FROM latest_votes WHERE study_id = :s) AS votes", {"s": study_id}).fetchone()
         return {"id": row["id"], "name": row["name"], "created": row["created"], "run_dir": row["run_dir"],
+                "baseline_dir": row["baseline_dir"], "sides": study_sides(row["run_dir"], row["baseline_dir"]),
                 "gen_params": json.loads(row["gen_params"]), "criteria": json.loads(row["criteria"]),
                 "seed": row["seed"], "repeats": row["repeats"], "state": row["state"], "lang": row["lang"],
                 "show_reference": bool(row["show_reference"]), **dict(counts)}

@@ -1,7 +1,6 @@
 """The accelerator: what is present, and the one lock that training and generation share."""
 from __future__ import annotations
 
-import fcntl
 import gc
 import os
 import sys
@@ -9,15 +8,17 @@ import threading
 import time
 from pathlib import Path
 
+from engine.system import oslocks
+
 PROBE_SECONDS = 0.5  # how long an exclusive lock is retried past another process's momentary `locked()` test
 
 
 class DeviceLock:
-    """One GPU job at a time: a thread lock, and with `path` an OS file lock (`flock`) on that file too, so
-    that other processes (the CLI, a second app, a training worker) are kept out as well. The file names its
-    holder (a run id, or "chat") for the `busy` message. An flock belongs to the open file, so a run hands
-    the locked file to its worker process (`fd`, `pass_fds`) and closes its own copy: the lock then lives
-    exactly as long as the worker, and is freed even when the worker is killed."""
+    """One GPU job at a time: a thread lock, and with `path` an OS file lock on that file too (`oslocks`:
+    flock, or msvcrt's on Windows), so that other processes (the CLI, a second app, a training worker) are kept
+    out as well. The file names its holder (a run id, or "chat") for the `busy` message. A run hands the locked
+    file `fd` over to its worker process and closes its own copy: the lock then lives exactly as long as the
+    worker, and is freed even when the worker is killed."""
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path else None
@@ -32,12 +33,12 @@ class DeviceLock:
             return True
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = oslocks.open_lock_file(self.path)
         except OSError:
             self._threads.release()
             raise
-        if not _flock_soon(fd):
-            os.close(fd)
+        if not _take_soon(fd):
+            oslocks.close_lock_file(fd)
             self._threads.release()
             return False
         self.fd = fd
@@ -47,14 +48,13 @@ class DeviceLock:
     def label(self, holder: str) -> None:
         """Name the holder in the lock file (while this process holds the lock)."""
         if self.fd is not None:
-            os.ftruncate(self.fd, 0)
-            os.pwrite(self.fd, holder.encode("utf-8"), 0)
+            oslocks.write_holder(self.fd, holder)
 
     def release(self) -> None:
         """Give the lock up: the file lock too, unless a worker process still holds the file it was handed."""
         fd, self.fd = self.fd, None
         if fd is not None:
-            os.close(fd)
+            oslocks.close_lock_file(fd)
         self._threads.release()
 
     def holder(self) -> str:
@@ -67,37 +67,27 @@ class DeviceLock:
             return "-"
 
     def locked(self) -> bool:
-        """Whether a thread of this process or any process holds the lock now (tested with a shared lock,
-        so that a concurrent `acquire` is not refused because of the test)."""
+        """Whether a thread of this process or any process holds the lock now (`oslocks.is_held`)."""
         if self._threads.locked() or self.path is None:
             return self._threads.locked()
         try:
-            fd = os.open(self.path, os.O_RDONLY)
+            fd = oslocks.open_lock_file(self.path, writable=False)
         except FileNotFoundError:
             return False
         try:
-            return not _flock(fd, fcntl.LOCK_SH)
+            return oslocks.is_held(fd)
         finally:
-            os.close(fd)
+            oslocks.close_lock_file(fd)
 
 
-def _flock(fd: int, kind: int) -> bool:
-    """Lock open file `fd` (`kind`: LOCK_EX or LOCK_SH) without waiting; False when another holds it."""
-    try:
-        fcntl.flock(fd, kind | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
-
-
-def _flock_soon(fd: int) -> bool:
-    """Lock `fd` exclusively, retrying for PROBE_SECONDS: a `locked()` test elsewhere holds a shared lock for
-    an instant, which must not make a free device look busy; False when it is really held."""
+def _take_soon(fd: int) -> bool:
+    """Lock `fd` exclusively, retrying for PROBE_SECONDS: a `locked()` test elsewhere holds a lock for an
+    instant, which must not make a free device look busy; False when it is really held."""
     deadline = time.monotonic() + PROBE_SECONDS
-    while not _flock(fd, fcntl.LOCK_EX):
+    while not oslocks.take(fd):
         if time.monotonic() >= deadline:
             return False
-        time.sleep(0.02)
+        time.sleep(oslocks.RETRY_S)
     return True
 
 
@@ -136,6 +126,10 @@ def peak_memory_mb() -> float:
 
     if torch.cuda.is_available():
         return torch.cuda.max_memory_reserved() / 2**20
+    if oslocks.WINDOWS:  # no `resource` module there; psutil (which accelerate requires) reports the peak
+        import psutil
+
+        return psutil.Process(os.getpid()).memory_info().peak_wset / 2**20
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # Linux reports kilobytes

@@ -1,6 +1,7 @@
 """Where a run's adapters live: its final `adapter/` and each saved checkpoint, as choices for chat and studies.
 
-A choice is named by a string: the run id for the final adapter, `run_id@checkpoint-N` for a checkpoint.
+A choice is named by a string: the run id for the final adapter, `run_id@checkpoint-N` for a checkpoint, and
+`BASE_CHOICE` ("@base") for the base model itself (no run id holds the checkpoint mark, so none collides with it).
 Chat and studies open it by path: the run folder, or one of its `checkpoints/checkpoint-N` folders.
 
 Only whole adapters are offered. A checkpoint is complete once the trainer has written its `trainer_state.json`,
@@ -21,6 +22,7 @@ from typing import Iterator
 from engine.errors import EngineError
 
 CHECKPOINT_MARK = "@"
+BASE_CHOICE = f"{CHECKPOINT_MARK}base"  # the choice of the base model, with no adapter, as one side of a comparison
 ADAPTER_FILE = "adapter_config.json"
 CHECKPOINT_COMPLETE_FILE = "trainer_state.json"  # the trainer writes it last, after the weights and optimizer state
 
@@ -81,6 +83,13 @@ def split_choice(value: str) -> tuple[str, str | None]:
     if mark and checkpoint.startswith("checkpoint-"):
         return run_id, checkpoint
     return value, None
+
+
+def choice_of(path: str | Path) -> str:
+    """The choice string of an adapter folder (a run folder or one of its checkpoint folders): the inverse of
+    `split_choice` for the run folder's name as its id; raises `run_not_found` when no adapter is there."""
+    run_dir, adapter_dir = locate(path)
+    return run_dir.name if adapter_dir == run_dir / "adapter" else f"{run_dir.name}{CHECKPOINT_MARK}{adapter_dir.name}"
 
 
 def locate(path: str | Path) -> tuple[Path, Path]:

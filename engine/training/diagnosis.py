@@ -23,13 +23,16 @@ prefer the chosen answers; the margin growing while the chosen answers' own rewa
 gets there mostly by making every answer less likely, drifting away from the starting adapter (raise beta or
 lower the learning rate); neither means it is not learning the preferences (yet).
 
+Once a run has ended (done or stopped), `diagnose(points, finished=True)` words the same reading as a result: how
+the (held-out) loss moved from the first point to the last, and what to do with the adapter now, not "let it finish".
+
 `smooth(values)` is TensorBoard's smoothing (an EMA with bias correction), for the "smoothed loss"
 line drawn over the raw curve.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from statistics import median
 from typing import Any
 
@@ -83,20 +86,25 @@ _EPS = 1e-12
 
 @dataclass(frozen=True)
 class Diagnosis:
-    """One reading of a run: `kind` (one of KINDS) and the numbers its wording needs."""
+    """One reading of a run: `kind` (one of KINDS) and the numbers its wording needs. A finished run's reading
+    (`finished`) speaks of the result: its title says how the loss moved from the first to the last point
+    (`measured`: "heldout" when the run was evaluated, "train" otherwise, "" for a DPO run, read by its rewards)
+    and its advice says what to do with the result instead of what to do while the run trains."""
 
     kind: str
     params: dict[str, Any] = field(default_factory=dict)
+    finished: bool = False
+    measured: str = ""
 
     @property
     def title_code(self) -> str:
-        """The locale key of the diagnosis's title (`diagnosis_<kind>`)."""
-        return f"diagnosis_{self.kind}"
+        """The locale key of the title: `diagnosis_<kind>`, or `diagnosis_result_<measured>` for a finished run."""
+        return f"diagnosis_result_{self.measured}" if self.finished and self.measured else f"diagnosis_{self.kind}"
 
     @property
     def advice_code(self) -> str:
-        """The locale key of the diagnosis's advice (`diagnosis_<kind>_advice`)."""
-        return f"diagnosis_{self.kind}_advice"
+        """The locale key of the advice: `diagnosis_<kind>_advice`, `diagnosis_<kind>_done_advice` once finished."""
+        return f"diagnosis_{self.kind}_done_advice" if self.finished else f"diagnosis_{self.kind}_advice"
 
 
 def smooth(values: list[float | None], weight: float = 0.9) -> list[float]:
@@ -117,8 +125,31 @@ def smooth(values: list[float | None], weight: float = 0.9) -> list[float]:
     return out
 
 
-def diagnose(points: list[dict[str, Any]]) -> Diagnosis:
-    """Read a run's log points (oldest first) and say what the curves show (a DPO run's by its rewards)."""
+def diagnose(points: list[dict[str, Any]], finished: bool = False) -> Diagnosis:
+    """Read a run's log points (oldest first) and say what the curves show (a DPO run's by its rewards); for a
+    `finished` run (done or stopped), worded as its result (see `Diagnosis`)."""
+    found = _read_curves(points)
+    if not finished:
+        return found
+    if any("rewards_margins" in p for p in points):  # a DPO run: read by its rewards, no loss numbers
+        return replace(found, finished=True)
+    return as_result(found, points)
+
+
+def as_result(found: Diagnosis, points: list[dict[str, Any]]) -> Diagnosis:
+    """A finished run's reading: `found`, with the first and last held-out loss (the training loss when the run
+    was not evaluated twice) as `first` and `last`."""
+    held_out = [float(p["eval_loss"]) for p in points if _finite(p.get("eval_loss"))]
+    losses, measured = (held_out, "heldout") if len(held_out) >= 2 else (
+        [float(p["loss"]) for p in points if _finite(p.get("loss"))], "train")
+    if len(losses) < 2:
+        return replace(found, finished=True, measured="short", params={**found.params, "points": len(losses)})
+    numbers = {"first": f"{losses[0]:.3f}", "last": f"{losses[-1]:.3f}"}
+    return replace(found, params={**found.params, **numbers}, finished=True, measured=measured)
+
+
+def _read_curves(points: list[dict[str, Any]]) -> Diagnosis:
+    """What the curves show, as the module docstring reads them (a DPO run's by its rewards)."""
     if any("rewards_margins" in p for p in points):
         return diagnose_preferences(points)
     train = [(_step(p, i), p["loss"]) for i, p in enumerate(points) if "loss" in p]

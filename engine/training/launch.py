@@ -5,7 +5,11 @@ one, and the stop that is certain (cooperative first, then the worker's process 
 A run with `num_gpus` > 1 is started through `accelerate launch --multi_gpu --num_processes N` (DDP): the
 launcher is then the worker worker.json names and the process that holds the device lock's file, and each
 of its N processes (ranks) runs the worker's `main` and dies with it. On a machine without CUDA the same
-command trains N CPU processes over gloo (`accelerate launch --cpu` would start only one)."""
+command trains N CPU processes over gloo (`accelerate launch --cpu` would start only one).
+
+On Windows (`oslocks.WINDOWS`) the worker is started in a new process group, the device lock is handed over
+by the lock file's path (`oslocks`: the runner keeps its part of the lock until the worker holds its own), and
+a kill ends the worker's process tree with `taskkill /T /F`."""
 from __future__ import annotations
 
 import os
@@ -20,6 +24,7 @@ from typing import Callable
 
 from engine.config import TrainConfig
 from engine.errors import EngineError
+from engine.system import oslocks
 from engine.training.events import ErrorEvent, EventLog, LogEvent, RunState, StatusEvent, snapshot
 from engine.training.worker import STOP_FILE, StopFile, live_worker, record_worker
 
@@ -28,6 +33,9 @@ STOP_GRACE_S = 30.0  # at least this long after a stop before a worker that has 
 LOG_TAIL_LINES = 20  # of train.log, kept with a worker's unexpected end
 LOG_SCAN_LINES = 200  # of train.log, searched for an out-of-memory traceback of a rank that writes no events
 OUT_OF_MEMORY_MARKS = ("torch.OutOfMemoryError", "CUDA out of memory", "torch.cuda.OutOfMemoryError")
+NEW_PROCESS_GROUP = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0x200)  # Windows' creation flag
+HANDOVER_WAIT_S = 60.0  # Windows: at most this long for a starting worker to take the device lock over
+KILLED_RETURNCODE = -getattr(signal, "SIGKILL", 9)  # a POSIX worker's end by SIGKILL (Windows has no signal)
 
 
 class RunWatch:
@@ -79,7 +87,12 @@ def stop_grace(events: list, floor: float = STOP_GRACE_S) -> float:
 
 
 def kill_group(pid: int) -> None:
-    """Kill the process group worker `pid` leads (the worker and anything it started); gone already is fine."""
+    """Kill the process group worker `pid` leads (the worker and anything it started; on Windows its process
+    tree); gone already is fine."""
+    if oslocks.WINDOWS:
+        subprocess.run(["taskkill", "/T", "/F", "/PID", str(pid)], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        return
     try:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
@@ -87,18 +100,45 @@ def kill_group(pid: int) -> None:
 
 
 def launch_worker(run_dir: Path, resume_from: str | None, job_spec: str | None, lock_fd: int | None):
-    """Start the worker process of `run_dir` in its own session, its output appended to train.log (never a
-    pipe nobody reads), holding the device lock's file `lock_fd`; names it in worker.json. Returns the Popen."""
+    """Start the worker process of `run_dir` in its own session (process group), its output appended to
+    train.log (never a pipe nobody reads), holding the device lock's file `lock_fd` (on Windows: once this
+    returns, the worker holds the lock by its path); names it in worker.json. Returns the Popen."""
     command = worker_command(run_dir, resume_from, job_spec)
+    if oslocks.WINDOWS:
+        return _launch_on_windows(run_dir, command, lock_fd)
     if lock_fd is not None and command[1:3] == ["-m", "engine.training.worker"]:  # one process: it frees the lock
         command += ["--lock-fd", str(lock_fd)]                                    # as soon as the run has ended
-    paths = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
     with (run_dir / "train.log").open("ab") as output:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
                                    start_new_session=True, pass_fds=() if lock_fd is None else (lock_fd,),
-                                   env={**os.environ, "PYTHONPATH": os.pathsep.join(paths)})
+                                   env=_worker_env())
     record_worker(run_dir, process.pid)
     return process
+
+
+def _launch_on_windows(run_dir: Path, command: list[str], lock_fd: int | None) -> subprocess.Popen:
+    """`launch_worker` on Windows: the worker (rank 0 of several) is told the lock file's path, given the lock's
+    handover part, and waited for until it holds it (or has ended, or HANDOVER_WAIT_S passed)."""
+    lock_path = None if lock_fd is None else oslocks.lock_file_path(lock_fd)
+    if lock_path is not None:
+        command += ["--lock-path", str(lock_path)]  # the worker's own arguments end every command
+        oslocks.start_handover(lock_fd)
+    with (run_dir / "train.log").open("ab") as output:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+                                   creationflags=NEW_PROCESS_GROUP, env=_worker_env())
+    record_worker(run_dir, process.pid)
+    deadline = time.monotonic() + HANDOVER_WAIT_S
+    while lock_path is not None and process.poll() is None and not oslocks.handover_taken(lock_path):
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(oslocks.RETRY_S)
+    return process
+
+
+def _worker_env() -> dict[str, str]:
+    """The environment of a worker: this one, with the folder `engine` is in first on PYTHONPATH."""
+    paths = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
 
 
 def worker_command(run_dir: Path, resume_from: str | None, job_spec: str | None) -> list[str]:
@@ -125,7 +165,10 @@ def free_port() -> int:
 def watch_launched(process: subprocess.Popen, run_dir: Path, on_end: Callable[[], None]) -> None:
     """Wait for a worker this runner started, record its end when it left none, then `on_end()`."""
     try:
-        os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)  # ended, not yet reaped: its pid is not reused
+        if oslocks.WINDOWS:  # the Popen's open process handle keeps the pid from being reused there
+            process.wait()
+        else:
+            os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)  # ended, not yet reaped: its pid is kept
         kill_group(process.pid)  # whatever it started and left behind (holding the device lock's file, say)
         record_end(run_dir, process.wait())
     finally:
@@ -166,7 +209,7 @@ def exit_cause(run_dir: Path, returncode: int) -> EngineError:
     """Why a worker ended with `returncode` and no error of its own: killed (SIGKILL: most likely by the
     system for lack of memory); out of GPU memory in a process that writes no events (another GPU's rank of a
     multi-GPU run, whose traceback is in train.log); or stopped unexpectedly; with the last lines of train.log."""
-    if returncode == -signal.SIGKILL:
+    if returncode == KILLED_RETURNCODE:
         return EngineError("killed_out_of_memory", hint="hint_reduce_memory")
     how = _signal_name(-returncode) if returncode < 0 else str(returncode)
     try:

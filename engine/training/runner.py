@@ -305,13 +305,9 @@ def _pid_file_alive(run_dir: Path) -> bool:
         pid = int((run_dir / OWNER_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    import psutil  # not os.kill(pid, 0): on Windows that ends the process instead of asking about it
+
+    return psutil.pid_exists(pid)
 
 
 def _new_run_dir(path: Path, may_be_empty: bool) -> Path:

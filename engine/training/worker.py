@@ -10,13 +10,15 @@ final state, here and in the runner's in-process thread mode.
 In a multi-GPU run (`num_gpus` > 1) accelerate's launcher runs `main` once per process (rank): every rank
 trains and checks the stop file, only rank 0 writes events (and, through the trainer, the adapter); worker.json
 names the launcher, which started the ranks and holds the device lock, and each rank dies with it.
+
+The device lock comes with the inherited file (`--lock-fd`) on POSIX; on Windows the worker (rank 0) takes it
+over by the file's path (`--lock-path`, `engine.system.oslocks`) before it trains, or fails the run as busy.
 """
 from __future__ import annotations
 
 import argparse
 import ctypes
 import errno
-import fcntl
 import importlib
 import json
 import os
@@ -29,13 +31,15 @@ from typing import Any, Callable
 
 from engine.config import TrainConfig
 from engine.errors import EngineError
-from engine.system.device import is_out_of_memory, release_memory
+from engine.system import oslocks
+from engine.system.device import DeviceLock, is_out_of_memory, release_memory
 from engine.system.files import write_text_atomic
 from engine.training.events import ErrorEvent, EventLog, RunState, StatusEvent
 
 WORKER_FILE = "worker.json"  # {"pid": ..., "started": ...}: the process training the run
 STOP_FILE = "stop"  # present: the run was asked to stop
 ROWS_FILE = "rows.jsonl"  # the rows the run trains on, as the runner accepted them
+HANDOVER_S = 30.0  # Windows: how long a worker tries to take the device lock its runner hands over
 
 
 class StopFile:
@@ -199,6 +203,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--resume", help="the checkpoint folder to continue from")
     parser.add_argument("--job", help="MODULE:CALLABLE building the job (default: the real SFTJob)")
     parser.add_argument("--lock-fd", type=int, help="the device lock's file, handed over by the runner")
+    parser.add_argument("--lock-path", help="Windows: the device lock's file, to take over from the runner")
     args = parser.parse_args(argv)
     run_dir = Path(args.run_dir)
     if launched_as_rank():
@@ -207,12 +212,24 @@ def main(argv: list[str]) -> int:
         record_worker(run_dir, os.getpid())
     config = TrainConfig.from_yaml(run_dir / "config.yaml")
     log = EventLog.reopen(run_dir / "events.jsonl") if process_rank() == 0 else SilentLog()
+    lock_fd = args.lock_fd
+    if args.lock_path and process_rank() == 0:
+        lock_fd = oslocks.take_handover(Path(args.lock_path), HANDOVER_S)
+        if lock_fd is None:  # never train without the lock: the run fails as refused for a busy device
+            refuse_busy(log, Path(args.lock_path))
+            return 1
     final = run_job(load_factory(args.job), config, read_rows(run_dir), run_dir, log,
                     StopFile(run_dir / STOP_FILE), args.resume)
-    if args.lock_fd is not None:  # the run has ended and its memory is released: the device is free again,
-        fcntl.flock(args.lock_fd, fcntl.LOCK_UN)  # for every copy of the file (a forked helper may hold one)
-        os.close(args.lock_fd)
+    if lock_fd is not None:  # the run has ended and its memory is released: the device is free again
+        oslocks.end_hold(lock_fd)
     return 1 if final is RunState.FAILED else 0
+
+
+def refuse_busy(log: EventLog, lock_path: Path) -> None:
+    """End a run whose worker could not take the device lock over (Windows) as FAILED, the device busy."""
+    error = EngineError("busy", {"run_id": DeviceLock(lock_path).holder()}, hint="hint_wait_or_stop")
+    log.append(ErrorEvent.from_error(error))
+    log.append(StatusEvent(RunState.FAILED))
 
 
 if __name__ == "__main__":
