@@ -6,6 +6,7 @@ import argparse
 import getpass
 import os
 import sys
+import threading
 import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -113,14 +114,17 @@ def exposure(args: argparse.Namespace, options: dict) -> tuple[str, dict] | None
 
 
 def serve_web(args: argparse.Namespace, login: Login | None, options: dict) -> int:
-    """Serve the studio and the rater portal until stopped; 1 when the port is taken."""
+    """Serve the studio and the rater portal until stopped; 1 when the port is taken. transformers is imported
+    once on a background thread meanwhile (through the loader's lock), so no page request races its first import."""
     from engine import render
+    from engine.models.loader import import_transformers
     from ui.portal import PORTAL_PATH
     from ui.server import build_server, port_taken, serve
 
     if port_taken(args.host, args.port):
         print(render("cli_port_taken", {"host": args.host, "port": args.port}, args.lang), file=sys.stderr)
         return 1
+    threading.Thread(target=import_transformers, name="import-transformers", daemon=True).start()
     app = build_server(web_studio(args.runs_dir, args.allow_dir), args.lang, login=login, host=args.host, **options)
     base = options["public_url"] or local_url(args.host, args.port)
     print(render("cli_serving", {"studio": f"{base}/", "portal": f"{base}{PORTAL_PATH}"}, args.lang), flush=True)

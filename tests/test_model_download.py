@@ -3,6 +3,7 @@ and the real client refusing offline with the worded message."""
 from __future__ import annotations
 
 import sys
+import threading
 import types
 from pathlib import Path
 from types import SimpleNamespace
@@ -11,7 +12,8 @@ import huggingface_hub
 import pytest
 
 from engine import EngineError, Studio, render_error
-from engine.models import catalogue, download
+from engine.models import catalogue, download, loader
+from engine.system import oslocks
 
 FILES = {"config.json": 100, "tokenizer.json": 400, "model-00001-of-00002.safetensors": 3000,
          "model-00002-of-00002.safetensors": 2500, "model.safetensors.index.json": 0}
@@ -110,6 +112,50 @@ def test_a_model_already_downloaded_needs_no_network(studio_cache, monkeypatch):
     monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda *a, **k: pytest.fail("fetched again"))
     monkeypatch.setattr(download, "reachable", lambda *a, **k: pytest.fail("went online"))
     assert download.download_model(" Qwen/Qwen3-8B ") == first
+
+
+def test_offline_the_loader_takes_the_pickers_complete_download(studio_cache, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    folder = catalogue.download_folder("Qwen/Qwen3-8B")
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}", encoding="utf-8")
+    assert code_of(lambda: loader.resolve_model("Qwen/Qwen3-8B")).code == "model_offline"  # not complete yet
+    (folder / "model.safetensors").write_bytes(b"x")
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda *a, **k: pytest.fail("asked the hub"))
+    assert loader.resolve_model(" Qwen/Qwen3-8B ") == folder
+
+
+def test_a_rename_another_program_blocks_is_worded(studio_cache, monkeypatch):
+    fake_hub(monkeypatch, FakeHub())
+
+    def held(*_args):
+        raise PermissionError(13, "Access is denied")
+
+    monkeypatch.setattr(download.os, "replace", held)
+    error = code_of(lambda: download.download_model("Qwen/Qwen3-8B"))
+    assert error.code == "model_download_failed" and error.hint == "hint_download_again"
+    assert "PermissionError" in error.params["detail"] and "Access is denied" in error.params["detail"]
+    assert not catalogue.download_folder("Qwen/Qwen3-8B").exists()
+
+
+def test_a_second_download_of_one_model_waits_for_the_first_and_takes_its_result(studio_cache, monkeypatch):
+    hub = fake_hub(monkeypatch, FakeHub())
+    monkeypatch.setattr(download, "LOCK_WAIT_S", 0.01)
+    final = catalogue.download_folder("Qwen/Qwen3-8B")
+    catalogue.downloads_root().mkdir(parents=True)
+    first = oslocks.open_lock_file(catalogue.downloads_root() / f".lock-{final.name}")
+    assert oslocks.take(first)  # a first download holds the model's lock
+    result = {}
+    second = threading.Thread(target=lambda: result.update(folder=download.download_model("Qwen/Qwen3-8B")))
+    second.start()
+    second.join(0.3)
+    assert second.is_alive() and not hub.calls and not list(catalogue.downloads_root().glob(".partial-*"))
+    final.mkdir()
+    (final / "config.json").write_text("{}", encoding="utf-8")
+    (final / "model.safetensors").write_bytes(b"x")
+    oslocks.close_lock_file(first)  # the first download is done
+    second.join(5)
+    assert result["folder"] == final and not hub.calls  # nothing fetched twice
 
 
 def test_a_mirror_gets_its_endpoint_passed_explicitly(studio_cache, monkeypatch):

@@ -2,6 +2,7 @@
 text, in English and Chinese; looked at in headless Chromium."""
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
@@ -46,10 +47,23 @@ def test_every_section_is_there_in_its_language(lang):
         assert f"<h2>{render(code, lang=lang)}</h2>" in html
     assert render("report_title", {"run_id": "20260101-120000"}, lang) in html
     assert render("diagnosis_healthy", {}, lang).split("{")[0][:6] in html  # the curve's diagnosis, in words
-    assert render("report_win_rate", {"rate": "62.5", "low": "45.0", "high": "77.0"}, lang) in html
+    assert render("report_win_rate", {"rate": "62.5", "low": "45.0", "high": "77.0",
+                                      "baseline": render("report_baseline_base", lang=lang)}, lang) in html
     assert "0:01:20" in html and "0:01:35" in html  # predicted 80 s, took 95 s
     assert "1.50 GB" in html and "0.89 GB" in html  # predicted memory, peak memory (910 MB)
     assert render("state_DONE", lang=lang) in html
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_a_study_against_another_run_names_that_run_not_the_base_model(lang):
+    facts = full_facts(lang)
+    facts.study = dataclasses.replace(STUDY, baseline_run="sft-run", baseline_step=30)
+    html = render_report(facts)
+    against = render("report_baseline_checkpoint", {"run": "sft-run", "step": 30}, lang)
+    assert against in html and "sft-run" in html and "30" in against
+    assert render("report_votes", {"votes": 40, "ties": 4, "base_wins": 12, "raters": 3, "items": 12,
+                                   "baseline": against}, lang) in html
+    assert render("report_baseline_base", lang=lang) not in html.split(render("report_study", lang=lang))[-1]
 
 
 def test_the_page_is_self_contained_with_plotly_inline_once():

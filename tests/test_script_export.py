@@ -179,7 +179,7 @@ def test_the_template_imports_and_passes_ruff():
     module = importlib.import_module("engine.export.train_lora")
     assert module.MODEL == BUNDLED_MODEL_ID and module.SFT == factories.sft_settings(TrainConfig(), has_eval=True)
     assert callable(module.main) and module.to_example is convert.to_example
-    assert module.trainer_class is factories.trainer_class and module.load_tokenizer is loader.load_tokenizer
+    assert module.trainer_class is factories.trainer_class and module.ready_tokenizer is loader.ready_tokenizer
     result = _ruff(exporter.TEMPLATE)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -268,7 +268,7 @@ def test_the_script_carries_the_studio_code_verbatim():
     assert {(getattr(node, "module", None), alias.name) for node in imports for alias in node.names} <= at_the_top
     assert inspect.getsource(factories.resolve_dtype) in source
     assert inspect.getsource(factories.trainer_class) in source
-    assert inspect.getsource(loader.load_tokenizer) in source
+    assert inspect.getsource(loader.ready_tokenizer) in source
     body = ast.parse(exporter.TEMPLATE.read_text(encoding="utf-8")).body
     template_names = {node.name for node in body if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
     template_names |= {target.id for node in body if isinstance(node, ast.Assign) for target in node.targets}

@@ -246,7 +246,7 @@ def test_the_votes_become_a_dpo_run_of_the_candidate_adapter(studio, questions_f
     runs, data = tmp_path / "runs", tmp_path / "data"
     study_id = voted_study(studio, questions_file, ["A", "B", "tie", "both_bad"])
     config, counts = studio.prepare_dpo_from_study(study_id)
-    assert counts == {"pairs": 2, "ties": 1, "both_bad": 1, "repeats": 0}
+    assert counts == {"pairs": 2, "votes": 4, "decided": 2, "split": 0, "ties": 1, "both_bad": 1, "repeats": 0}
     preferences = data / "studies" / f"study-{study_id}-preferences.jsonl"
     pairs = [json.loads(line) for line in preferences.read_text("utf-8").splitlines()]
     assert len(pairs) == 2 and set(pairs[0]) == {"prompt", "chosen", "rejected"}
@@ -266,7 +266,7 @@ def test_a_study_without_a_or_b_verdicts_or_with_the_base_as_candidate_is_refuse
     with pytest.raises(EngineError) as no_pairs:
         studio.prepare_dpo_from_study(undecided)
     assert no_pairs.value.code == "study_no_pairs" and no_pairs.value.hint == "hint_study_more_votes"
-    assert no_pairs.value.params == {"study_id": undecided, "ties": 2, "both_bad": 1}
+    assert no_pairs.value.params == {"study_id": undecided, "ties": 2, "split": 0, "both_bad": 1}
     assert "2" in render("study_no_pairs", no_pairs.value.params, "zh")
     reversed_sides = studio.create_study("base as candidate", questions_file, BASE_CHOICE, baseline="sft")
     assert reversed_sides["sides"]["candidate"]["choice"] == BASE_CHOICE and reversed_sides["run_dir"] == ""

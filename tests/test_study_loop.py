@@ -68,12 +68,13 @@ class LoopStudio:
     def prepare_dpo_from_study(self, study_id, config=None):
         self.asked.append(("prepare", study_id))
         if not self.pairs:
-            raise EngineError("study_no_pairs", {"study_id": study_id, "ties": 2, "both_bad": 1},
+            raise EngineError("study_no_pairs", {"study_id": study_id, "ties": 2, "split": 0, "both_bad": 1},
                               hint="hint_study_more_votes")
         config = TrainConfig().replace(method="dpo", init_adapter=f"runs/{SFT}/checkpoints/checkpoint-27",
                                        dataset_path="data/studies/study-3-preferences.jsonl", learning_rate=5e-7,
                                        beta=0.2, loss_type="ipo")
-        return config, {"pairs": self.pairs, "ties": 2, "both_bad": 1, "repeats": 2}
+        return config, {"pairs": self.pairs, "votes": 9, "decided": 4, "split": 1, "ties": 1, "both_bad": 1,
+                        "repeats": 2}
 
     def followup_study(self, run_id):
         self.asked.append(("followup", run_id))
@@ -106,10 +107,16 @@ def test_improve_with_these_votes_fills_the_form_and_opens_the_training_tab(lang
     assert [shown[FORM[name]] for name in FORM] == ["dpo", f"runs/{SFT}/checkpoints/checkpoint-27", 5e-7, 0.2, "ipo",
                                                     TrainConfig().lora_r]
     assert shown["tabs"].selected == "tab-training"
-    assert shown["info"] == t("study_improve_done", lang, pairs=4, votes=9, ties=2, both_bad=1, repeats=2,
-                              adapter=t("side_run_step", lang, run=SFT, step=27), beta=0.2, lr=5e-7, loss="ipo")
+    assert shown["info"] == t("study_improve_done", lang, pairs=4, votes=9, decided=4, split=1, ties=1, both_bad=1,
+                              repeats=2, adapter=t("side_run_step", lang, run=SFT, step=27), beta=0.2, lr=5e-7,
+                              loss="ipo")
     assert ("4" in shown["info"] and "9" in shown["info"] and f"{SFT} · " in shown["info"]
             and "0.2" in shown["info"] and "5e-07" in shown["info"])
+    counts = studio.prepare_dpo_from_study(3)[1]
+    for shown_count in ("decided", "split"):  # the notice names every part the votes add up to
+        other = {**counts, shown_count: 7}
+        assert t("study_improve_done", lang, **other, adapter="x", beta=0.2, lr=5e-7, loss="ipo") != t(
+            "study_improve_done", lang, **counts, adapter="x", beta=0.2, lr=5e-7, loss="ipo")
     assert view.outputs == [*FORM.values(), "dataset_path", "info", "tabs"]
 
 
@@ -127,7 +134,8 @@ def test_improve_without_decided_votes_or_a_study_is_refused_in_words(lang):
     with pytest.raises(gr.Error) as no_pairs:
         study_loop.improve_with_votes(LoopStudio(pairs=0), view, lang, 3)
     assert no_pairs.value.message == render_error(
-        EngineError("study_no_pairs", {"study_id": 3, "ties": 2, "both_bad": 1}, hint="hint_study_more_votes"), lang)
+        EngineError("study_no_pairs", {"study_id": 3, "ties": 2, "split": 0, "both_bad": 1},
+                    hint="hint_study_more_votes"), lang)
     with pytest.raises(gr.Error) as no_study:
         study_loop.improve_with_votes(LoopStudio(), view, lang, None)
     assert no_study.value.message == t("study_none", lang)
@@ -255,7 +263,8 @@ def test_the_loop_through_the_app_votes_to_a_dpo_run_and_on_to_the_next_study(se
     shown = dict(zip(forms.form_fields(), values))
     assert (shown["method"], shown["init_adapter"]) == ("dpo", str(studio.run_dir(sft)))
     assert path.endswith(f"study-{study_id}-preferences.jsonl") and len(open(path, encoding="utf-8").readlines()) == 2
-    assert info.startswith("Prepared a DPO run on the Training tab: 2 preference pairs from 3 votes (left out: 1 ties")
+    assert info.startswith("Prepared a DPO run on the Training tab: 2 preference pairs from 2 of the 3 votes (left "
+                           "out: 0 A/B votes on questions the raters split evenly on, 1 ties")
     assert f"It continues run {sft}." in info
 
     dpo = studio.start(studio.config_from_form(shown).replace(dataset_path=path))

@@ -39,7 +39,7 @@ def test_votes_train_a_dpo_run_that_the_next_study_compares_with_the_sft_adapter
     assert first["sides"]["baseline"]["choice"] == BASE_CHOICE and first["sides"]["candidate"]["choice"] == sft
     vote_all(studio, first["id"], ["A", "B", "A", "B", "tie", "both_bad"])
     config, counts = studio.prepare_dpo_from_study(first["id"])
-    assert counts == {"pairs": 4, "ties": 1, "both_bad": 1, "repeats": 0}
+    assert counts == {"pairs": 4, "votes": 6, "decided": 4, "split": 0, "ties": 1, "both_bad": 1, "repeats": 0}
     assert config.method == "dpo" and config.init_adapter == str(run_copy)
 
     dpo = studio.start(config)

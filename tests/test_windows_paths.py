@@ -161,6 +161,7 @@ class FakePopen:
 def test_launch_on_windows_starts_a_new_process_group_and_waits_for_the_worker_to_hold_the_lock(
         tmp_path, windows, monkeypatch):
     monkeypatch.setattr(launch.subprocess, "Popen", FakePopen)
+    monkeypatch.setattr(launch, "_started_by", {})  # the tree noted at launch (this process's) is left here
     monkeypatch.setattr(launch, "worker_command", lambda *args: [sys.executable, "-m", "engine.training.worker"])
     run_dir, path = run_folder(tmp_path), tmp_path / "device.lock"
     runner_lock = DeviceLock(path)
@@ -171,6 +172,7 @@ def test_launch_on_windows_starts_a_new_process_group_and_waits_for_the_worker_t
     assert process.command[-2:] == ["--lock-path", str(path)]
     assert process.polls >= 3 and process.lock_fd is not None  # launch waited until the worker held it
     assert oslocks.handover_taken(path) and worker.live_worker(run_dir) == os.getpid()
+    assert os.getpid() in launch._started_by, "the worker's tree is noted as soon as it runs"
     runner_lock.release()
     assert DeviceLock(path).locked()  # the worker's alone now
     oslocks.end_hold(process.lock_fd)
@@ -178,6 +180,7 @@ def test_launch_on_windows_starts_a_new_process_group_and_waits_for_the_worker_t
 
 def test_a_kill_on_windows_ends_the_process_tree_with_taskkill(windows, monkeypatch):
     calls = []
+    monkeypatch.setattr(launch, "_started_by", {})
     monkeypatch.setattr(launch.subprocess, "run", lambda command, **options: calls.append(command))
     launch.kill_group(4242)
     assert calls == [["taskkill", "/T", "/F", "/PID", "4242"]]
@@ -187,9 +190,53 @@ def test_a_launched_worker_is_waited_for_through_its_process_handle_on_windows(t
     ends, killed = [], []
     monkeypatch.setattr(launch, "kill_group", killed.append)
     monkeypatch.setattr(launch, "record_end", lambda run_dir, code: ends.append((run_dir, code)))
-    process = types.SimpleNamespace(pid=4242, wait=lambda: 1)
+    monkeypatch.setattr(launch, "remember_tree", lambda pid: None)
+    process = types.SimpleNamespace(pid=4242, wait=lambda timeout=None: 1)
     launch.watch_launched(process, tmp_path, lambda: ends.append("on_end"))
     assert killed == [4242] and ends == [(tmp_path, 1), "on_end"]
+
+
+class FakeChild:
+    """A process a worker started, as psutil shows it: running until killed."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.killed = pid, False
+
+    def is_running(self) -> bool:
+        return not self.killed
+
+    def kill(self) -> None:
+        self.killed = True
+
+
+def test_ranks_a_dead_windows_worker_left_are_killed_from_the_tree_seen_while_it_lived(tmp_path, windows,
+                                                                                      monkeypatch):
+    ranks, worker_alive, waits, calls = [FakeChild(7001), FakeChild(7002)], [True], [], []
+
+    class FakePsutil(types.ModuleType):
+        Error = RuntimeError
+
+        def Process(self, pid):  # noqa: N802 - psutil's name
+            if not worker_alive[0]:
+                raise RuntimeError("no such process")  # psutil.NoSuchProcess is a psutil.Error
+            return types.SimpleNamespace(children=lambda recursive: list(ranks) if recursive else [])
+
+    def wait(timeout=None):
+        waits.append(timeout)
+        if len(waits) == 1:  # still training at the first look, dead at the second
+            raise subprocess.TimeoutExpired("worker", timeout)
+        worker_alive[0] = False
+        return 1
+
+    monkeypatch.setitem(sys.modules, "psutil", FakePsutil("psutil"))
+    monkeypatch.setattr(launch, "_started_by", {})
+    monkeypatch.setattr(launch.subprocess, "run", lambda command, **options: calls.append(command))
+    monkeypatch.setattr(launch, "record_end", lambda run_dir, code: None)
+    ranks[1].killed = True  # one rank ended on its own: it is not killed again
+    launch.watch_launched(types.SimpleNamespace(pid=4242, wait=wait), tmp_path, lambda: None)
+    assert waits[:2] == [launch.TREE_REFRESH_S, launch.TREE_REFRESH_S]  # refreshed while it lived
+    assert calls == [["taskkill", "/T", "/F", "/PID", "4242"]]  # finds no tree under the dead worker...
+    assert ranks[0].killed and launch._started_by == {}  # ...so the rank it left is killed from the snapshot
 
 
 def test_a_windows_exit_code_is_never_taken_for_a_sigkill(tmp_path):
@@ -206,6 +253,21 @@ def test_peak_memory_on_windows_comes_from_psutil_not_resource(windows, monkeypa
     memory = types.SimpleNamespace(peak_wset=300 * 2**20)
     monkeypatch.setattr(psutil, "Process", lambda pid: types.SimpleNamespace(memory_info=lambda: memory))
     assert device.peak_memory_mb() == 300.0
+
+
+@pytest.mark.parametrize(("platform", "reported", "expected_mb"), [("darwin", 300 * 2**20, 300.0),
+                                                                    ("linux", 300 * 2**10, 300.0)])
+def test_peak_memory_reads_ru_maxrss_as_bytes_on_macos_and_kilobytes_on_linux(monkeypatch, platform, reported,
+                                                                             expected_mb):
+    import resource
+
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(device.sys, "platform", platform)
+    usage = types.SimpleNamespace(ru_maxrss=reported)
+    monkeypatch.setattr(resource, "getrusage", lambda who: usage)
+    assert device.peak_memory_mb() == expected_mb
 
 
 def test_every_engine_module_imports_without_fcntl_and_resource():

@@ -96,7 +96,8 @@ def build(page: Page) -> None:
     view = _layout(page)
     studio, lang = page.studio, page.language
     sides = [lang, view.baseline, view.run]
-    gr.on(triggers=[view.refresh.click, page.demo.load, lang.change], fn=bind(refresh_runs, studio, view),
+    gr.on(triggers=[view.refresh.click, page.demo.load, lang.change, page.tabs.change],  # a run trained since
+          fn=bind(refresh_runs, studio, view),
           inputs=sides, outputs=[view.baseline, view.run], api_name="chat_runs")
     gr.on(triggers=[lang.change, view.baseline.change, view.run.change], fn=bind(show_sides, studio, view),
           inputs=sides, outputs=[view.base_chat, view.adapter_chat], api_visibility="private",

@@ -131,12 +131,15 @@ def relabel_paths(lang: str, state: dict | None) -> str:
     return paths_text(exports_of(state), lang)
 
 
-def refresh_choices(studio: Studio, view: ExportView, lang: str) -> dict:
-    """Input: language. Outputs: the adapter picker (final adapters and complete checkpoints, newest run first) and
-    the GGUF types this machine can write."""
+def refresh_choices(studio: Studio, view: ExportView, lang: str, current: str | None = None) -> dict:
+    """Inputs: language, the adapter chosen now. Outputs: the adapter picker (final adapters and complete checkpoints,
+    newest run first, worded in `lang`, keeping the chosen one while it exists) and the GGUF types this machine can
+    write."""
     choices = present.adapter_choices(studio.export_choices(), lang)
+    values = [value for _label, value in choices]
     types = studio.gguf_types()
-    return {view.choice: gr.Dropdown(choices=choices, value=choices[0][1] if choices else None),
+    chosen = current if current in values else (values[0] if values else None)
+    return {view.choice: gr.Dropdown(choices=choices, value=chosen),
             view.gguf_type: gr.Dropdown(choices=types, value=DEFAULT_GGUF_TYPE if DEFAULT_GGUF_TYPE in types
                                         else (types[0] if types else None))}
 
@@ -251,6 +254,8 @@ def build(page: Page) -> None:
     view.report.click(bind(export_report, studio, view), picked + [view.written], view.shown,
                       api_name="export_report", concurrency_id=MODEL_LANE)
     lang.change(relabel_paths, [lang, view.written], [view.paths], api_visibility="private")
+    gr.on([lang.change, page.tabs.change], bind(refresh_choices, studio, view), [lang, view.choice],
+          [view.choice, view.gguf_type], api_visibility="private")  # reworded, and offering runs trained since
 
 
 def _layout(page: Page) -> ExportLayout:

@@ -48,11 +48,15 @@ def preset_choices(studio: Studio) -> list[str]:
 @worded_errors
 def apply_preset(studio: Studio, view: ParamsView, lang: str, name: str) -> dict:
     """Inputs: language, preset name. Outputs: its description and every form field (defaults + preset)."""
-    chosen, about = studio.default_config(), ""
-    if name:
-        chosen = studio.apply_preset(name, chosen)
-        about = studio.preset_description(name, lang)
-    return {view.about: about, **dict(zip(view.fields.values(), forms.values_of(chosen, view.form)))}
+    chosen = studio.apply_preset(name, studio.default_config()) if name else studio.default_config()
+    return {**describe_preset(studio, view, lang, name),
+            **dict(zip(view.fields.values(), forms.values_of(chosen, view.form)))}
+
+
+@worded_errors
+def describe_preset(studio: Studio, view: ParamsView, lang: str, name: str) -> dict:
+    """Inputs: language, preset name. Output: its description in the language (empty without a preset)."""
+    return {view.about: studio.preset_description(name, lang) if name else ""}
 
 
 @worded_errors
@@ -172,6 +176,8 @@ def _wire(page: Page, view: ParamsView, attention: gr.Button, linear: gr.Button,
           trigger_mode="always_last")  # a slider dragged on: count its final value
     view.preset.change(bind(apply_preset, studio, view), [lang, view.preset], [view.about] + values,
                        api_name="apply_preset")
+    lang.change(bind(describe_preset, studio, view), [lang, view.preset], [view.about], api_visibility="private",
+                show_progress="hidden")  # the chosen preset's description, reworded
     save.click(bind(save_preset, studio, view, fields=names), [lang, new_name] + values, [view.preset],
                api_name="save_preset")
     gr.on([value.change for value in values], bind(show_config, studio, view), [lang, path] + values,

@@ -218,6 +218,8 @@ def run_summary(plan: RunPlan, lang: str) -> str:
     if checked is not None and checked.summary.tokens_per_epoch:
         data = t("summary_data", lang, file=Path(config.dataset_path).name, rows=checked.summary.rows,
                  tokens=f"{checked.summary.tokens_per_epoch:,}")
+    elif checked is not None and checked.summary.rows:  # rows the token count does not cover (preference pairs)
+        data = t("summary_data_rows", lang, file=Path(config.dataset_path).name, rows=checked.summary.rows)
     else:
         data = t("summary_no_data", lang)
     length = (t("summary_steps", lang, steps=config.max_steps) if config.max_steps > 0

@@ -53,16 +53,15 @@ class FollowupView:
 
 @worded_errors
 def improve_with_votes(studio: Studio, view: ImproveView, lang: str, study_id: int | None) -> dict:
-    """Input: language, study. Outputs: the run's form filled for a DPO run on the study's decided votes (ties and
-    both-bad left out) that continues the study's adapter, the preference file in the dataset path box, a line
-    saying what was prepared (also shown as a notice), and the Training tab opened."""
+    """Input: language, study. Outputs: the run's form filled for a DPO run on the study's decided votes (split
+    questions, ties, both-bad and repeats left out, counted so that they add up to the votes) that continues the
+    study's adapter, the preference file in the dataset path box, a line saying what was prepared (also shown as a
+    notice), and the Training tab opened."""
     study_id = chosen_study(study_id, lang)
     config, counts = studio.prepare_dpo_from_study(study_id)
     study = studio.study(study_id)
-    line = t("study_improve_done", lang, pairs=counts["pairs"], votes=study["votes"], ties=counts["ties"],
-             both_bad=counts["both_bad"], repeats=counts["repeats"],
-             adapter=study_side_names(study, lang)["candidate"], beta=config.beta, lr=config.learning_rate,
-             loss=config.loss_type)
+    line = t("study_improve_done", lang, **counts, adapter=study_side_names(study, lang)["candidate"],
+             beta=config.beta, lr=config.learning_rate, loss=config.loss_type)
     gr.Info(line)
     shown = {view.dataset_path: config.dataset_path, view.info: line,
              **dict(zip(view.fields.values(), forms.values_of(config, list(view.fields))))}
@@ -73,9 +72,9 @@ def improve_with_votes(studio: Studio, view: ImproveView, lang: str, study_id: i
 
 @worded_errors
 def compare_with_previous(studio: Studio, view: FollowupView, lang: str, run_id: str | None) -> dict:
-    """Input: language, the chosen adapter (a DPO run's). Outputs: the set-up panel filled for the next study: its
-    name, its question file, the adapter the run continued as the baseline and the run as the candidate, and a line
-    saying what was set up (warning when these questions' votes trained the adapter)."""
+    """Input: language, the chosen adapter (a DPO run's, or `run@checkpoint-N`). Outputs: the set-up panel filled
+    for the next study: its name, its question file, the adapter the run continued as the baseline and the run as
+    the candidate, and a line saying what was set up (warning when these questions' votes trained the adapter)."""
     if not run_id:
         raise gr.Error(t("no_runs", lang))
     plan = studio.followup_study(run_id)

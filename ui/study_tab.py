@@ -206,8 +206,8 @@ def _wire_setup(page: Page, view: SetupLayout) -> None:
     studio, lang = page.studio, page.language
     page.demo.load(bind(refresh_pickers, studio, view), [lang], [view.baseline, view.run, view.study],
                    api_visibility="private")
-    lang.change(bind(reword_pickers, studio, view), [lang, view.baseline, view.run], [view.baseline, view.run],
-                api_visibility="private")
+    gr.on([lang.change, page.tabs.change], bind(reword_pickers, studio, view), [lang, view.baseline, view.run],
+          [view.baseline, view.run], api_visibility="private")  # reworded, and offering runs trained since
     lang.change(bind(reword_criteria, studio, view.criteria), [lang, view.criteria], [view.criteria],
                 api_visibility="private")
     view.upload.upload(bind(forms.take_upload, studio, view.questions_path), [lang, view.upload],

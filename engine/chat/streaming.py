@@ -10,7 +10,9 @@ from __future__ import annotations
 import queue
 from typing import Iterator
 
-from transformers.generation.streamers import BaseStreamer
+from engine.models.loader import import_transformers
+
+BaseStreamer = import_transformers("generation.streamers", "BaseStreamer")  # under the loader's first-import lock
 
 REPLACEMENT = "\ufffd"  # what decoding gives for the bytes of a character whose last token has not come yet
 

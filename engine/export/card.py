@@ -26,8 +26,10 @@ SETTINGS = ("lora_r", "lora_alpha", "lora_dropout", "lora_target_modules", "use_
 
 @dataclass
 class StudySummary:
-    """The headline of a blind base-vs-adapter study: the adapter's decisive win rate and its 95% Wilson interval,
-    how many votes, raters and items, the ties and the base's wins."""
+    """The headline of a blind study of the adapter against its baseline: the adapter's decisive win rate and its
+    95% Wilson interval, how many votes, raters and items, the ties and the baseline's wins (`base_wins`); the
+    baseline is the base model when `baseline_run` is None, else that run's adapter (its checkpoint at
+    `baseline_step` when one is named)."""
 
     name: str
     win_rate: float
@@ -38,6 +40,8 @@ class StudySummary:
     n_items: int = 0
     ties: int = 0
     base_wins: int = 0
+    baseline_run: str | None = None
+    baseline_step: int | None = None
 
 
 @dataclass

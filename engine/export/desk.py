@@ -144,8 +144,8 @@ class ExportDesk:
         return EventLog.read(source.run_dir / "events.jsonl").since(0)[0]
 
     def _latest_study(self, source: ExportSource):
-        """(`StudySummary`, its statistics) of the newest study with votes that judged this adapter; (None, None)
-        when none did."""
+        """(`StudySummary`, its statistics) of the newest study with votes that judged this adapter as its candidate,
+        naming the study's baseline (the base model, or another run's adapter); (None, None) when none did."""
         from engine.export.card import StudySummary
 
         folder = source.run_dir if source.adapter_name == "adapter" else source.adapter_dir
@@ -157,10 +157,12 @@ class ExportDesk:
             stats = self.study_statistics(study["id"])
             overall = stats["overall"]
             low, high = overall["win"]["ci"]
+            baseline = study["sides"]["baseline"]
             return StudySummary(
                 name=study["name"], win_rate=overall["win"]["rate"], low=low, high=high, n_votes=stats["n_votes"],
                 n_raters=len(stats["by_rater"]), n_items=study["questions"], ties=overall["tie"]["count"],
-                base_wins=overall["loss"]["count"]), stats
+                base_wins=overall["loss"]["count"], baseline_run=baseline["run_id"],
+                baseline_step=baseline["step"]), stats
         return None, None
 
     def _study_summary(self, source: ExportSource):

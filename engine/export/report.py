@@ -176,10 +176,19 @@ def study_section(facts: ReportFacts, figure_html: str) -> str:
         return section(render("report_study", lang=lang), _paragraph(render("report_no_study", lang=lang)))
     params = {"name": study.name, "rate": _percent(study.win_rate), "low": _percent(study.low),
               "high": _percent(study.high), "votes": study.n_votes, "ties": study.ties, "base_wins": study.base_wins,
-              "raters": study.n_raters, "items": study.n_items}
+              "raters": study.n_raters, "items": study.n_items, "baseline": baseline_words(study, lang)}
     body = "".join(_paragraph(render(code, params, lang)) for code in ("report_study_name", "report_win_rate",
                                                                        "report_votes"))
     return section(render("report_study", lang=lang), body + figure_html + agreement_html(facts.agreement, lang))
+
+
+def baseline_words(study: StudySummary, lang: str) -> str:
+    """What the study's adapter was judged against, in words: the base model, or a run (at its checkpoint's step)."""
+    if study.baseline_run is None:
+        return render("report_baseline_base", lang=lang)
+    if study.baseline_step is None:
+        return render("report_baseline_run", {"run": study.baseline_run}, lang)
+    return render("report_baseline_checkpoint", {"run": study.baseline_run, "step": study.baseline_step}, lang)
 
 
 def agreement_html(agreement: dict[str, Any] | None, lang: str) -> str:

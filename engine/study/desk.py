@@ -149,6 +149,9 @@ class StudyDesk:
         """Eval loss and perplexity of the baseline ("base") and candidate ("adapter") on the held-out rows of the
         candidate's run."""
         info = self.studies.study(study_id)
+        if info["sides"]["candidate"]["run_id"] is None:
+            raise EngineError("study_perplexity_needs_adapter", {"study_id": study_id},
+                              hint="hint_study_candidate_adapter")
         return metrics.eval_perplexity(self.chat, info["run_dir"], info["baseline_dir"])
 
     def export_study(self, study_id: int, kind: str, path: str | Path | None = None) -> Path:
@@ -166,14 +169,17 @@ class StudyDesk:
         """The DPO run that learns from the study's votes, ready for `start`: its preference pairs are written to
         `<data folder>/studies/study-<id>-preferences.jsonl` and its questions beside them; the config is the `dpo`
         preset over `config` (default: the candidate run's own) continuing the candidate adapter. Returns it with
-        the counts {"pairs", "ties", "both_bad", "repeats"}; `study_no_pairs` when no vote chose A or B."""
+        "pairs" and the vote counts {"votes", "decided", "split", "ties", "both_bad", "repeats"} (votes is the sum of
+        the other five); `study_no_pairs` when no question's votes choose A or B."""
         return loop.prepare_dpo(self.studies, study_id, self.data_root / "studies", config)
 
-    def followup_study(self, run_id: str) -> dict:
-        """What the next study of a DPO run needs: {"name", "questions_path", "choice" (the run), "baseline" (the
-        adapter it started from), "questions_seen_in_training"}; `followup_needs_dpo` for a run without
-        init_adapter."""
+    def followup_study(self, choice: str) -> dict:
+        """What the next study of a DPO run's adapter (`choice`: the run, or `run@checkpoint-N`) needs: {"name",
+        "questions_path", "choice" (that checkpoint, else the run's final adapter, else its latest checkpoint),
+        "baseline" (the adapter it started from), "questions_seen_in_training"}; `followup_needs_dpo` for a run
+        without init_adapter."""
+        run_id, checkpoint = adapters.split_choice(choice or "")
         run_dir = self.run_dir(run_id)
         if run_dir is None:
-            raise EngineError("run_not_found", {"path": run_id or "-"}, hint="hint_pick_run")
-        return loop.followup(run_dir, self.data_root / "studies")
+            raise EngineError("run_not_found", {"path": choice or "-"}, hint="hint_pick_run")
+        return loop.followup(run_dir, self.data_root / "studies", checkpoint)

@@ -132,7 +132,8 @@ def peak_memory_mb() -> float:
         return psutil.Process(os.getpid()).memory_info().peak_wset / 2**20
     import resource
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # Linux reports kilobytes
+    unit = 2**20 if sys.platform == "darwin" else 2**10  # macOS reports bytes, Linux kilobytes
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / unit
 
 
 def release_memory() -> None:

@@ -98,11 +98,14 @@ def check_cuda(torch: probes.TorchFacts, driver: probes.DriverFacts) -> Check:
 
 
 def check_bitsandbytes(facts: probes.BitsAndBytesFacts, on_gpu: bool) -> Check:
-    """bitsandbytes (4-bit loading): importable, and on a GPU a 4-bit product works; on a CPU it is not needed."""
+    """bitsandbytes (4-bit loading): importable, and on a GPU a 4-bit product works (not tried while the GPU is
+    busy); on a CPU it is not needed."""
     if facts.version is None:
         status = PROBLEM if on_gpu else WARNING
         return Check("bitsandbytes", status, "-", "doctor_bnb_missing", "hint_doctor_setup", {"detail": facts.error})
     params = {"version": facts.version, "detail": facts.matmul}
+    if facts.gpu_busy:
+        return Check("bitsandbytes", OK, facts.version, "doctor_bnb_gpu_busy", params=params)
     if facts.matmul is None:
         return Check("bitsandbytes", OK, facts.version, "doctor_bnb_cpu", params=params)
     if facts.matmul:
@@ -111,7 +114,7 @@ def check_bitsandbytes(facts: probes.BitsAndBytesFacts, on_gpu: bool) -> Check:
 
 
 def check_disk(name: str, folder: Path, free: int) -> Check:
-    """Free disk where `name` (disk_models: the model cache; disk_runs: the runs folder) writes."""
+    """Free disk where `name` (disk_models: the model caches' fullest disk; disk_runs: the runs folder) writes."""
     low, low_message, fix = LOW_DISKS[name]
     params = {"path": str(folder), "free": _gib(free), "needed": low}
     value = f"{params['free']} GiB free"
@@ -167,9 +170,10 @@ def system_checks(runs_dir: str | Path = "runs") -> list[Check]:
     endpoint, offline = probes.hub_endpoint(), probes.hub_offline()
     answers = None if offline else probes.hub_answers(endpoint)  # offline: not even asked
     pins = probes.pinned_versions(REQUIREMENTS) if REQUIREMENTS.is_file() else None
+    bits = probes.bitsandbytes_facts(on_gpu, gpu_busy=on_gpu and probes.gpu_busy(runs_dir))
     return [check_python(sys.version_info), check_torch(torch, driver), check_gpu(torch, gpu, driver),
-            check_cuda(torch, driver), check_bitsandbytes(probes.bitsandbytes_facts(on_gpu), on_gpu),
-            check_disk("disk_models", *probes.free_bytes(probes.model_cache())),
+            check_cuda(torch, driver), check_bitsandbytes(bits, on_gpu),
+            check_disk("disk_models", *probes.tightest_disk(probes.model_folders())),
             check_disk("disk_runs", *probes.free_bytes(runs_dir)), check_libraries(pins),
             check_bundled_model(bundled_gguf()), check_hub(endpoint, offline, answers)]
 

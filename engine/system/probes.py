@@ -54,11 +54,13 @@ class DriverFacts:
 @dataclass(frozen=True)
 class BitsAndBytesFacts:
     """bitsandbytes: its version (None when it cannot be imported, `error` says why) and, on a GPU, whether a tiny
-    4-bit matrix product works (`matmul`: None when not tried, else "" for working or the failure)."""
+    4-bit matrix product works (`matmul`: None when not tried, else "" for working or the failure; `gpu_busy`: not
+    tried because a run or a generation held the GPU)."""
 
     version: str | None
     error: str | None = None
     matmul: str | None = None
+    gpu_busy: bool = False
 
 
 def torch_facts() -> TorchFacts:
@@ -106,8 +108,9 @@ def parse_nvidia_smi(listing: str, summary: str) -> DriverFacts:
                        found.group(1) if found else None)
 
 
-def bitsandbytes_facts(on_gpu: bool) -> BitsAndBytesFacts:
-    """bitsandbytes' version and, when `on_gpu`, whether a 4-bit layer's product matches its de-quantized weight."""
+def bitsandbytes_facts(on_gpu: bool, gpu_busy: bool = False) -> BitsAndBytesFacts:
+    """bitsandbytes' version and, when `on_gpu`, whether a 4-bit layer's product matches its de-quantized weight;
+    not tried when `gpu_busy` (the studio's device lock is held: a run beside it may be at the memory's edge)."""
     try:
         # a broken install prints its own diagnosis at import, which would break `doctor --json`'s output
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
@@ -117,6 +120,8 @@ def bitsandbytes_facts(on_gpu: bool) -> BitsAndBytesFacts:
     version = getattr(bitsandbytes, "__version__", "?")
     if not on_gpu:
         return BitsAndBytesFacts(version)
+    if gpu_busy:
+        return BitsAndBytesFacts(version, gpu_busy=True)
     try:
         return BitsAndBytesFacts(version, matmul=_four_bit_product(bitsandbytes))
     except Exception as exc:  # the kernels fail on unsupported GPUs and mismatched CUDA runtimes
@@ -146,10 +151,35 @@ def free_bytes(path: str | Path) -> tuple[Path, int]:
 
 
 def model_cache() -> Path:
-    """Where downloaded hub models are kept (HF_HUB_CACHE / HF_HOME, as huggingface_hub resolves it)."""
+    """Where the hub client keeps the models it downloads (HF_HUB_CACHE / HF_HOME, as huggingface_hub resolves it)."""
     from huggingface_hub import constants
 
     return Path(constants.HF_HUB_CACHE)
+
+
+def model_folders() -> list[Path]:
+    """Where base models are written: the studio's cache (its downloads and GGUF conversions,
+    `engine.models.loader.cache_root`), then the hub client's cache."""
+    from engine.models.loader import cache_root
+
+    return [cache_root(), model_cache()]
+
+
+def tightest_disk(paths: list[Path]) -> tuple[Path, int]:
+    """`free_bytes` of the path whose disk has the least room (the first of those on one disk)."""
+    return min((free_bytes(path) for path in paths), key=lambda found: found[1])
+
+
+def gpu_busy(runs_dir: str | Path) -> bool:
+    """Whether the studio's device lock of the runs folder `runs_dir` is held (a run, a chat, a study's answers);
+    a lock file that cannot be read counts as held."""
+    from engine.system.device import DeviceLock
+    from engine.training.runner import LOCK_FILE
+
+    try:
+        return DeviceLock(Path(runs_dir) / LOCK_FILE).locked()
+    except OSError:
+        return True
 
 
 def pinned_versions(requirements: Path) -> list[tuple[str, str, str | None]]:

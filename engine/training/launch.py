@@ -9,7 +9,9 @@ command trains N CPU processes over gloo (`accelerate launch --cpu` would start 
 
 On Windows (`oslocks.WINDOWS`) the worker is started in a new process group, the device lock is handed over
 by the lock file's path (`oslocks`: the runner keeps its part of the lock until the worker holds its own), and
-a kill ends the worker's process tree with `taskkill /T /F`."""
+a kill ends the worker's process tree with `taskkill /T /F`; as that finds no tree under a worker that has died
+already, the processes it started are also remembered while it lives (at launch, then every TREE_REFRESH_S) and
+those still running are killed after it."""
 from __future__ import annotations
 
 import os
@@ -36,6 +38,8 @@ OUT_OF_MEMORY_MARKS = ("torch.OutOfMemoryError", "CUDA out of memory", "torch.cu
 NEW_PROCESS_GROUP = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0x200)  # Windows' creation flag
 HANDOVER_WAIT_S = 60.0  # Windows: at most this long for a starting worker to take the device lock over
 KILLED_RETURNCODE = -getattr(signal, "SIGKILL", 9)  # a POSIX worker's end by SIGKILL (Windows has no signal)
+TREE_REFRESH_S = 2.0  # Windows: how often the processes a live worker started are looked at again
+_started_by: dict[int, list] = {}  # Windows: worker pid -> the psutil.Process objects it started, as last seen
 
 
 class RunWatch:
@@ -92,11 +96,36 @@ def kill_group(pid: int) -> None:
     if oslocks.WINDOWS:
         subprocess.run(["taskkill", "/T", "/F", "/PID", str(pid)], stdin=subprocess.DEVNULL,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        _kill_remembered(pid)
         return
     try:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def remember_tree(pid: int) -> None:
+    """Windows: note the processes worker `pid` has started (its ranks, say), so that a kill after it died can
+    still end them; a worker gone already keeps the last note."""
+    import psutil
+
+    try:
+        _started_by[pid] = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        pass
+
+
+def _kill_remembered(pid: int) -> None:
+    """Windows: kill the processes worker `pid` was last seen to have started that still run (psutil's
+    `is_running` also tells a reused pid apart)."""
+    import psutil
+
+    for child in _started_by.pop(pid, []):
+        try:
+            if child.is_running():
+                child.kill()
+        except psutil.Error:
+            pass
 
 
 def launch_worker(run_dir: Path, resume_from: str | None, job_spec: str | None, lock_fd: int | None):
@@ -132,6 +161,7 @@ def _launch_on_windows(run_dir: Path, command: list[str], lock_fd: int | None) -
         if time.monotonic() >= deadline:
             break
         time.sleep(oslocks.RETRY_S)
+    remember_tree(process.pid)
     return process
 
 
@@ -166,13 +196,24 @@ def watch_launched(process: subprocess.Popen, run_dir: Path, on_end: Callable[[]
     """Wait for a worker this runner started, record its end when it left none, then `on_end()`."""
     try:
         if oslocks.WINDOWS:  # the Popen's open process handle keeps the pid from being reused there
-            process.wait()
+            _wait_remembering_tree(process)
         else:
             os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)  # ended, not yet reaped: its pid is kept
         kill_group(process.pid)  # whatever it started and left behind (holding the device lock's file, say)
         record_end(run_dir, process.wait())
     finally:
         on_end()
+
+
+def _wait_remembering_tree(process: subprocess.Popen) -> None:
+    """Windows: wait for a launched worker to end, noting the processes it has started every TREE_REFRESH_S."""
+    while True:
+        remember_tree(process.pid)
+        try:
+            process.wait(timeout=TREE_REFRESH_S)
+            return
+        except subprocess.TimeoutExpired:
+            pass
 
 
 def watch_attached(pid: int, run_dir: Path, owner_alive: Callable[[], bool], poll: float = 0.2) -> None:
