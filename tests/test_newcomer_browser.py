@@ -35,7 +35,10 @@ def english_pieces() -> set[str]:
             if sum(ch.isalpha() for ch in piece) >= MIN_LETTERS and piece not in chinese[key] and \
                     not re.fullmatch(r"[\w./-]*[_/.][\w./-]*", piece):
                 pieces.add(piece)
-    return pieces - names
+    chinese_words = "\n".join(text for key, text in chinese.items() if key.startswith("ui."))
+    kept = {piece for piece in pieces  # a column name the Chinese texts use as it is (`domain`) may show in 中文
+            if not re.search(rf"(?<![A-Za-z]){re.escape(piece)}(?![A-Za-z])", chinese_words)}
+    return kept - names
 
 
 def left_in_english(page, pieces: set[str]) -> set[str]:
