@@ -34,7 +34,9 @@ def build_app(studio: Studio, lang: str = "en", public_url: str | None = None) -
                     TAB_MODULES[elem_id].build(page)
                 shown.append(shown_tab)
         system_panel.build(page)  # the system check, below the tabs
-        language.change(texts.updates, [language], texts.components, api_name="set_language")
+        # on `input`, not `change`: Gradio runs one event's handlers one after another, so the page's words and the
+        # tabs are relabelled at once, in their own chain, while the tabs' slower rewordings (on `change`) follow
+        language.input(texts.updates, [language], texts.components, api_name="set_language", queue=False)
         journey.wire_marks(page, shown)
         follow_frontend_locale(demo, language)
     return demo

@@ -134,7 +134,7 @@ def build_demo(studio: Studio, choice: str, *, title: str | None = None, descrip
         gr.on([send.click, view.prompt.submit], bind(ask, studio, view, choice),
               [language, view.prompt, base_input, view.adapter_chat], [*chats, view.prompt], api_name="ask")
         reset.click(bind(clear, view), None, chats, api_visibility="private")
-        language.change(texts.updates, [language], texts.components, api_visibility="private")
+        language.input(texts.updates, [language], texts.components, api_visibility="private", queue=False)
     return page
 
 

@@ -71,7 +71,7 @@ def wire_marks(page, tabs: list) -> None:
     """Relabel the tabs (`tabs`, in `TAB_STEPS` order) when a mark or the language changes, and read the studio's
     marks when the page opens and on every change of tab (votes arrive from raters, runs end in other windows)."""
     marks = [page.marks[mark] for mark in MARKS]
-    gr.on([page.language.change] + [mark.change for mark in marks], tab_labels, [page.language] + marks, tabs,
+    gr.on([page.language.input] + [mark.change for mark in marks], tab_labels, [page.language] + marks, tabs,
           api_visibility="private", queue=False, show_progress="hidden")
     gr.on([page.demo.load, page.tabs.change], lambda: studio_marks(page.studio), None,
           [page.marks["trained"], page.marks["studied"]], api_visibility="private", queue=False,
