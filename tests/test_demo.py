@@ -30,6 +30,9 @@ def fake_run(tmp_path):
     return run
 
 
+PARAMS = GenParams(max_new_tokens=24)  # the presenter's answer length, bound to the page's handler
+
+
 class ScriptedStudio:
     """Stands in for Studio: the adapter answers "Hi there", the base "HI THERE", growing word by word."""
 
@@ -38,10 +41,12 @@ class ScriptedStudio:
 
     def stream_answer(self, choice, messages, params, side):
         self.asked.append((choice, messages, side))
+        self.params = params
         yield from ("Hi", "Hi there")
 
     def stream_compare(self, choice, prompt, params, history):
         self.asked.append((choice, prompt, history))
+        self.params = params
         yield from (("HI", ""), ("HI THERE", ""), ("HI THERE", "Hi"), ("HI THERE", "Hi there"))
 
 
@@ -57,18 +62,19 @@ def test_a_run_or_a_checkpoint_opens_as_its_adapter_choice(fake_run):
 def test_the_adapter_answer_streams_alone_or_beside_the_base():
     studio = ScriptedStudio()
     alone = demo.DemoView(None, "adapter", "prompt")
-    steps = list(demo.ask(studio, alone, "run-3", "en", " Hello ", None, [{"role": "user", "content": "Before"},
+    steps = list(demo.ask(studio, alone, "run-3", PARAMS, "en", " Hello ", None, [{"role": "user", "content": "Before"},
                                                                            {"role": "assistant", "content": "Ok"}]))
     assert steps[-1]["adapter"][-2:] == [{"role": "user", "content": "Hello"},
                                          {"role": "assistant", "content": "Hi there"}]
     assert steps[-1]["prompt"] == "" and "base" not in steps[-1]
-    assert studio.asked[-1] == ("run-3", steps[-1]["adapter"][:-1], "adapter")
+    assert studio.asked[-1] == ("run-3", steps[-1]["adapter"][:-1], "adapter") and studio.params is PARAMS
     both = demo.DemoView("base", "adapter", "prompt")
-    final = list(demo.ask(studio, both, "run-3", "en", "Hello", [], []))[-1]
+    final = list(demo.ask(studio, both, "run-3", PARAMS, "en", "Hello", [], []))[-1]
     assert final["base"][-1]["content"] == "HI THERE" and final["adapter"][-1]["content"] == "Hi there"
+    assert studio.params is PARAMS
     assert demo.clear(both) == {"base": [], "adapter": []} and demo.clear(alone) == {"adapter": []}
     with pytest.raises(gr.Error, match="请先输入问题"):
-        list(demo.ask(studio, alone, "run-3", "zh", "  ", None, None))
+        list(demo.ask(studio, alone, "run-3", PARAMS, "zh", "  ", None, None))
 
 
 def exchanges(count: int) -> list[dict]:
@@ -79,14 +85,14 @@ def exchanges(count: int) -> list[dict]:
 def test_the_model_reads_the_last_exchanges_only():
     studio = ScriptedStudio()
     alone, both = demo.DemoView(None, "adapter", "prompt"), demo.DemoView("base", "adapter", "prompt")
-    list(demo.ask(studio, alone, "run-3", "en", "Next", None, exchanges(40)))
+    list(demo.ask(studio, alone, "run-3", PARAMS, "en", "Next", None, exchanges(40)))
     sent = studio.asked[-1][1]
     assert len(sent) == 2 * demo.HISTORY_TURNS - 1 and sent[0]["content"] == f"Q{41 - demo.HISTORY_TURNS}"
     assert sent[-1]["content"] == "Next"
-    list(demo.ask(studio, both, "run-3", "en", "Next", exchanges(40), exchanges(40)))
+    list(demo.ask(studio, both, "run-3", PARAMS, "en", "Next", exchanges(40), exchanges(40)))
     base, adapter = studio.asked[-1][2]
     assert len(base) == len(adapter) == 2 * (demo.HISTORY_TURNS - 1)
-    list(demo.ask(studio, alone, "run-3", "en", "Next", None, exchanges(3)))
+    list(demo.ask(studio, alone, "run-3", PARAMS, "en", "Next", None, exchanges(3)))
     assert studio.asked[-1][1][:6] == exchanges(3)  # a short conversation is kept whole
 
 
@@ -153,18 +159,34 @@ def test_exposing_the_page_needs_a_login_and_a_missing_run_is_worded(fake_run, c
     assert "--auth" in capsys.readouterr().err
     assert demo.main(["--run", str(fake_run.parent / "run-4"), "--port", str(free_port())]) == 1
     assert "run-4" in capsys.readouterr().err
+    for wrong in ("0", "2000", "many"):
+        with pytest.raises(SystemExit):
+            demo.main(["--run", str(fake_run), "--max-new-tokens", wrong], lang="zh")
+        assert f"{wrong} 不是有效的回答长度" in capsys.readouterr().err
+
+
+def test_the_presenters_answer_length_reaches_the_model():
+    assert demo.demo_parser("en").parse_args(["--run", "r", "--max-new-tokens", "48"]).max_new_tokens == 48
+    assert demo.demo_parser("en").parse_args(["--run", "r"]).max_new_tokens == GenParams.max_new_tokens
+    studio = ScriptedStudio()
+    page = demo.build_demo(studio, "run-3", max_new_tokens=48)
+    ask = next(fn.fn for fn in page.fns.values() if fn.api_name == "ask")
+    assert list(ask("en", "Hello", [], []))  # the adapter alone answers
+    assert studio.params == GenParams(max_new_tokens=48)
 
 
 @pytest.mark.slow
 @pytest.mark.browser
 def test_a_presenter_shows_the_trained_adapter_in_english_and_chinese(run_copy, page, shots):
     studio, choice = demo.open_run(run_copy)
+    short = GenParams(max_new_tokens=32)  # quick on a small CPU; the page answers as long as the presenter says
     blocks = demo.build_demo(studio, choice, title="Orchard Lane helpdesk", side_by_side=True, lang="en",
-                             description="A small model fine-tuned on customer-service answers.")
+                             description="A small model fine-tuned on customer-service answers.",
+                             max_new_tokens=short.max_new_tokens)
     port = free_port()
     server = ServerThread(demo.demo_server(blocks, "127.0.0.1", [], None), port).start()
     question = "Where is my order? It has been five days."
-    expected = ChatModel().compare(run_copy, [{"role": "user", "content": question}], GenParams())
+    expected = ChatModel().compare(run_copy, [{"role": "user", "content": question}], short)
     try:
         page.goto(f"http://127.0.0.1:{port}/")
         page.get_by_text("Orchard Lane helpdesk").wait_for(timeout=60_000)

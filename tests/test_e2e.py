@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from engine.chat.inference import ChatModel
+from engine.chat.inference import ChatModel, GenParams
 from engine.studio import Studio
 from engine.training.events import RunState
 from tests.conftest import EN_GREETING, HELDOUT, sample_rows
@@ -39,10 +39,9 @@ def test_adapter_learns_the_house_style(tmp_path, english_dataset):
     # a fresh chat model reloads the adapter from disk; one base model serves both sides
     chat = ChatModel()
     questions = [r for r in sample_rows(HELDOUT) if r["output"].startswith(EN_GREETING)][:3]
-    styled = 0
-    for row in questions:
-        pair = chat.compare(run_dir, [{"role": "user", "content": row["instruction"]}])
-        assert "Orchard Lane" not in pair.base
-        styled += pair.adapter.startswith(EN_GREETING)
+    short = GenParams(max_new_tokens=24)  # the house greeting is the answer's first dozen tokens
+    pairs = chat.compare_batch(run_dir, [[{"role": "user", "content": row["instruction"]}] for row in questions], short)
+    assert not any("Orchard Lane" in pair.base for pair in pairs)
+    styled = sum(pair.adapter.startswith(EN_GREETING) for pair in pairs)
     assert styled >= 2, "the adapter should answer held-out questions in the house style"
     assert chat.loads == 1

@@ -20,6 +20,7 @@ from engine.export.gguf_export import (
     tensor_type,
 )
 from engine.export.gguf_meta import ModelShape, bpe_pre_tokenizer, llama3_rope_factors, write_rope_scaling
+from engine.export.merge import merged_dir
 from engine.export.source import ExportSource
 from tests.test_merge import fake_source
 
@@ -154,21 +155,49 @@ def test_the_vocabulary_matches_what_llama_cpp_wrote_for_the_bundled_model(tmp_p
 @pytest.fixture(scope="module")
 def merged_source(trained_run, tmp_path_factory):
     """The session's trained run copied once for this module, merged, with its merged model and an input."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
     from engine.export.merge import merge_adapter
-    from engine.models import loader
 
     copy = tmp_path_factory.mktemp("gguf") / "runs" / trained_run.name
     shutil.copytree(trained_run, copy)
     source = ExportSource.of(copy)
-    merged_dir = merge_adapter(source)
-    tokenizer = loader.load_tokenizer(merged_dir)
+    merge_adapter(source)
+    return source, *merged_model_and_input(merged_dir(source))
+
+
+def merged_model_and_input(folder):
+    """The merged model in `folder` (float32, eval mode) and a chat question's token ids for it."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from engine.models import loader
+
+    tokenizer = loader.load_tokenizer(folder)
     text = tokenizer.apply_chat_template([{"role": "user", "content": "My parcel arrived damaged. What can I do?"}],
                                          tokenize=False, add_generation_prompt=True)
     ids = tokenizer(text, return_tensors="pt").input_ids
-    return source, AutoModelForCausalLM.from_pretrained(merged_dir, dtype=torch.float32).eval(), ids
+    return AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval(), ids
+
+
+CUT_LAYERS = 2
+
+
+@pytest.fixture(scope="module")
+def cut_source(merged_source, tmp_path_factory):
+    """The merged model's first two layers (its real weights, embeddings, norm and tokenizer) as a run already
+    merged, with that model and an input: every GGUF type's round trip in seconds rather than a minute each."""
+    source, merged, _ids = merged_source
+    run_dir = tmp_path_factory.mktemp("cut") / "runs" / "cut"
+    folder = run_dir / "export" / "adapter" / "merged"
+    merged.config.num_hidden_layers = CUT_LAYERS
+    kept = {name: value for name, value in merged.state_dict().items()
+            if not name.startswith("model.layers.") or int(name.split(".")[2]) < CUT_LAYERS}
+    type(merged)(merged.config).save_pretrained(folder, state_dict=kept)
+    merged.config.num_hidden_layers = len(merged.model.layers)
+    for tokenizer_file in merged_dir(source).glob("*token*"):
+        shutil.copy(tokenizer_file, folder)
+    cut = ExportSource(run_dir, run_dir / "adapter", source.config.replace(model_name_or_path=str(folder)))
+    assert merged_dir(cut) == folder
+    return cut, *merged_model_and_input(folder)
 
 
 def through_the_quantizer(model, merged_dir, gguf_type: str):
@@ -197,33 +226,50 @@ TOLERANCE = {"f16": 0.03, "bf16": 0.15, "q8_0": 0.8, "q4_0": 8.0}
 TOP1 = {"f16": 1.0, "bf16": 0.9, "q8_0": 0.85, "q4_0": 0.3}  # share of positions whose best next token agrees
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("gguf_type", GGUF_TYPES)
-def test_transformers_reads_each_type_back_with_the_merged_models_logits(merged_source, gguf_type):
-    import gguf
+def round_trip(source, merged, ids, gguf_type: str):
+    """Write `source` as `gguf_type`, read it back with transformers and check its logits: exactly what the
+    quantizer keeps of the merged model, and within the type's tolerance of the merged model itself. Returns the
+    file and the progress steps reported."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    source, merged, ids = merged_source
     steps = []
     written = export_gguf(source, gguf_type, progress=lambda code, done: steps.append((code, done)))
     assert written == source.export_dir / f"{source.run_id}-{gguf_type}.gguf"
     assert not [p for p in written.parent.iterdir() if p.name.startswith(".")]
     assert steps.count(("engine.gguf_step_tensors", 1.0)) == 1 and steps[-1] == ("engine.gguf_step_done", 1.0)
+    loaded = AutoModelForCausalLM.from_pretrained(written.parent, gguf_file=written.name, dtype=torch.float32).eval()
+    expected = through_the_quantizer(merged, merged_dir(source), gguf_type)
+    with torch.no_grad():
+        got, exact, full = loaded(ids).logits, expected(ids).logits, merged(ids).logits
+    assert torch.allclose(got, exact, atol=2e-3), (got - exact).abs().max()  # the file holds what it should
+    drift = ((got - full).abs().max() / full.std()).item()
+    agree = (got.argmax(-1) == full.argmax(-1)).float().mean().item()
+    assert drift <= TOLERANCE[gguf_type] and agree >= TOP1[gguf_type], (gguf_type, drift, agree)
+    planned = sum(t.nbytes for _s, t in gguf_export.plan_tensors(merged_dir(source), ModelShape.of_folder(
+        merged_dir(source)), gguf_type))
+    assert planned < written.stat().st_size < planned + gguf_export.METADATA_MARGIN  # what the free-space check asks
+    return written, steps
+
+
+@pytest.mark.slow
+def test_the_trained_model_as_f16_reads_back_in_transformers_with_llama_cpps_metadata(merged_source):
+    import gguf
+
+    written, steps = round_trip(*merged_source, "f16")
     assert len([code for code, _done in steps if code == "engine.gguf_step_tensors"]) == 272
     fields = gguf.GGUFReader(written).fields
     assert fields["general.architecture"].contents() == "llama" and fields["llama.context_length"].contents() == 8192
     assert fields["llama.rope.freq_base"].contents() == 100000.0
     assert fields["llama.attention.head_count_kv"].contents() == 3
     assert "<|im_start|>" in fields["tokenizer.chat_template"].contents()
-    loaded = AutoModelForCausalLM.from_pretrained(written.parent, gguf_file=written.name, dtype=torch.float32).eval()
-    expected = through_the_quantizer(merged, source.export_dir / "merged", gguf_type)
-    with torch.no_grad():
-        got, exact, full = loaded(ids).logits, expected(ids).logits, merged(ids).logits
-    assert torch.allclose(got, exact, atol=2e-3), (got - exact).abs().max()  # the file holds what it should
-    drift = ((got - full).abs().max() / full.std()).item()
-    agree = (got.argmax(-1) == full.argmax(-1)).float().mean().item()
-    assert drift <= TOLERANCE[gguf_type] and agree >= TOP1[gguf_type], (drift, agree)
-    planned = sum(t.nbytes for _s, t in gguf_export.plan_tensors(source.export_dir / "merged", ModelShape.of_folder(
-        source.export_dir / "merged"), gguf_type))
-    assert planned < written.stat().st_size < planned + gguf_export.METADATA_MARGIN  # what the free-space check asks
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("gguf_type", [kind for kind in GGUF_TYPES if kind != "f16"])  # f16: the whole model, above
+def test_transformers_reads_each_type_back_with_the_merged_models_logits(cut_source, gguf_type):
+    import gguf
+
+    written, steps = round_trip(*cut_source, gguf_type)
+    assert len([code for code, _done in steps if code == "engine.gguf_step_tensors"]) == 2 + 9 * CUT_LAYERS
+    assert gguf.GGUFReader(written).fields["llama.block_count"].contents() == CUT_LAYERS

@@ -135,12 +135,13 @@ def test_real_short_run_and_both_answers(serve, tmp_path, english_dataset):
         time.sleep(0.1)
     run_id = studio.runner.current_run_id
     client.predict(api_name="/chat_runs")
+    short = 24  # new tokens per answer: enough for the house greeting, and quick on a small CPU
     base, adapter, base_chat, adapter_chat, _prompt = client.predict(
-        "en", run_id, "Where is my parcel?", [], [], api_name="/ask")
+        "en", run_id, "Where is my parcel?", [], [], short, api_name="/ask")
     assert base.strip() and adapter.strip() and len(base_chat) == len(adapter_chat) == 2
     # a second turn continues each side's own conversation
     base2, adapter2, base_chat, adapter_chat, _ = client.predict(
-        "en", run_id, "And when will it arrive?", base_chat, adapter_chat, api_name="/ask")
+        "en", run_id, "And when will it arrive?", base_chat, adapter_chat, short, api_name="/ask")
     assert base2.strip() and adapter2.strip() and len(base_chat) == len(adapter_chat) == 4
     assert studio.chat.loads == 1
     assert EN_GREETING not in base

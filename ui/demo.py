@@ -67,20 +67,21 @@ def open_run(path: str | Path) -> tuple[Studio, str]:
 
 
 @worded_errors
-def ask(studio: Studio, view: DemoView, choice: str, lang: str, question: str, base_history: list | None,
-        adapter_history: list | None):
-    """Inputs: language, question, both conversations so far (the base's is empty unless side by side).
-    Outputs (streamed as tokens arrive): the conversations with the new turn, a cleared prompt."""
+def ask(studio: Studio, view: DemoView, choice: str, params: GenParams, lang: str, question: str,
+        base_history: list | None, adapter_history: list | None):
+    """Inputs: language, question, both conversations so far (the base's is empty unless side by side); the
+    presenter's generation settings are bound (`params`). Outputs (streamed as tokens arrive): the conversations with
+    the new turn, a cleared prompt."""
     if not question or not question.strip():
         raise gr.Error(t("empty_prompt", lang))
     turn = {"role": "user", "content": question.strip()}
     history = (recent(base_history), recent(adapter_history))
     base_turns, adapter_turns = history[0] + [turn], history[1] + [turn]
     if view.base_chat is None:
-        for adapter in studio.stream_answer(choice, adapter_turns, GenParams(), "adapter"):
+        for adapter in studio.stream_answer(choice, adapter_turns, params, "adapter"):
             yield {view.adapter_chat: adapter_turns + [{"role": "assistant", "content": adapter}], view.prompt: ""}
         return
-    for base, adapter in studio.stream_compare(choice, turn["content"], GenParams(), history):
+    for base, adapter in studio.stream_compare(choice, turn["content"], params, history):
         yield {view.base_chat: base_turns + [{"role": "assistant", "content": base}],
                view.adapter_chat: adapter_turns + [{"role": "assistant", "content": adapter}], view.prompt: ""}
 
@@ -99,9 +100,11 @@ def clear(view: DemoView) -> dict:
 
 
 def build_demo(studio: Studio, choice: str, *, title: str | None = None, description: str | None = None,
-               examples: list[str] | tuple[str, ...] = (), side_by_side: bool = False, lang: str = "en") -> gr.Blocks:
-    """The demo page for adapter `choice` of `studio`, worded in `lang` with a switch between 中文 and English.
-    Without `title`, `description` or `examples`, the catalogue's words are used (and follow the switch)."""
+               examples: list[str] | tuple[str, ...] = (), side_by_side: bool = False, lang: str = "en",
+               max_new_tokens: int = GenParams.max_new_tokens) -> gr.Blocks:
+    """The demo page for adapter `choice` of `studio`, worded in `lang` with a switch between 中文 and English,
+    answering in at most `max_new_tokens` tokens. Without `title`, `description` or `examples`, the catalogue's
+    words are used (and follow the switch)."""
     texts = Texts(lang)
     with gr.Blocks(title=title or t("demo_title", lang, run=choice)) as page:
         with gr.Row(equal_height=True):
@@ -131,11 +134,32 @@ def build_demo(studio: Studio, choice: str, *, title: str | None = None, descrip
         texts.add(gr.Examples([[question] for question in shown], [view.prompt]).dataset, label="demo_examples")
         chats = [chat for chat in (view.base_chat, view.adapter_chat) if chat is not None]
         base_input = view.base_chat if side_by_side else gr.State([])
-        gr.on([send.click, view.prompt.submit], bind(ask, studio, view, choice),
+        answering = bind(ask, studio, view, choice, GenParams(max_new_tokens=max_new_tokens))
+        gr.on([send.click, view.prompt.submit], answering,
               [language, view.prompt, base_input, view.adapter_chat], [*chats, view.prompt], api_name="ask")
         reset.click(bind(clear, view), None, chats, api_visibility="private")
         language.input(texts.updates, [language], texts.components, api_visibility="private", queue=False)
     return page
+
+
+MAX_ANSWER_TOKENS = 1024  # as on the Chat tab's slider
+
+
+def answer_length(lang: str):
+    """The `--max-new-tokens` converter: a whole number from 1 to MAX_ANSWER_TOKENS, else argparse's refusal
+    worded in `lang`."""
+    def convert(text: str) -> int:
+        """`text` as the answers' length in tokens."""
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if not 1 <= value <= MAX_ANSWER_TOKENS:
+            raise argparse.ArgumentTypeError(render("cli_demo_bad_max_new_tokens",
+                                                    {"value": text, "most": MAX_ANSWER_TOKENS}, lang))
+        return value
+
+    return convert
 
 
 def demo_parser(lang: str) -> argparse.ArgumentParser:
@@ -147,6 +171,8 @@ def demo_parser(lang: str) -> argparse.ArgumentParser:
     parser.add_argument("--example", action="append", default=[], metavar="QUESTION",
                         help=render("cli_help_demo_example", lang=lang))
     parser.add_argument("--side-by-side", action="store_true", help=render("cli_help_demo_side_by_side", lang=lang))
+    parser.add_argument("--max-new-tokens", type=answer_length(lang), default=GenParams.max_new_tokens, metavar="N",
+                        help=render("cli_help_demo_max_new_tokens", {"default": GenParams.max_new_tokens}, lang=lang))
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default: this computer only)")
     parser.add_argument("--port", type=int, default=7861)
     parser.add_argument("--lang", choices=LANGS, default=lang)
@@ -197,7 +223,7 @@ def main(argv: list[str], lang: str = "en") -> int:
         print(render("cli_port_taken", {"host": args.host, "port": args.port}, args.lang), file=sys.stderr)
         return 1
     page = build_demo(studio, choice, title=args.title, description=args.description, examples=args.example,
-                      side_by_side=args.side_by_side, lang=args.lang)
+                      side_by_side=args.side_by_side, lang=args.lang, max_new_tokens=args.max_new_tokens)
     print(render("cli_demo_serving", {"url": f"{local_url(args.host, args.port)}/"}, args.lang), flush=True)
     serve(demo_server(page, args.host, extra_hosts, Login(*login) if login else None), args.host, args.port)
     return 0
