@@ -43,6 +43,8 @@ class RunPlan:
     memory: object | None = None      # engine.planning.estimate.MemoryEstimate
     time: object | None = None        # engine.planning.estimate.TimeEstimate
     trainable: tuple[int, int] | None = None
+    start_seconds: float = 0.0        # besides the steps: starting, loading, saving (engine.planning.pace)
+    measured_start: bool = False      # `start_seconds` (and `time`, when its source is "measured") from a past run
 
     @property
     def errors(self) -> list[Issue]:
@@ -140,7 +142,7 @@ class Studio(StudyDesk, ExportDesk, ModelDesk):
 
         Shared by the Hyperparameters tab and `python app.py train --dry-run`.
         """
-        from engine.planning import advice, estimate
+        from engine.planning import advice, estimate, pace
 
         self._check_paths(config)
         issues = config.validate()
@@ -163,8 +165,11 @@ class Studio(StudyDesk, ExportDesk, ModelDesk):
             plan.memory = estimate.estimate_memory(config, shape, device,
                                                    seq_len=min(longest, config.max_length) if longest else None)
             plan.trainable = estimate.trainable_parameters(config, shape)
+            measured = pace.measured_pace(self.runner.runs_root, config)
+            plan.start_seconds = pace.start_seconds(shape, measured.start_seconds)
+            plan.measured_start = measured.start_seconds is not None
             if tokens:
-                plan.time = estimate.estimate_time(config, shape, tokens, device)
+                plan.time = estimate.estimate_time(config, shape, tokens, device, measured.tokens_per_second)
         return plan
 
     def linear_names(self, model_name: str) -> list[str]:

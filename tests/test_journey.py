@@ -113,12 +113,15 @@ def test_checked_settings_without_errors_are_marked():
 
 # ---- the Training tab: what Start will train ------------------------------------------------------------------
 
-def planned(config: TrainConfig, rows: int = 120, verdict: str = "fits", errors: list | None = None) -> RunPlan:
-    """A plan of `config` on a checked file of `rows` rows (about 150 tokens each), a minute an epoch."""
+def planned(config: TrainConfig, rows: int = 120, verdict: str = "fits", errors: list | None = None,
+            source: str = "table", measured_start: bool = False) -> RunPlan:
+    """A plan of `config` on a checked file of `rows` rows (about 150 tokens each), a minute an epoch and 20 s to
+    start and save."""
     checked = SimpleNamespace(summary=SimpleNamespace(rows=rows, tokens_per_epoch=rows * 150))
     memory = SimpleNamespace(verdict=verdict, total=4.4 * 2 ** 30, available=20.9 * 2 ** 30)
     return RunPlan(config, errors or [], dataset=checked, memory=memory,
-                   time=SimpleNamespace(seconds_per_epoch=60.0, tokens_per_second=300.0))
+                   time=SimpleNamespace(seconds_per_epoch=60.0, tokens_per_second=300.0, source=source),
+                   start_seconds=20.0, measured_start=measured_start)
 
 
 def test_the_summary_names_data_model_settings_and_estimate_in_both_languages():
@@ -128,11 +131,16 @@ def test_the_summary_names_data_model_settings_and_estimate_in_both_languages():
     assert "`support.jsonl` · 120 rows · 18,000 tokens per epoch" in english
     assert f"`{config.model_name_or_path}`" in english
     assert "SFT · LoRA r 16 · learning rate 0.0002 · 3 epoch(s) · max_length 256" in english
-    assert "fits (about 4.4 GB of 20.9 GB)" in english and "about 0:01:00 per epoch, 0:03:00 in all" in english
+    assert "fits (about 4.4 GB of 20.9 GB)" in english
+    assert "about 0:01:00 per epoch, 0:03:20 in all (0:00:20 of it to start and save)" in english
+    assert "as your last run" not in english
     chinese = present.run_summary(planned(config), "zh")
-    assert "120 行" in chinese and "3 轮" in chinese and "放得下" in chinese and "总计约 0:03:00" in chinese
+    assert "120 行" in chinese and "3 轮" in chinese and "放得下" in chinese and "总计约 0:03:20" in chinese
     steps = present.run_summary(planned(config.replace(max_steps=15, per_device_train_batch_size=4)), "en")
-    assert "15 step(s)" in steps and "0:00:30 in all" in steps  # 15 of an epoch's 30 steps
+    assert "15 step(s)" in steps and "0:00:50 in all" in steps  # 15 of an epoch's 30 steps, and the start
+    for measured in (planned(config, source="measured"), planned(config, measured_start=True)):
+        assert "as your last run on this computer went" in present.run_summary(measured, "en")
+        assert "按这台电脑上次训练的实际速度估算" in present.run_summary(measured, "zh")
     blocked = present.run_summary(planned(config, verdict="will_not_fit", errors=[Issue("error", "dataset_empty")]),
                                   "en")
     assert "will not fit" in blocked and blocked.splitlines()[-1].startswith("- ❌")

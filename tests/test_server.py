@@ -237,3 +237,14 @@ def test_a_taken_port_is_known_before_serving_and_a_stopped_server_lets_go(doors
                                       max_file_size=1), free_port()).start()
     thread.stop()
     assert not thread.thread.is_alive() and not port_taken("127.0.0.1", thread.server.config.port)
+
+
+def test_the_studio_page_carries_its_layout_fixes(serve, tmp_path):
+    from engine.studio import Studio
+    from tests.conftest import FakeJob
+
+    url, _app = serve(Studio(tmp_path / "runs", job_factory=FakeJob))
+    config = httpx.get(url + "config", timeout=30).json()
+    assert "[id^=\"field-\"]:has(input[type=\"checkbox\"])" in config["css"]  # a checkbox field keeps its width
+    issues = next(c for c in config["components"] if c.get("props", {}).get("elem_id") == "dataset-issues")
+    assert issues["props"]["column_widths"] == ["12%", "8%", "16%", "64%"]

@@ -25,6 +25,7 @@ from ui.wiring import bind, session_of, worded_errors
 
 MAPPING_FIELDS = list(dict.fromkeys(name for fields in FORMAT_FIELDS.values() for name, _required in fields))
 FILE_TYPES = [".jsonl", ".json", ".csv", ".tsv", ".parquet", ".xlsx", ".txt", ".md"]
+ISSUE_COLUMN_WIDTHS = ["12%", "8%", "16%", "64%"]  # severity, row, field, message: short words keep their width
 CHUNK_SHOWN = 300  # characters of each first chunk the summary shows
 
 
@@ -180,7 +181,8 @@ def build(page: Page) -> None:
     fmt, columns, apply_mapping = _mapping_section(texts)
     summary = gr.Markdown(elem_id="dataset-summary")
     histogram = texts.add(gr.Plot(elem_id="length-histogram"), label="length_histogram")
-    issues = texts.add(gr.Dataframe(interactive=False, wrap=True, elem_id="dataset-issues"), label="issues_table")
+    issues = texts.add(gr.Dataframe(interactive=False, wrap=True, elem_id="dataset-issues",
+                                    column_widths=ISSUE_COLUMN_WIDTHS), label="issues_table")
     exclude = texts.add(gr.Button(elem_id="exclude-bad"), value="exclude_bad")
     editor = editor_panel.build(page)
     preview_row, show, model_view = _preview_section(texts)

@@ -239,8 +239,10 @@ def _estimate_line(plan: RunPlan, lang: str) -> str:
              available_gb=f"{memory.available / 2 ** 30:.1f}") if memory is not None else t("summary_no_estimate", lang)
     if timed is None:
         return fits
-    return fits + " · " + t("summary_time", lang, epoch=_duration(timed.seconds_per_epoch),
-                            total=_duration(_run_seconds(plan)))
+    key = "summary_time_measured" if timed.source == "measured" or plan.measured_start else "summary_time"
+    return fits + " · " + t(key, lang, epoch=_duration(timed.seconds_per_epoch),
+                            total=_duration(_run_seconds(plan) + plan.start_seconds),
+                            start=_duration(plan.start_seconds))
 
 
 def _run_seconds(plan: RunPlan) -> float:

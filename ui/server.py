@@ -28,11 +28,12 @@ from engine import LANGS, Studio, read_limited, replaying
 from ui import build_app
 from ui.i18n import t
 from ui.login import Login
-from ui.portal import PORTAL_PATH, build_portal
+from ui.portal import ASSETS, PORTAL_PATH, build_portal
 
 MB = 1024 * 1024
 UPLOAD_CLEANUP = (3600, 86400)  # gradio's delete_cache (every, older than) in seconds: hourly, uploads over a day old
 STUDIO_CONCURRENCY = 1  # one organiser request at a time, as the studio always ran
+STUDIO_CSS = ASSETS / "studio.css"  # the studio page's layout fixes
 PORTAL_CONCURRENCY = 8  # raters voting at once: each vote is one short database write
 PORTAL_UPLOAD_LIMIT = 0  # bytes: the portal takes no files, so any upload to it is refused
 PORTAL_FILE_ROUTES = ("upload", "process_recording")  # gradio's routes taking files: not found at the portal
@@ -231,7 +232,7 @@ def mount_doors(studio_door: gr.Blocks, portal_door: gr.Blocks, *, hosts: list[s
                         app_kwargs={**no_docs(), "exception_handlers": {FnIndexInferError: no_such_endpoint,
                                                                       KeyError: no_such_endpoint}})
     gr.mount_gradio_app(app, studio_door.queue(default_concurrency_limit=STUDIO_CONCURRENCY), "/", auth=login,
-                        max_file_size=max_file_size, app_kwargs=no_docs())
+                        max_file_size=max_file_size, app_kwargs=no_docs(), css_paths=[STUDIO_CSS])
     return app
 
 

@@ -54,5 +54,6 @@ def plan_lines(plan, lang: str) -> list[str]:
         lines.append(render("plan_global_batch", global_batch(config), lang))
     if plan.time is not None:
         lines.append(render("plan_time", {"epoch": duration(plan.time.seconds_per_epoch),
-                                          "speed": f"{plan.time.tokens_per_second:,.0f}"}, lang))
+                                          "speed": f"{plan.time.tokens_per_second:,.0f}",
+                                          "start": duration(getattr(plan, "start_seconds", 0.0))}, lang))
     return lines
