@@ -52,8 +52,8 @@ def test_a_broken_run_folder_is_passed_over(tmp_path):
 
 
 def test_without_a_record_the_start_is_the_imports_and_the_weights_read():
-    small = ModelShape(name="small", hidden_size=576, num_hidden_layers=30, intermediate_size=1536, num_attention_heads=9,
-                       num_key_value_heads=3, vocab_size=49152)
+    small = ModelShape(name="small", hidden_size=576, num_hidden_layers=30, intermediate_size=1536,
+                       num_attention_heads=9, num_key_value_heads=3, vocab_size=49152)
     assert pace.start_seconds(small, 3.0) == 3.0
     seconds = pace.start_seconds(small, None)
     assert seconds == pace.IMPORT_SECONDS + 2 * small.total_params / pace.LOAD_BYTES_PER_SECOND
