@@ -284,3 +284,16 @@ def test_real_worker_killed_mid_run_fails_at_once_and_resumes_to_done(tmp_path, 
     assert studio.snapshot(run_id).error.code == "killed_out_of_memory"
     assert [s.run_id for s in studio.list_runs()] == [run_id]  # the app answers
     assert_resumes_to_done(studio, run_id, run_dir)
+
+
+def test_a_stop_before_the_step_time_is_known_waits_longer_than_one_after():
+    from dataclasses import replace
+
+    from engine.training.launch import FIRST_STEPS_GRACE, STOP_GRACE_S, stop_grace
+
+    def logged(step: int, at: float) -> LogEvent:
+        return replace(LogEvent(step, loss=1.0), time=at)
+
+    assert stop_grace([]) == stop_grace([logged(1, 100.0)]) == FIRST_STEPS_GRACE * STOP_GRACE_S  # warming up
+    assert stop_grace([logged(1, 100.0), logged(2, 104.0)]) == STOP_GRACE_S  # 4 s steps: the floor
+    assert stop_grace([logged(1, 100.0), logged(3, 200.0)]) == 150.0  # three 50 s steps

@@ -32,6 +32,7 @@ from engine.training.worker import STOP_FILE, StopFile, live_worker, record_work
 
 ROOT = Path(__file__).resolve().parents[2]  # the folder `engine` is in: the worker imports it from there
 STOP_GRACE_S = 30.0  # at least this long after a stop before a worker that has not ended is killed
+FIRST_STEPS_GRACE = 4  # times STOP_GRACE_S while a run's step time is not known yet
 LOG_TAIL_LINES = 20  # of train.log, kept with a worker's unexpected end
 LOG_SCAN_LINES = 200  # of train.log, searched for an out-of-memory traceback of a rank that writes no events
 OUT_OF_MEMORY_MARKS = ("torch.OutOfMemoryError", "CUDA out of memory", "torch.cuda.OutOfMemoryError")
@@ -82,12 +83,14 @@ class RunWatch:
 
 
 def stop_grace(events: list, floor: float = STOP_GRACE_S) -> float:
-    """How long a stop may take: `floor` seconds, or three of the run's last steps when they are longer."""
+    """How long a stop may take: `floor` seconds, or three of the run's last steps when they are longer; before
+    two steps are logged, FIRST_STEPS_GRACE times `floor` (a first step also warms up, and takes longest on a slow
+    or busy computer: killed then, the run would end without the adapter the stop promised)."""
     logs = [e for e in events if isinstance(e, LogEvent)]
     for later, earlier in zip(reversed(logs), reversed(logs[:-1])):
         if later.step > earlier.step:
             return max(floor, 3 * (later.time - earlier.time) / (later.step - earlier.step))
-    return floor
+    return FIRST_STEPS_GRACE * floor
 
 
 def kill_group(pid: int) -> None:
