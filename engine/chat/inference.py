@@ -264,9 +264,8 @@ class ChatModel:
         if streamer is not None:
             extra["streamer"] = streamer
         if stop is not None:
-            from transformers import StoppingCriteriaList
-
-            extra["stopping_criteria"] = StoppingCriteriaList([stop])
+            stopping = loader.import_transformers(name="StoppingCriteriaList")
+            extra["stopping_criteria"] = stopping([stop])
         with torch.no_grad():
             output = self._model.generate(
                 **inputs, max_new_tokens=params.max_new_tokens, do_sample=sampling,

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError
+from engine.models import loader
 
 GGUF_ARCHITECTURES = {"llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3"}  # HF -> llama.cpp
 PERMUTED_ARCHITECTURES = {"llama"}  # llama.cpp's `llama` rotates pairs (i, i+1): Q and K rows are interleaved
@@ -187,9 +188,8 @@ def bpe_tokens(folder: Path, vocab_size: int) -> tuple[list[str], list[int]]:
     """Every token of a byte-level BPE tokenizer by id with its type (CONTROL for special added tokens,
     USER_DEFINED for other added ones, NORMAL otherwise), as llama.cpp's converter lists them."""
     import gguf
-    from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer = loader.auto_class("AutoTokenizer").from_pretrained(folder)
     by_id = {index: token for token, index in tokenizer.get_vocab().items()}
     added = tokenizer.added_tokens_decoder
     tokens, types = [], []

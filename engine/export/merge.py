@@ -70,8 +70,7 @@ def merge_notes(source: ExportSource) -> list[tuple[str, dict]]:
 
 def check_shard_size(max_shard_size: str) -> int:
     """The bytes `max_shard_size` means ("2GB", "500MB", a number of bytes); raises `merge_bad_shard_size`."""
-    from transformers.utils.hub import convert_file_size_to_int
-
+    convert_file_size_to_int = loader.import_transformers("utils.hub", "convert_file_size_to_int")
     try:
         size = convert_file_size_to_int(max_shard_size.strip() if isinstance(max_shard_size, str) else max_shard_size)
     except (ValueError, TypeError, AttributeError):
