@@ -1,4 +1,5 @@
-"""The headless CLI (`python app.py validate|train`), run as a user would: a subprocess from the repo root."""
+"""The headless CLI (`python app.py validate|train`), run as a user would: a subprocess from the repo root (or, for
+most `validate` cases, `cli.main` in this process, the function app.py hands the command to)."""
 from __future__ import annotations
 
 import ast
@@ -38,6 +39,14 @@ def app(*args: str, lang: str = "C.UTF-8", timeout: int = 300) -> subprocess.Com
                           text=True, encoding="utf-8", timeout=timeout)
 
 
+def validate_here(capsys, *args: str) -> subprocess.CompletedProcess:
+    """`python app.py validate ARGS` run in this process (`cli.main`, the function app.py hands a command to,
+    without starting Python and importing transformers again): its exit code and what it printed."""
+    code = cli.main(["validate", *args])
+    printed = capsys.readouterr()
+    return subprocess.CompletedProcess(["validate", *args], code, printed.out, printed.err)
+
+
 def output(result: subprocess.CompletedProcess) -> str:
     return result.stdout + result.stderr
 
@@ -58,8 +67,8 @@ def test_validate_sample():
     assert "Traceback" not in output(result)
 
 
-def test_validate_sample_json():
-    result = app("validate", str(SAMPLE), "--json")
+def test_validate_sample_json(capsys):
+    result = validate_here(capsys, str(SAMPLE), "--json")
     assert result.returncode == 0, output(result)
     report = json.loads(result.stdout)
     assert set(report) == {"format", "rows", "errors", "warnings", "kind", "encoding", "delimiter"}  # 3 added
@@ -67,8 +76,8 @@ def test_validate_sample_json():
                       "encoding": "utf-8", "delimiter": None}
 
 
-def test_validate_errors_json(tmp_path):
-    result = app("validate", str(write_bad_dataset(tmp_path)), "--json")
+def test_validate_errors_json(tmp_path, capsys):
+    result = validate_here(capsys, str(write_bad_dataset(tmp_path)), "--json")
     assert result.returncode == 1, output(result)
     report = json.loads(result.stdout)
     assert set(report) == {"format", "rows", "errors", "warnings", "kind", "encoding", "delimiter"}
@@ -82,8 +91,8 @@ def test_validate_errors_json(tmp_path):
     assert "Row 2" in report["errors"][0]["message"]
 
 
-def test_validate_errors_text(tmp_path):
-    result = app("validate", str(write_bad_dataset(tmp_path)))
+def test_validate_errors_text(tmp_path, capsys):
+    result = validate_here(capsys, str(write_bad_dataset(tmp_path)))
     assert result.returncode == 1
     assert "errors=1" in result.stdout and "dataset_duplicate" not in result.stdout
     assert "[warning] Row 3 repeats row 1 exactly." in result.stdout
@@ -91,22 +100,22 @@ def test_validate_errors_text(tmp_path):
     assert "Traceback" not in output(result)
 
 
-def test_validate_bad_json_line_is_one_based(tmp_path):
+def test_validate_bad_json_line_is_one_based(tmp_path, capsys):
     path = tmp_path / "broken.jsonl"
     path.write_text('{"text": "fine"}\n{"text": \n', encoding="utf-8")
-    result = app("validate", str(path), "--json")
+    result = validate_here(capsys, str(path), "--json")
     assert result.returncode == 1
     assert [(e["code"], e["row"]) for e in json.loads(result.stdout)["errors"]] == [("dataset_bad_json", 2)]
 
 
-def test_validate_chinese(tmp_path):
-    result = app("validate", str(write_bad_dataset(tmp_path)), "--json", "--lang", "zh")
+def test_validate_chinese(tmp_path, capsys):
+    result = validate_here(capsys, str(write_bad_dataset(tmp_path)), "--json", "--lang", "zh")
     assert result.returncode == 1
     report = json.loads(result.stdout)
     message = report["errors"][0]["message"]
     assert CJK.search(message) and "第 2 行" in message
     assert report["errors"][0]["code"] == "dataset_missing_field"  # codes are not translated
-    english = json.loads(app("validate", str(write_bad_dataset(tmp_path)), "--json").stdout)
+    english = json.loads(validate_here(capsys, str(write_bad_dataset(tmp_path)), "--json", "--lang", "en").stdout)
     assert english["errors"][0]["message"] != message
 
 
@@ -116,9 +125,9 @@ def test_validate_language_from_the_environment(tmp_path):
     assert "不存在" in result.stdout
 
 
-def test_validate_missing_file(tmp_path):
+def test_validate_missing_file(tmp_path, capsys):
     missing = tmp_path / "missing.jsonl"
-    result = app("validate", str(missing))
+    result = validate_here(capsys, str(missing))
     assert result.returncode == 1
     text = output(result)
     assert "Traceback" not in text
@@ -126,10 +135,10 @@ def test_validate_missing_file(tmp_path):
     assert len(lines) == 1 and str(missing) in lines[0]
 
 
-def test_validate_unsupported_type(tmp_path):
+def test_validate_unsupported_type(tmp_path, capsys):
     path = tmp_path / "notes.docx"
     path.write_text("hello", encoding="utf-8")
-    result = app("validate", str(path), "--json")
+    result = validate_here(capsys, str(path), "--json")
     assert result.returncode == 1
     assert json.loads(result.stdout)["errors"][0]["code"] == "dataset_bad_type"
 
