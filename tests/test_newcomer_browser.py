@@ -69,6 +69,7 @@ def test_first_screen_next_steps_and_every_tab_in_chinese(page, serve, shots, tm
 
     page.locator("#language").get_by_label("中文").check()
     page.get_by_role("tab", name="1. 数据集 ✓").wait_for(timeout=60_000)  # the mark survives the switch
+    page.locator("footer").get_by_text("设置").wait_for(timeout=60_000)  # Gradio's own words follow the switch
     pieces, left = english_pieces(), {}
     for tab_id, key, _mark in TAB_STEPS:
         page.get_by_role("tab", name=catalogue().texts["zh"][f"ui.{key}"]).click()

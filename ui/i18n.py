@@ -118,5 +118,5 @@ def follow_frontend_locale(demo: gr.Blocks, language: gr.Radio) -> None:
     """Word Gradio's own texts in the page's language when the page opens and when the language is switched."""
     words = {lang: t("upload_drop", lang) for lang in LANGS}
     script = FRONTEND_LOCALE_JS % (json.dumps(FRONTEND_LOCALES), json.dumps(words, ensure_ascii=False))
-    for trigger in (demo.load, language.change):
+    for trigger in (demo.load, language.input):  # the switch's own quick chain (see ui/__init__.py)
         trigger(None, [language], None, js=script, api_visibility="private", queue=False)
