@@ -229,7 +229,8 @@ def test_run_serves_the_app_with_its_options_and_bad_usage_is_2(tmp_path, capsys
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_the_makefile_targets_go_through_studio_py():
     def planned(*target: str) -> list[str]:
-        alone = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+        made = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "PYTEST_ARGS", "ARGS")  # a `make test ...` running this sets them
+        alone = {k: v for k, v in os.environ.items() if k not in made}
         return subprocess.run(["make", "-n", *target], cwd=ROOT, capture_output=True, text=True, check=True,
                               env=alone).stdout.splitlines()  # not the variables of a `make test` running this
 
