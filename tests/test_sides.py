@@ -12,7 +12,7 @@ import engine
 from engine import cli
 from engine.chat import sides
 from engine.chat.inference import AnswerPair, GenParams, shares_batch
-from engine.chat.streaming import REPLACEMENT, RowsStreamer
+from engine.chat.streaming import REPLACEMENT, RowsStreamer, whole_answer
 from engine.config import BUNDLED_MODEL_ID, TrainConfig
 from engine.errors import EngineError
 from engine.locales import render
@@ -95,6 +95,25 @@ def test_the_streamer_never_shows_a_split_chinese_character(tokenizer):
     shown = [texts[0] for texts in streamer]
     assert shown[-1] == text and all(REPLACEMENT not in piece for piece in shown)
     assert all(text.startswith(piece) for piece in shown) and len(set(shown)) > 3  # it grows, character by character
+
+
+def test_a_character_the_token_limit_cuts_off_is_left_out_of_the_finished_answer(tokenizer):
+    import torch
+
+    text = "您好，请问退货怎么办？"
+    ids = tokenizer(text, add_special_tokens=False).input_ids
+    cut = next(n for n in range(1, len(ids))  # mid-character, after a whole one
+               if tokenizer.decode(ids[:n]).endswith(REPLACEMENT) and tokenizer.decode(ids[:n]).strip(REPLACEMENT))
+    streamer = RowsStreamer(tokenizer, rows=1, timeout=5)
+    streamer.put(torch.tensor([[1, 2, 3]]))  # the prompt: skipped
+    for token in ids[:cut]:  # generation stopped mid-character
+        streamer.put(torch.tensor([token]))
+    streamer.end()
+    finished = [texts[0] for texts in streamer][-1]
+    assert finished == whole_answer(tokenizer.decode(ids[:cut])) and REPLACEMENT not in finished
+    assert text.startswith(finished) and finished
+    assert whole_answer(f" 好的{REPLACEMENT}{REPLACEMENT} ") == "好的"
+    assert whole_answer(f"a{REPLACEMENT}b") == f"a{REPLACEMENT}b"  # the model's own stray byte, inside, stays
 
 
 def test_the_streamer_grows_both_rows_together_and_ends_with_the_whole_answers(tokenizer):

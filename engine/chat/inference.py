@@ -273,4 +273,6 @@ class ChatModel:
                 top_k=None, repetition_penalty=params.repetition_penalty, pad_token_id=tokenizer.pad_token_id,
                 **extra)
         start = inputs["input_ids"].shape[1]
-        return [tokenizer.decode(row[start:], skip_special_tokens=True).strip() for row in output]
+        from engine.chat.streaming import whole_answer
+
+        return [whole_answer(tokenizer.decode(row[start:], skip_special_tokens=True)) for row in output]

@@ -17,6 +17,12 @@ BaseStreamer = import_transformers("generation.streamers", "BaseStreamer")  # un
 REPLACEMENT = "\ufffd"  # what decoding gives for the bytes of a character whose last token has not come yet
 
 
+def whole_answer(text: str) -> str:
+    """A finished answer as shown: stripped, without the bytes of a character the token limit cut off at its end
+    (they decode as REPLACEMENT, and no later token will complete them)."""
+    return text.strip().rstrip(REPLACEMENT).rstrip()
+
+
 class RowsStreamer(BaseStreamer):
     """Collects the generated tokens of every row of a batch; iterating gives the tuple of the rows' texts so far
     (stripped, as the whole answers are) each time one of them grows, and the whole texts last."""
@@ -58,7 +64,7 @@ class RowsStreamer(BaseStreamer):
             text = self.tokenizer.decode(ids, skip_special_tokens=True)
             if not final and text.endswith(REPLACEMENT):
                 continue
-            text = text.strip()
+            text = whole_answer(text)
             if text != self.shown[index]:
                 self.shown[index], changed = text, True
         return changed
