@@ -75,10 +75,9 @@ def _recorded(events_file: Path, _modified_ns: int) -> RecordedPace | None:
 def measured_pace(runs_root: Path, config: TrainConfig) -> MeasuredPace:
     """The newest finished runs' measurements for `config`: the start of any run of its model, the speed of one
     with its speed settings."""
-    files = sorted(Path(runs_root).glob("*/events.jsonl"), key=lambda path: path.stat().st_mtime, reverse=True)
     wanted, speed, start = speed_settings(config.to_dict()), None, None
-    for events_file in files[:RECENT_RUNS]:
-        pace = _recorded(events_file, events_file.stat().st_mtime_ns)
+    for modified, events_file in sorted(_modified(Path(runs_root)), reverse=True)[:RECENT_RUNS]:
+        pace = _recorded(events_file, modified)
         if pace is None or pace.model != config.model_name_or_path:
             continue
         start = pace.start_seconds if start is None else start
@@ -86,6 +85,17 @@ def measured_pace(runs_root: Path, config: TrainConfig) -> MeasuredPace:
         if speed is not None:
             break
     return MeasuredPace(speed, start)
+
+
+def _modified(runs_root: Path) -> list[tuple[int, Path]]:
+    """(modification time in ns, path) of every run's events file; a run deleted meanwhile is left out."""
+    found = []
+    for events_file in runs_root.glob("*/events.jsonl"):
+        try:
+            found.append((events_file.stat().st_mtime_ns, events_file))
+        except OSError:
+            continue
+    return found
 
 
 def start_seconds(shape: ModelShape, measured: float | None) -> float:
