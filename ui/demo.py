@@ -23,6 +23,7 @@ import gradio as gr
 
 from engine import LANGS, EngineError, GenParams, Studio, render, render_error
 from ui.chat_tab import messages_of
+from ui.gen_settings import MAX_ANSWER_TOKENS
 from ui.i18n import LANG_CHOICES, Texts, t
 from ui.login import Login
 from ui.server import (
@@ -140,9 +141,6 @@ def build_demo(studio: Studio, choice: str, *, title: str | None = None, descrip
         reset.click(bind(clear, view), None, chats, api_visibility="private")
         language.input(texts.updates, [language], texts.components, api_visibility="private", queue=False)
     return page
-
-
-MAX_ANSWER_TOKENS = 1024  # as on the Chat tab's slider
 
 
 def answer_length(lang: str):

@@ -8,6 +8,7 @@ from engine import GenParams
 from ui.page import Page
 
 DEFAULTS = GenParams()
+MAX_ANSWER_TOKENS = 1024  # the longest answer the Chat tab's slider and the demo's --max-new-tokens allow
 
 
 def build(page: Page, elem_id: str) -> list:
@@ -15,7 +16,7 @@ def build(page: Page, elem_id: str) -> list:
     texts = page.texts
     with texts.add(gr.Accordion(open=False, elem_id=elem_id), label="gen_settings"):
         with gr.Row():
-            max_new_tokens = texts.add(gr.Slider(16, 1024, value=DEFAULTS.max_new_tokens, step=16),
+            max_new_tokens = texts.add(gr.Slider(16, MAX_ANSWER_TOKENS, value=DEFAULTS.max_new_tokens, step=16),
                                        label="gen_max_new_tokens")
             temperature = texts.add(gr.Slider(0, 2, value=DEFAULTS.temperature, step=0.05), label="gen_temperature",
                                     info="gen_temperature_info")
