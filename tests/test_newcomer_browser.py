@@ -3,6 +3,7 @@ page opens, the next-step buttons switch tabs, and no English text of ours is le
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -41,13 +42,19 @@ def english_pieces() -> set[str]:
     return kept - names
 
 
-def left_in_english(page, pieces: set[str]) -> set[str]:
-    """The pieces of `pieces` found as whole words in the page's visible text (data areas left out)."""
-    shown = page.locator("body").inner_text()
-    for area in DATA_AREAS:
-        if page.locator(area).count() and page.locator(area).first.is_visible():
-            shown = shown.replace(page.locator(area).first.inner_text(), "")
-    return {piece for piece in pieces if re.search(rf"(?<![A-Za-z]){re.escape(piece)}(?![A-Za-z])", shown)}
+def left_in_english(page, pieces: set[str], within_s: float = 30) -> set[str]:
+    """The pieces of `pieces` still found as whole words in the page's visible text (data areas left out) after
+    `within_s` seconds; empty as soon as none is left (the tabs' rewordings land a moment after the page's words)."""
+    deadline = time.monotonic() + within_s
+    while True:
+        shown = page.locator("body").inner_text()
+        for area in DATA_AREAS:
+            if page.locator(area).count() and page.locator(area).first.is_visible():
+                shown = shown.replace(page.locator(area).first.inner_text(), "")
+        found = {piece for piece in pieces if re.search(rf"(?<![A-Za-z]){re.escape(piece)}(?![A-Za-z])", shown)}
+        if not found or time.monotonic() > deadline:
+            return found
+        page.wait_for_timeout(500)
 
 
 def test_first_screen_next_steps_and_every_tab_in_chinese(page, serve, shots, tmp_path):
@@ -78,8 +85,8 @@ def test_first_screen_next_steps_and_every_tab_in_chinese(page, serve, shots, tm
             page.locator("#dataset-summary").get_by_text("可以开始训练").wait_for(timeout=60_000)
         if tab_id == "tab-training":
             page.locator("#run-summary").get_by_text("点击“开始训练”将会训练的内容").wait_for(timeout=60_000)
-        page.wait_for_timeout(500)
+        found = left_in_english(page, pieces)
         page.screenshot(path=str(shots / f"newcomer-zh-{tab_id}.png"), full_page=True)
-        if found := left_in_english(page, pieces):
+        if found:
             left[tab_id] = sorted(found)
     assert left == {}, f"English left on the page in 中文: {left}"

@@ -35,8 +35,10 @@ def build_app(studio: Studio, lang: str = "en", public_url: str | None = None) -
                 shown.append(shown_tab)
         system_panel.build(page)  # the system check, below the tabs
         # on `input`, not `change`: Gradio runs one event's handlers one after another, so the page's words and the
-        # tabs are relabelled at once, in their own chain, while the tabs' slower rewordings (on `change`) follow
+        # tabs are relabelled at once, in their own chain, while the tabs' rewordings (on `change`) follow, gathered
         language.input(texts.updates, [language], texts.components, api_name="set_language", queue=False)
         journey.wire_marks(page, shown)
         follow_frontend_locale(demo, language)
+        page.language_switch.wire([language.change], api_name="reword_tabs")
+        page.tab_switch.wire([tabs.change], api_name="tab_shown")
     return demo

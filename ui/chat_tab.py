@@ -96,12 +96,16 @@ def build(page: Page) -> None:
     view = _layout(page)
     studio, lang = page.studio, page.language
     sides = [lang, view.baseline, view.run]
-    gr.on(triggers=[view.refresh.click, page.demo.load, lang.change, page.tabs.change],  # a run trained since
-          fn=bind(refresh_runs, studio, view),
-          inputs=sides, outputs=[view.baseline, view.run], api_name="chat_runs")
-    gr.on(triggers=[lang.change, view.baseline.change, view.run.change], fn=bind(show_sides, studio, view),
-          inputs=sides, outputs=[view.base_chat, view.adapter_chat], api_visibility="private",
-          show_progress="hidden")
+    refreshing, pickers, chats = bind(refresh_runs, studio, view), [view.baseline, view.run], [view.base_chat,
+                                                                                                view.adapter_chat]
+    gr.on(triggers=[view.refresh.click, page.demo.load], fn=refreshing, inputs=sides, outputs=pickers,
+          api_name="chat_runs")
+    page.language_switch.add(refreshing, sides, pickers)
+    page.tab_switch.add(refreshing, sides, pickers)  # a run trained since
+    showing = bind(show_sides, studio, view)
+    gr.on(triggers=[view.baseline.change, view.run.change], fn=showing, inputs=sides, outputs=chats,
+          api_visibility="private", show_progress="hidden")
+    page.language_switch.add(showing, sides, chats)
     view.ask.click(bind(ask_both, studio, view), [lang, view.run, view.prompt, view.base_chat, view.adapter_chat]
                    + view.settings + [view.baseline], [view.base_answer, view.adapter_answer, view.base_chat,
                                                        view.adapter_chat, view.prompt],

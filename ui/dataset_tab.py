@@ -27,6 +27,9 @@ MAPPING_FIELDS = list(dict.fromkeys(name for fields in FORMAT_FIELDS.values() fo
 FILE_TYPES = [".jsonl", ".json", ".csv", ".tsv", ".parquet", ".xlsx", ".txt", ".md"]
 ISSUE_COLUMN_WIDTHS = ["12%", "8%", "16%", "64%"]  # severity, row, field, message: short words keep their width
 CHUNK_SHOWN = 300  # characters of each first chunk the summary shows
+# the queue lane of every handler that checks the file: one at a time, in the order asked, so an earlier check's
+# answer (the first screen's, in the old language) cannot land after a later one
+CHECKS_IN_ORDER = "dataset-checks"
 
 
 @dataclass
@@ -192,21 +195,22 @@ def build(page: Page) -> None:
                        usable=page.marks["data"])
 
     studio, lang, names, values = page.studio, page.language, form.names, form.components
-    checking = bind(check_dataset, studio, view, fields=names)
-    check.click(checking, [lang, view.path] + values, view.checked, api_name="check_dataset")
+    checking, ordered = bind(check_dataset, studio, view, fields=names), {"concurrency_id": CHECKS_IN_ORDER}
+    check.click(checking, [lang, view.path] + values, view.checked, api_name="check_dataset", **ordered)
     gr.on([page.demo.load, lang.change], bind(check_on_open, studio, view, fields=names), [lang, view.path] + values,
-          view.checked, api_visibility="private")  # the first screen is checked; a language switch rewords it
+          view.checked, api_visibility="private", trigger_mode="always_last",  # a switch while the first check runs
+          **ordered)  # the first screen is checked; a language switch rewords it
     apply_mapping.click(bind(check_with_mapping, studio, view, fields=MAPPING_FIELDS + names),
                         [lang, view.path, fmt] + list(columns.values()) + values, view.checked,
-                        api_name="check_with_mapping")
+                        api_name="check_with_mapping", **ordered)
     upload.upload(bind(forms.take_upload, studio, view.path), [lang, upload], [view.path],
                   api_visibility="private").then(
-        checking, [lang, view.path] + values, view.checked, api_visibility="private")
+        checking, [lang, view.path] + values, view.checked, api_visibility="private", **ordered)
     exclude.click(bind(exclude_rows_with_errors, studio, view, fields=names), [lang, view.path] + values,
-                  [view.path] + view.checked, api_name="exclude_rows_with_errors")
-    editor.saved.then(checking, [lang, view.path] + values, view.checked, api_visibility="private")
+                  [view.path] + view.checked, api_name="exclude_rows_with_errors", **ordered)
+    editor.saved.then(checking, [lang, view.path] + values, view.checked, api_visibility="private", **ordered)
     reading = [form.fields[name].input for name in forms.DATASET_TAB_FIELDS]  # the user chose how to read the file
-    gr.on(reading, checking, [lang, view.path] + values, view.checked, api_visibility="private")
+    gr.on(reading, checking, [lang, view.path] + values, view.checked, api_visibility="private", **ordered)
     show.click(bind(show_model_view, studio, view, fields=names), [lang, view.path, preview_row] + values,
                [model_view], api_name="model_view")
     fmt.change(bind(show_mapping_columns, studio, view), [lang, fmt], list(columns.values()),

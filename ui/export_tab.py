@@ -253,9 +253,9 @@ def build(page: Page) -> None:
                            api_name="export_vllm")
     view.report.click(bind(export_report, studio, view), picked + [view.written], view.shown,
                       api_name="export_report", concurrency_id=MODEL_LANE)
-    lang.change(relabel_paths, [lang, view.written], [view.paths], api_visibility="private")
-    gr.on([lang.change, page.tabs.change], bind(refresh_choices, studio, view), [lang, view.choice],
-          [view.choice, view.gguf_type], api_visibility="private")  # reworded, and offering runs trained since
+    page.language_switch.add(relabel_paths, [lang, view.written], [view.paths])
+    for switch in (page.language_switch, page.tab_switch):  # reworded, and offering runs trained since
+        switch.add(bind(refresh_choices, studio, view), [lang, view.choice], [view.choice, view.gguf_type])
 
 
 def _layout(page: Page) -> ExportLayout:

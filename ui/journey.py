@@ -73,6 +73,6 @@ def wire_marks(page, tabs: list) -> None:
     marks = [page.marks[mark] for mark in MARKS]
     gr.on([page.language.input] + [mark.change for mark in marks], tab_labels, [page.language] + marks, tabs,
           api_visibility="private", queue=False, show_progress="hidden")
-    gr.on([page.demo.load, page.tabs.change], lambda: studio_marks(page.studio), None,
-          [page.marks["trained"], page.marks["studied"]], api_visibility="private", queue=False,
-          show_progress="hidden")
+    reading, read = (lambda: studio_marks(page.studio)), [page.marks["trained"], page.marks["studied"]]
+    page.demo.load(reading, None, read, api_visibility="private", queue=False, show_progress="hidden")
+    page.tab_switch.add(reading, [], read)

@@ -177,8 +177,7 @@ def _wire(page: Page, view: PickerView, accordion: gr.Accordion, every: gr.Check
     list_inputs = [lang, every, view.choice, form.dataset_path] + form.components
     gr.on([accordion.expand, refresh.click, every.change], listing, list_inputs, shown + [view.listing],
           api_name="model_picker_list", api_visibility="private")
-    lang.change(bind(reword, studio, view), [lang, view.listing, view.choice], shown, show_progress="hidden",
-                api_name="model_picker_reword", api_visibility="private")
+    page.language_switch.add(bind(reword, studio, view), [lang, view.listing, view.choice], shown)
     view.choice.input(bind(choose, studio, view), [lang, view.choice, view.listing], [view.model],
                       api_name="model_picker_choose", api_visibility="private")
     view.source.change(bind(pick_source, studio, view), [lang, view.source, view.endpoint], [view.endpoint],

@@ -2,11 +2,12 @@
 and the newcomer's progress marks."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import gradio as gr
 
 from engine import Studio
+from ui.gathered import Gathering
 from ui.i18n import Texts
 
 
@@ -35,7 +36,8 @@ class Page:
     tab ids are their elem ids, see `ui.journey.TAB_STEPS`); `marks` holds the session's progress marks (a
     `gr.State(bool)` each: "data", "settings", "trained", "studied"), set as outputs to mark a tab's step done.
     `public_url` is the address raters reach this server at (for their invitation links); None means the address
-    of the organiser's own request."""
+    of the organiser's own request. A tab adds what it rewords on a language switch to `language_switch`, and what it
+    refreshes on a change of tab to `tab_switch`: each gathering runs as one request (see `ui.gathered`)."""
 
     demo: gr.Blocks
     studio: Studio
@@ -45,3 +47,5 @@ class Page:
     tabs: gr.Tabs
     marks: dict[str, gr.State]
     public_url: str | None = None
+    language_switch: Gathering = field(default_factory=Gathering)
+    tab_switch: Gathering = field(default_factory=Gathering)

@@ -171,13 +171,13 @@ def _wire(page: Page, view: ParamsView, attention: gr.Button, linear: gr.Button,
     model.change(bind(discover_modules, studio, view), [lang, model, view.modules], [view.modules],
                  api_name="discover_modules")
     counting = bind(trainable_text, studio, view)
-    recount = [page.demo.load, lang.change] + [view.fields[name].change for name in TRAINABLE_FIELDS]
+    recount = [page.demo.load] + [view.fields[name].change for name in TRAINABLE_FIELDS]
     gr.on(recount, counting, [lang] + values, [view.trainable], api_visibility="private", show_progress="hidden",
           trigger_mode="always_last")  # a slider dragged on: count its final value
+    page.language_switch.add(counting, [lang] + values, [view.trainable])
     view.preset.change(bind(apply_preset, studio, view), [lang, view.preset], [view.about] + values,
                        api_name="apply_preset")
-    lang.change(bind(describe_preset, studio, view), [lang, view.preset], [view.about], api_visibility="private",
-                show_progress="hidden")  # the chosen preset's description, reworded
+    page.language_switch.add(bind(describe_preset, studio, view), [lang, view.preset], [view.about])
     save.click(bind(save_preset, studio, view, fields=names), [lang, new_name] + values, [view.preset],
                api_name="save_preset")
     gr.on([value.change for value in values], bind(show_config, studio, view), [lang, path] + values,

@@ -206,10 +206,9 @@ def _wire_setup(page: Page, view: SetupLayout) -> None:
     studio, lang = page.studio, page.language
     page.demo.load(bind(refresh_pickers, studio, view), [lang], [view.baseline, view.run, view.study],
                    api_visibility="private")
-    gr.on([lang.change, page.tabs.change], bind(reword_pickers, studio, view), [lang, view.baseline, view.run],
-          [view.baseline, view.run], api_visibility="private")  # reworded, and offering runs trained since
-    lang.change(bind(reword_criteria, studio, view.criteria), [lang, view.criteria], [view.criteria],
-                api_visibility="private")
+    for switch in (page.language_switch, page.tab_switch):  # reworded, and offering runs trained since
+        switch.add(bind(reword_pickers, studio, view), [lang, view.baseline, view.run], [view.baseline, view.run])
+    page.language_switch.add(bind(reword_criteria, studio, view.criteria), [lang, view.criteria], [view.criteria])
     view.upload.upload(bind(forms.take_upload, studio, view.questions_path), [lang, view.upload],
                        [view.questions_path], api_name="use_upload", api_visibility="private")
     view.take_held_out.click(bind(held_out_questions, studio, view), [lang, view.run], [view.questions_path, view.info],
@@ -237,7 +236,7 @@ def _wire_dashboard(page: Page, view: DashboardView, study: gr.Dropdown) -> None
     """The dashboard's events: a new study shows its dashboard, the timer refreshes it, the state buttons."""
     studio, lang = page.studio, page.language
     study.change(bind(show_dashboard, studio, view), [lang, study], view.outputs, api_name="study_dashboard")
-    lang.change(bind(show_dashboard, studio, view), [lang, study], view.outputs, api_visibility="private")
+    page.language_switch.add(bind(show_dashboard, studio, view), [lang, study], view.outputs)
     view.timer.tick(bind(show_dashboard, studio, view), [lang, study], view.outputs, api_visibility="private",
                     show_progress="hidden")
     for button, target in zip(view.buttons, STATE_BUTTONS):

@@ -49,4 +49,4 @@ def build(page: Page) -> None:
                  api_name="system_check", show_progress="minimal")
     again.click(bind(check_now, page.studio), [lang], [checks, report], api_name="system_recheck",
                 show_progress="minimal")
-    lang.change(checks_markdown, [checks, lang], [report], api_visibility="private")
+    page.language_switch.add(checks_markdown, [checks, lang], [report])

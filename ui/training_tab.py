@@ -213,17 +213,18 @@ def build(page: Page) -> None:
                     view.followed + [view.runs, view.shown_runs], api_name="poll", show_progress="hidden", queue=False)
     view.stop.click(bind(stop_training, studio, view), [lang], None, api_name="stop_training")
     view.show.click(bind(show_run, studio, view), [lang, view.pick, view.compare], view.followed, api_name="show_run")
-    lang.change(bind(show_run, studio, view), [lang, view.run_id, view.compare], view.followed,  # reworded, redrawn
-                api_visibility="private")
+    page.language_switch.add(bind(show_run, studio, view), [lang, view.run_id, view.compare], view.followed)
     view.resume.click(bind(resume_run, studio, view), [lang, view.pick], view.followed, api_name="resume_run").then(
         history, [lang], view.history, api_visibility="private")
     view.delete.click(bind(delete_run, studio, view), [lang, view.pick], view.history, api_name="delete_run")
     view.report.click(bind(report_for_run, studio), [lang, view.pick], [view.report_file], api_name="run_report",
                       concurrency_id=MODEL_LANE)
     form = [page.form.dataset_path] + page.form.components
-    gr.on([page.tabs.change, lang.change] + [value.change for value in form],  # not on load: the check runs then
-          bind(show_summary, studio, view, fields=view.form), [lang] + form, [view.summary], api_name="run_summary",
-          show_progress="hidden", trigger_mode="always_last")
+    summarising = bind(show_summary, studio, view, fields=view.form)
+    gr.on([value.change for value in form], summarising, [lang] + form, [view.summary],  # not on load: the check runs
+          api_name="run_summary", show_progress="hidden", trigger_mode="always_last")
+    for switch in (page.language_switch, page.tab_switch):
+        switch.add(summarising, [lang] + form, [view.summary])
     view.runs.change(lambda: journey.has_trained_run(studio), None, [page.marks["trained"]],
                      api_visibility="private", show_progress="hidden")
     page.demo.load(bind(attach, studio, view), [lang], view.followed, api_name="attach")
