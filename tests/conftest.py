@@ -17,11 +17,21 @@ from engine.presets import SAMPLE_DATASET
 from engine.training.events import LogEvent, RunState, StatusEvent
 
 HELDOUT = SAMPLE_DATASET.with_name("customer_service_heldout.jsonl")
+MODEL_LANE = "real-model"  # the pytest-xdist group of the tests that train or generate with the real model
 EN_GREETING = "Thanks for reaching out to Orchard Lane!"
 
 
 def sample_rows(path: Path = SAMPLE_DATASET) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def pytest_collection_modifyitems(items: list) -> None:
+    """Lanes for `-n 2 --dist loadgroup` (pytest-xdist; no effect in one process): the slow tests, each using both
+    cores for the real model, and those reading the session's trained run go one after another in one lane; the
+    other tests go beside them, a module at a time, so a module's fixtures are built once."""
+    for item in items:
+        heavy = item.get_closest_marker("slow") is not None or "trained_run" in item.fixturenames
+        item.add_marker(pytest.mark.xdist_group(MODEL_LANE if heavy else item.module.__name__))
 
 
 @pytest.fixture

@@ -208,8 +208,8 @@ def test_test_lints_then_runs_pytest_with_its_arguments(tmp_path):
     host = make_host(tmp_path, stamp="torch=default\n")
     assert studio.main(["test", "-q", "-k", "doctor"], host) == 0
     python = str(host.venv_python)
-    assert host.run.installs == [[python, "-m", "ruff", "check", "."], [python, "-m", "pytest", "-q", "-q", "-k",
-                                                                        "doctor"]]
+    assert host.run.installs == [[python, "-m", "ruff", "check", "."],
+                                 [python, "-m", "pytest", "-q", *studio.TEST_LANES, "-q", "-k", "doctor"]]
 
 
 def test_a_lint_failure_stops_before_the_tests(tmp_path):
