@@ -17,7 +17,7 @@ from engine.presets import SAMPLE_DATASET
 from engine.training.events import LogEvent, RunState, StatusEvent
 
 HELDOUT = SAMPLE_DATASET.with_name("customer_service_heldout.jsonl")
-MODEL_LANE = "real-model"  # the pytest-xdist group of the tests that train or generate with the real model
+LANES = ("all", "model", "beside")  # `--lane`: every test, the real-model and browser ones, the others
 EN_GREETING = "Thanks for reaching out to Orchard Lane!"
 
 
@@ -25,13 +25,28 @@ def sample_rows(path: Path = SAMPLE_DATASET) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def pytest_collection_modifyitems(items: list) -> None:
-    """Lanes for `-n 2 --dist loadgroup` (pytest-xdist; no effect in one process): the slow tests, each using both
-    cores for the real model, and those reading the session's trained run go one after another in one lane; the
-    other tests go beside them, a module at a time, so a module's fixtures are built once."""
+def pytest_addoption(parser) -> None:
+    parser.addoption("--lane", choices=LANES, default="all",
+                     help="model: only the tests that train or generate with the real model (each uses both cores) "
+                          "or drive Chromium; beside: only the others, which may run in parallel (-n 2)")
+
+
+def in_model_lane(item) -> bool:
+    """Whether a test needs the machine to itself: the real model and trainer, the session's trained run, Chromium."""
+    return any(item.get_closest_marker(mark) is not None for mark in ("slow", "browser")) or \
+        "trained_run" in item.fixturenames
+
+
+def pytest_collection_modifyitems(config, items: list) -> None:
+    """Keep the tests of the `--lane` asked for; under `-n` (pytest-xdist, `--dist loadgroup`) a module's tests stay
+    in one process, so its fixtures are built once."""
+    lane = config.getoption("lane")
+    kept = [item for item in items if lane == "all" or in_model_lane(item) == (lane == "model")]
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        items[:] = kept
     for item in items:
-        heavy = item.get_closest_marker("slow") is not None or "trained_run" in item.fixturenames
-        item.add_marker(pytest.mark.xdist_group(MODEL_LANE if heavy else item.module.__name__))
+        item.add_marker(pytest.mark.xdist_group(item.module.__name__))
 
 
 @pytest.fixture

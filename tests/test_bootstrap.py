@@ -208,8 +208,22 @@ def test_test_lints_then_runs_pytest_with_its_arguments(tmp_path):
     host = make_host(tmp_path, stamp="torch=default\n")
     assert studio.main(["test", "-q", "-k", "doctor"], host) == 0
     python = str(host.venv_python)
-    assert host.run.installs == [[python, "-m", "ruff", "check", "."],
-                                 [python, "-m", "pytest", "-q", *studio.TEST_LANES, "-q", "-k", "doctor"]]
+    assert host.run.installs == [[python, "-m", "ruff", "check", "."]] + [
+        [python, "-m", "pytest", "-q", *lane, "-q", "-k", "doctor"] for lane in studio.TEST_LANES]
+
+
+def test_a_pass_that_selects_no_test_lets_the_other_run_and_a_failing_pass_fails(tmp_path):
+    host = make_host(tmp_path, stamp="torch=default\n")
+    answers = iter([0, studio.NOTHING_COLLECTED, 0])  # lint, the quick pass (`-m slow` selects none of it), the model
+    recording = host.run
+
+    def run(command, **options):
+        return subprocess.CompletedProcess(recording(command, **options).args, next(answers), "", None)
+
+    host.run = run
+    assert studio.main(["test", "-m", "slow"], host) == 0 and len(recording.installs) == 3
+    host.run, answers = run, iter([0, 1])
+    assert studio.main(["test"], host) == 1
 
 
 def test_a_lint_failure_stops_before_the_tests(tmp_path):
