@@ -41,12 +41,11 @@ class Gathering:
             raise TypeError(f"{handler.__name__} streams; a gathered handler answers once")
         self.parts.append(Part(handler, list(inputs), list(outputs)))
 
-    def wire(self, triggers: list, api_name: str, **options: Any) -> None:
-        """Run every part on `triggers` in one request (no progress shown: they are small); `options` go to `gr.on`
-        (a concurrency id, to queue behind other writers of the same outputs)."""
+    def wire(self, triggers: list, api_name: str) -> None:
+        """Run every part on `triggers` in one request (no progress shown: they are small)."""
         inputs, outputs = _unique(self.parts, "inputs"), _unique(self.parts, "outputs")
         gr.on(triggers, self.handler(inputs), inputs, outputs, api_name=api_name, api_visibility="private",
-              show_progress="hidden", trigger_mode="always_last", **options)
+              show_progress="hidden", trigger_mode="always_last")
 
     def handler(self, inputs: list) -> Callable:
         """A function of the gathered `inputs` (and the request) returning every part's outputs as one dict; a part
@@ -95,4 +94,3 @@ def _unique(parts: list[Part], side: str) -> list:
         for component in getattr(part, side):
             seen.setdefault(id(component), component)
     return list(seen.values())
-
